@@ -1,0 +1,1 @@
+//! iris-server: an Iris classifier behind HTTP, the service under test.

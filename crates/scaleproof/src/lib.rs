@@ -1,0 +1,3 @@
+//! scaleproof: prove that a service autoscales, and gate pull requests on it.
+
+pub mod timeline;

@@ -1,0 +1,106 @@
+//! The scaling timeline: what the autoscaler saw and did, sampled over a scenario.
+//!
+//! Both backends produce the same [`ScaleSample`] type (the local backend from its
+//! port of the HPA controller, the kind/cluster backend from the HPA's status and
+//! PodMetrics), so verdicts and reports never care which backend ran.
+
+use serde::{Deserialize, Serialize};
+
+/// One observation of the autoscaler and the replicas it controls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleSample {
+    /// Seconds since the scenario started (load starts at 0).
+    pub t_s: f64,
+    /// Replica count the autoscaler asked for (HPA `status.desiredReplicas`).
+    pub desired_replicas: u32,
+    /// Replicas that exist (HPA `status.currentReplicas`).
+    pub current_replicas: u32,
+    /// Replicas that pass their readiness probe and receive traffic.
+    pub ready_replicas: u32,
+    /// Average CPU utilization in percent of the CPU request, as the HPA computed it
+    /// (`None` while no metric is available yet).
+    pub cpu_utilization_pct: Option<u32>,
+    /// The HPA's target average utilization in percent of the request.
+    pub cpu_target_pct: u32,
+    /// CPU usage of each replica, as metrics-server (or the local sampler) reports it.
+    pub replicas: Vec<ReplicaUsage>,
+    /// HPA status conditions at this moment.
+    pub conditions: Vec<Condition>,
+}
+
+/// CPU usage of one replica (a pod, or a local process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaUsage {
+    /// Pod name, or `replica-N` on the local backend.
+    pub name: String,
+    /// Usage in millicores over the last metric window (`None`: no metric yet).
+    pub cpu_millicores: Option<u64>,
+    /// Whether the replica is ready (receives traffic).
+    pub ready: bool,
+}
+
+/// An HPA status condition, with the upstream type and reason strings
+/// (for example `ScalingLimited` / `True` / `TooManyReplicas`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `"True"`, `"False"` or `"Unknown"`, as Kubernetes spells them.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Condition {
+    pub fn is(&self, type_: &str, status: &str, reason: &str) -> bool {
+        self.type_ == type_ && self.status == status && self.reason == reason
+    }
+}
+
+/// A whole scenario's samples, in time order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timeline {
+    pub samples: Vec<ScaleSample>,
+}
+
+impl Timeline {
+    pub fn push(&mut self, sample: ScaleSample) {
+        self.samples.push(sample);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Highest ready replica count seen.
+    pub fn peak_ready_replicas(&self) -> u32 {
+        self.samples.iter().map(|s| s.ready_replicas).max().unwrap_or(0)
+    }
+
+    /// Highest desired replica count seen.
+    pub fn peak_desired_replicas(&self) -> u32 {
+        self.samples.iter().map(|s| s.desired_replicas).max().unwrap_or(0)
+    }
+
+    /// Time of the first sample whose desired count exceeds the first sample's.
+    pub fn first_scale_up_s(&self) -> Option<f64> {
+        let start = self.samples.first()?.desired_replicas;
+        self.samples
+            .iter()
+            .find(|s| s.desired_replicas > start)
+            .map(|s| s.t_s)
+    }
+
+    /// Whether any sample carried a CPU utilization metric.
+    pub fn has_metrics(&self) -> bool {
+        self.samples.iter().any(|s| s.cpu_utilization_pct.is_some())
+    }
+
+    /// Whether the condition was ever reported.
+    pub fn saw_condition(&self, type_: &str, status: &str, reason: &str) -> bool {
+        self.samples
+            .iter()
+            .any(|s| s.conditions.iter().any(|c| c.is(type_, status, reason)))
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared glue for the stress scenarios.
