@@ -1,0 +1,360 @@
+//! The Kubernetes manifests in `k8s/`, parsed into their k8s-openapi types.
+//!
+//! `k8s/` is the single source of truth: the kind backend applies these objects,
+//! the local backend reads the container's command line, CPU limit and probes from
+//! them, and the HPA port reads its spec from them. Parsing is strict: a key the
+//! typed object does not know (a misspelling such as `imagePullPolcy`) is an error,
+//! because serde would otherwise drop it silently and the cluster would never see it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Container, Service};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why `k8s/` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not valid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("{path}: {kind} {name}: {message}")]
+    Invalid {
+        path: PathBuf,
+        kind: String,
+        name: String,
+        message: String,
+    },
+    #[error("{path}: {kind} {name}: unknown field `{field}` (misspelled, or not part of {kind})")]
+    UnknownField {
+        path: PathBuf,
+        kind: String,
+        name: String,
+        field: String,
+    },
+    #[error("{path}: document without `kind`")]
+    MissingKind { path: PathBuf },
+    #[error(
+        "{path}: unsupported kind {kind} (expected Deployment, Service or HorizontalPodAutoscaler)"
+    )]
+    UnsupportedKind { path: PathBuf, kind: String },
+    #[error("{dir}: no {kind} found")]
+    Missing { dir: PathBuf, kind: &'static str },
+    #[error("{dir}: more than one {kind} ({first} and {second})")]
+    Duplicate {
+        dir: PathBuf,
+        kind: &'static str,
+        first: String,
+        second: String,
+    },
+    #[error("{kind} {name}: {message}")]
+    Semantics {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
+}
+
+/// The objects scaleproof deploys: one Deployment, its Service and its HPA.
+#[derive(Debug, Clone)]
+pub struct Manifests {
+    pub dir: PathBuf,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub hpa: HorizontalPodAutoscaler,
+}
+
+impl Manifests {
+    /// Reads every `*.yaml` / `*.yml` in `dir`. Files whose `apiVersion` belongs to
+    /// kind (`kind.x-k8s.io/...`, the cluster config) are not Kubernetes objects and
+    /// are skipped.
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| ManifestError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+
+        let mut deployment: Option<(String, Deployment)> = None;
+        let mut service: Option<(String, Service)> = None;
+        let mut hpa: Option<(String, HorizontalPodAutoscaler)> = None;
+        for path in &files {
+            let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            for document in serde_norway::Deserializer::from_str(&text) {
+                let raw = serde_norway::Value::deserialize(document).map_err(|source| {
+                    ManifestError::Yaml {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                if raw.is_null() {
+                    continue; // an empty document, e.g. after a trailing `---`
+                }
+                let raw: Value =
+                    serde_json::to_value(&raw).map_err(|e| ManifestError::Invalid {
+                        path: path.clone(),
+                        kind: "?".into(),
+                        name: "?".into(),
+                        message: e.to_string(),
+                    })?;
+                let api_version = raw.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+                if api_version.starts_with("kind.x-k8s.io/") {
+                    continue;
+                }
+                let kind = raw
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ManifestError::MissingKind { path: path.clone() })?;
+                match kind {
+                    "Deployment" => put(dir, &mut deployment, "Deployment", strict(path, raw)?)?,
+                    "Service" => put(dir, &mut service, "Service", strict(path, raw)?)?,
+                    "HorizontalPodAutoscaler" => {
+                        put(dir, &mut hpa, "HorizontalPodAutoscaler", strict(path, raw)?)?
+                    }
+                    other => {
+                        return Err(ManifestError::UnsupportedKind {
+                            path: path.clone(),
+                            kind: other.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let missing = |kind| ManifestError::Missing {
+            dir: dir.to_path_buf(),
+            kind,
+        };
+        let manifests = Manifests {
+            dir: dir.to_path_buf(),
+            deployment: deployment.ok_or_else(|| missing("Deployment"))?.1,
+            service: service.ok_or_else(|| missing("Service"))?.1,
+            hpa: hpa.ok_or_else(|| missing("HorizontalPodAutoscaler"))?.1,
+        };
+        manifests.workload()?;
+        Ok(manifests)
+    }
+
+    /// The facts about the workload that both backends need, checked for presence.
+    pub fn workload(&self) -> Result<Workload, ManifestError> {
+        let name = self.deployment.metadata.name.clone().unwrap_or_default();
+        let bad = |message: &str| ManifestError::Semantics {
+            kind: "Deployment",
+            name: name.clone(),
+            message: message.to_string(),
+        };
+        let container = self
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .ok_or_else(|| bad("no container in spec.template.spec.containers"))?;
+        let resources = container
+            .resources
+            .as_ref()
+            .ok_or_else(|| bad("container has no resources (the HPA needs a CPU request)"))?;
+        let cpu = |map: &Option<
+            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >,
+                   what: &str| {
+            let q = map
+                .as_ref()
+                .and_then(|m| m.get("cpu"))
+                .ok_or_else(|| bad(&format!("container has no cpu {what}")))?;
+            parse_cpu_millicores(&q.0)
+                .ok_or_else(|| bad(&format!("cpu {what} `{}` is not a CPU quantity", q.0)))
+        };
+        let cpu_request_millicores = cpu(&resources.requests, "request")?;
+        let cpu_limit_millicores = cpu(&resources.limits, "limit")?;
+        let port = container
+            .ports
+            .as_ref()
+            .and_then(|p| p.first())
+            .map(|p| p.container_port)
+            .ok_or_else(|| bad("container declares no port"))?;
+        let port = u16::try_from(port)
+            .map_err(|_| bad(&format!("container port {port} is out of range")))?;
+        let readiness = container
+            .readiness_probe
+            .as_ref()
+            .ok_or_else(|| bad("container has no readinessProbe"))?;
+        let readiness_path = readiness
+            .http_get
+            .as_ref()
+            .and_then(|h| h.path.clone())
+            .ok_or_else(|| bad("readinessProbe is not an httpGet with a path"))?;
+        let readiness_period_s = readiness.period_seconds.unwrap_or(10).max(1) as u64;
+        Ok(Workload {
+            deployment_name: name.clone(),
+            container: container.clone(),
+            cpu_request_millicores,
+            cpu_limit_millicores,
+            port,
+            readiness_path,
+            readiness_period_s,
+            env: env_map(container),
+        })
+    }
+}
+
+/// What a replica of the Deployment needs, extracted from its first container.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub deployment_name: String,
+    pub container: Container,
+    pub cpu_request_millicores: u64,
+    pub cpu_limit_millicores: u64,
+    pub port: u16,
+    pub readiness_path: String,
+    pub readiness_period_s: u64,
+    /// Literal `env` entries (`valueFrom` entries are not resolvable outside a cluster).
+    pub env: BTreeMap<String, String>,
+}
+
+fn env_map(container: &Container) -> BTreeMap<String, String> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
+        .collect()
+}
+
+fn put<T>(
+    dir: &Path,
+    slot: &mut Option<(String, T)>,
+    kind: &'static str,
+    found: (String, T),
+) -> Result<(), ManifestError> {
+    if let Some((first, _)) = slot {
+        return Err(ManifestError::Duplicate {
+            dir: dir.to_path_buf(),
+            kind,
+            first: first.clone(),
+            second: found.0,
+        });
+    }
+    *slot = Some(found);
+    Ok(())
+}
+
+/// Deserializes `raw` into `T` and proves nothing was dropped on the way: every key
+/// of the YAML must come back, with the same value, when the typed object is
+/// serialized again.
+fn strict<T>(path: &Path, raw: Value) -> Result<(String, T), ManifestError>
+where
+    T: DeserializeOwned + serde::Serialize,
+{
+    let kind = raw
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    let name = raw
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    let typed: T = serde_json::from_value(raw.clone()).map_err(|e| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        kind: kind.clone(),
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    let again = serde_json::to_value(&typed).map_err(|e| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        kind: kind.clone(),
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(field) = first_lost_key(&raw, &again, String::new()) {
+        return Err(ManifestError::UnknownField {
+            path: path.to_path_buf(),
+            kind,
+            name,
+            field,
+        });
+    }
+    Ok((name, typed))
+}
+
+/// The dotted path of the first key (or value) in `raw` that `typed` lost.
+fn first_lost_key(raw: &Value, typed: &Value, at: String) -> Option<String> {
+    match (raw, typed) {
+        (Value::Object(raw), Value::Object(typed)) => raw.iter().find_map(|(key, value)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match typed.get(key) {
+                Some(typed_value) => first_lost_key(value, typed_value, here),
+                // `key: null` / `key: []` in YAML legitimately vanish on re-serialization.
+                None if value.is_null() || value.as_array().is_some_and(Vec::is_empty) => None,
+                None => Some(here),
+            }
+        }),
+        (Value::Array(raw), Value::Array(typed)) => raw
+            .iter()
+            .zip(typed)
+            .enumerate()
+            .find_map(|(i, (r, t))| first_lost_key(r, t, format!("{at}[{i}]"))),
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (a, b) if a == b => None,
+        _ => Some(at),
+    }
+}
+
+/// Parses a Kubernetes CPU quantity (`100m`, `0.5`, `2`) into millicores.
+pub fn parse_cpu_millicores(quantity: &str) -> Option<u64> {
+    let q = quantity.trim();
+    if let Some(milli) = q.strip_suffix('m') {
+        return milli.parse::<u64>().ok();
+    }
+    let cores: f64 = q.parse().ok()?;
+    (cores.is_finite() && cores >= 0.0).then(|| (cores * 1000.0).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_quantities() {
+        assert_eq!(parse_cpu_millicores("100m"), Some(100));
+        assert_eq!(parse_cpu_millicores("0.2"), Some(200));
+        assert_eq!(parse_cpu_millicores("2"), Some(2000));
+        assert_eq!(parse_cpu_millicores("lots"), None);
+        assert_eq!(parse_cpu_millicores("-1"), None);
+    }
+
+    #[test]
+    fn lost_key_is_named_with_its_path() {
+        let raw = serde_json::json!({"spec": {"containers": [{"name": "a", "imagePullPolcy": "Always"}]}});
+        let typed = serde_json::json!({"spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(
+            first_lost_key(&raw, &typed, String::new()).as_deref(),
+            Some("spec.containers[0].imagePullPolcy")
+        );
+    }
+}
