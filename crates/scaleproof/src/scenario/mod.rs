@@ -389,14 +389,14 @@ impl StressConfig {
                 ("metric_resolution_s", settings.metric_resolution_s),
                 ("sync_period_s", settings.sync_period_s),
             ] {
-                if let Some(v) = value {
-                    if !(v.is_finite() && v >= 0.0) {
-                        return Err(at.error(
-                            None,
-                            &format!("backend.{name}.{key}"),
-                            format!("must be a non-negative number, got {v}"),
-                        ));
-                    }
+                if let Some(v) = value
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    return Err(at.error(
+                        None,
+                        &format!("backend.{name}.{key}"),
+                        format!("must be a non-negative number, got {v}"),
+                    ));
                 }
             }
         }
@@ -432,14 +432,14 @@ impl StressConfig {
                     ));
                 }
             }
-            if let Some(r) = &c.min_ratio {
-                if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
-                    return Err(at.error(
-                        Some(r.span()),
-                        &format!("{key}.min_ratio"),
-                        "must be a positive number",
-                    ));
-                }
+            if let Some(r) = &c.min_ratio
+                && !(r.get_ref().is_finite() && *r.get_ref() > 0.0)
+            {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.min_ratio"),
+                    "must be a positive number",
+                ));
             }
             compare.push(Comparison {
                 name: c.name.into_inner(),
@@ -536,14 +536,14 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
             "must be non-empty and use only letters, digits, `-` and `_`",
         ));
     }
-    if let Some(r) = &s.requests {
-        if *r.get_ref() == 0 {
-            return Err(at.error(
-                Some(r.span()),
-                &format!("{key}.requests"),
-                "must be at least 1",
-            ));
-        }
+    if let Some(r) = &s.requests
+        && *r.get_ref() == 0
+    {
+        return Err(at.error(
+            Some(r.span()),
+            &format!("{key}.requests"),
+            "must be at least 1",
+        ));
     }
     let duration_s = s
         .duration_s
@@ -569,14 +569,14 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
                     "an open-loop scenario needs `requests` or `duration_s`",
                 ));
             }
-            if let Some(m) = &s.max_in_flight {
-                if *m.get_ref() == 0 {
-                    return Err(at.error(
-                        Some(m.span()),
-                        &format!("{key}.max_in_flight"),
-                        "must be at least 1",
-                    ));
-                }
+            if let Some(m) = &s.max_in_flight
+                && *m.get_ref() == 0
+            {
+                return Err(at.error(
+                    Some(m.span()),
+                    &format!("{key}.max_in_flight"),
+                    "must be at least 1",
+                ));
             }
             LoadShape::Open {
                 rate: rate_v,
@@ -616,14 +616,14 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         }
     };
     let hpa = s.hpa;
-    if let (Some(min), Some(max)) = (hpa.min_replicas, hpa.max_replicas) {
-        if min > max {
-            return Err(at.error(
-                None,
-                &format!("{key}.hpa"),
-                format!("min_replicas {min} is above max_replicas {max}"),
-            ));
-        }
+    if let (Some(min), Some(max)) = (hpa.min_replicas, hpa.max_replicas)
+        && min > max
+    {
+        return Err(at.error(
+            None,
+            &format!("{key}.hpa"),
+            format!("min_replicas {min} is above max_replicas {max}"),
+        ));
     }
     if hpa.max_replicas.is_some_and(|m| m < 1) || hpa.min_replicas.is_some_and(|m| m < 1) {
         return Err(at.error(
@@ -703,18 +703,18 @@ fn validate_expect(
             v,
         )?));
     }
-    if let (Some(min), Some(max)) = (&e.min_peak_replicas, &e.max_peak_replicas) {
-        if min.get_ref() > max.get_ref() {
-            return Err(at.error(
-                Some(min.span()),
-                &format!("{key}.min_peak_replicas"),
-                format!(
-                    "{} is above max_peak_replicas {}",
-                    min.get_ref(),
-                    max.get_ref()
-                ),
-            ));
-        }
+    if let (Some(min), Some(max)) = (&e.min_peak_replicas, &e.max_peak_replicas)
+        && min.get_ref() > max.get_ref()
+    {
+        return Err(at.error(
+            Some(min.span()),
+            &format!("{key}.min_peak_replicas"),
+            format!(
+                "{} is above max_peak_replicas {}",
+                min.get_ref(),
+                max.get_ref()
+            ),
+        ));
     }
     if let Some(v) = &e.min_peak_replicas {
         if *v.get_ref() == 0 {
