@@ -7,11 +7,12 @@
 //! epoch; pod and metric times use the same epoch) and what the pod lister and the
 //! metrics API would have returned.
 //!
-//! - [`spec`]: HPA manifest → [`HpaSpec`], with the API server's defaults.
-//! - [`replicas`]: the replica calculator (`GetResourceReplicas`, `groupPods`).
-//! - [`behavior`]: stabilization windows, rate-limit policies, clamping.
-//! - this file: [`Autoscaler::reconcile`] (upstream `reconcileAutoscaler`) and the
-//!   status conditions it sets.
+//! - `spec`: HPA manifest → [`HpaSpec`], with the API server's defaults.
+//! - `replicas`: the replica calculator (`GetResourceReplicas`, `groupPods`).
+//! - `behavior`: stabilization windows, rate-limit policies, clamping.
+//! - `conditions`: the status conditions kept between reconciles.
+//! - `options`: the controller-manager flags ([`ControllerOptions`]).
+//! - this file: [`Autoscaler::reconcile`] (upstream `reconcileAutoscaler`).
 
 mod behavior;
 mod conditions;
@@ -52,6 +53,25 @@ pub struct Decision {
     pub explanation: String,
 }
 
+/// What a reconcile branch settled on, before the rescale bookkeeping.
+struct Outcome {
+    desired: u32,
+    utilization_pct: Option<u32>,
+    recommended_replicas: Option<u32>,
+    explanation: String,
+}
+
+impl Outcome {
+    fn without_metrics(desired: u32, explanation: impl Into<String>) -> Self {
+        Self {
+            desired,
+            utilization_pct: None,
+            recommended_replicas: None,
+            explanation: explanation.into(),
+        }
+    }
+}
+
 /// The controller state for one HPA: its spec, the controller options, and what it
 /// remembers between reconciles (recommendations, scale events, conditions).
 #[derive(Debug, Clone)]
@@ -63,6 +83,8 @@ pub struct Autoscaler {
 }
 
 impl Autoscaler {
+    /// A controller that has not seen this HPA yet (no recommendations, no scale
+    /// events, no conditions), like kube-controller-manager after a restart.
     pub fn new(spec: HpaSpec, options: ControllerOptions) -> Self {
         Self {
             spec,
@@ -72,10 +94,12 @@ impl Autoscaler {
         }
     }
 
+    /// The HPA spec this autoscaler follows.
     pub fn spec(&self) -> &HpaSpec {
         &self.spec
     }
 
+    /// The controller settings in force.
     pub fn options(&self) -> &ControllerOptions {
         &self.options
     }
@@ -88,8 +112,8 @@ impl Autoscaler {
     /// records a scale event for the rate-limit policies after a successful scale
     /// update; since this port cannot observe the update, it records the event here
     /// whenever the decision differs from `current_replicas`. A caller that fails to
-    /// apply a decision therefore leaves an event behind, which only makes the next
-    /// policy period more conservative.
+    /// apply a decision leaves that event behind: for one policy period the rate
+    /// limits count it as if the rescale had happened.
     pub fn reconcile(
         &mut self,
         now: Duration,
@@ -105,108 +129,95 @@ impl Autoscaler {
         self.history.record_initial(current_replicas, now);
 
         let (min, max) = (self.spec.min_replicas, self.spec.max_replicas);
-        let mut utilization_pct = None;
-        let mut recommended_replicas = None;
-        let (desired, explanation) = if current_replicas == 0 {
+        let outcome = if current_replicas == 0 {
             self.conditions.set(
                 SCALING_ACTIVE,
                 false,
                 "ScalingDisabled",
                 "scaling is disabled since the replica count of the target is zero",
             );
-            (
-                0,
-                "the target has 0 replicas, so autoscaling is disabled".to_owned(),
-            )
+            Outcome::without_metrics(0, "the target has 0 replicas, so autoscaling is disabled")
         } else if current_replicas > max {
-            (
+            Outcome::without_metrics(
                 max,
                 format!("{current_replicas} replicas are above maxReplicas {max}"),
             )
         } else if current_replicas < min {
-            (
+            Outcome::without_metrics(
                 min,
                 format!("{current_replicas} replicas are below minReplicas {min}"),
             )
         } else {
-            let tolerances = self.tolerances();
-            match replicas::resource_replicas(
-                current_replicas,
-                self.spec.target_utilization_pct,
-                tolerances,
-                pods,
-                now,
-                &self.options,
-            ) {
-                Err(err) => {
-                    self.conditions.set(
-                        SCALING_ACTIVE,
-                        false,
-                        "FailedGetResourceMetric",
-                        format!(
-                            "the HPA was unable to compute the replica count: failed to get cpu utilization: {err}"
-                        ),
-                    );
-                    let explanation =
-                        format!("no usable cpu metric ({err}); keeping {current_replicas}");
-                    return self.decision(current_replicas, None, None, explanation);
-                }
-                Ok(calculation) => {
-                    self.conditions.set(
-                        SCALING_ACTIVE,
-                        true,
-                        "ValidMetricFound",
-                        "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)",
-                    );
-                    utilization_pct = Some(calculation.utilization_pct);
-                    recommended_replicas = Some(calculation.replicas);
-                    let normalization = self.normalize(now, current_replicas, calculation.replicas);
-                    let explanation = describe(
-                        &calculation,
-                        &normalization,
-                        self.spec.target_utilization_pct,
-                        current_replicas,
-                    );
-                    (normalization.desired, explanation)
-                }
-            }
+            self.scale_on_metrics(now, current_replicas, pods)
         };
 
-        let rescale = desired != current_replicas;
-        let explanation = if rescale {
+        let rescale = outcome.desired != current_replicas;
+        let (desired_replicas, ending) = if rescale {
+            let desired = outcome.desired;
             self.conditions.set(
                 ABLE_TO_SCALE,
                 true,
                 "SucceededRescale",
                 format!("the HPA controller was able to update the target scale to {desired}"),
             );
-            self.history.record_scale_event(
-                self.spec.behavior.as_ref(),
-                current_replicas,
-                desired,
-                now,
-            );
-            format!("{explanation}: scaling {current_replicas} -> {desired}")
+            let behavior = self.spec.behavior.as_ref();
+            self.history
+                .record_scale_event(behavior, current_replicas, desired, now);
+            (desired, format!("scaling {current_replicas} -> {desired}"))
         } else {
-            format!("{explanation}: keeping {current_replicas}")
+            (current_replicas, format!("keeping {current_replicas}"))
         };
-        let desired = if rescale { desired } else { current_replicas };
-        self.decision(desired, utilization_pct, recommended_replicas, explanation)
-    }
-
-    fn decision(
-        &self,
-        desired_replicas: u32,
-        utilization_pct: Option<u32>,
-        recommended_replicas: Option<u32>,
-        explanation: String,
-    ) -> Decision {
         Decision {
             desired_replicas,
-            utilization_pct,
-            recommended_replicas,
+            utilization_pct: outcome.utilization_pct,
+            recommended_replicas: outcome.recommended_replicas,
             conditions: self.conditions.to_vec(),
-            explanation,
+            explanation: format!("{}: {ending}", outcome.explanation),
+        }
+    }
+
+    /// The metric-driven branch of `reconcileAutoscaler`: upstream
+    /// `computeReplicasForMetrics` for the single cpu metric, then normalization.
+    /// When no count can be computed the target keeps its current count.
+    fn scale_on_metrics(&mut self, now: Duration, current: u32, pods: &[PodInput]) -> Outcome {
+        let target_pct = self.spec.target_utilization_pct;
+        let calculation = replicas::resource_replicas(
+            current,
+            target_pct,
+            self.tolerances(),
+            pods,
+            now,
+            &self.options,
+        );
+        match calculation {
+            Err(err) => {
+                self.conditions.set(
+                    SCALING_ACTIVE,
+                    false,
+                    "FailedGetResourceMetric",
+                    format!(
+                        "the HPA was unable to compute the replica count: \
+                         failed to get cpu utilization: {err}"
+                    ),
+                );
+                Outcome::without_metrics(current, format!("no usable cpu metric ({err})"))
+            }
+            Ok(calculation) => {
+                self.conditions.set(
+                    SCALING_ACTIVE,
+                    true,
+                    "ValidMetricFound",
+                    "the HPA was able to successfully calculate a replica count \
+                     from cpu resource utilization (percentage of request)",
+                );
+                let normalization = self.normalize(now, current, calculation.replicas);
+                Outcome {
+                    desired: normalization.desired,
+                    utilization_pct: Some(calculation.utilization_pct),
+                    recommended_replicas: Some(calculation.replicas),
+                    explanation: describe(&calculation, &normalization, target_pct, current),
+                }
+            }
         }
     }
 
@@ -295,7 +306,8 @@ fn describe(
             calculation.replicas
         ),
         Basis::KeptAfterRecheck { ratio } => format!(
-            "; re-checked with unready/missing pods the ratio is {ratio:.2}, too small or the other way, so {current} recommended"
+            "; re-checked with unready/missing pods the ratio is {ratio:.2}, \
+             too small or the other way, so {current} recommended"
         ),
     });
     if normalization.stabilized != calculation.replicas {

@@ -11,7 +11,9 @@ use super::options::ControllerOptions;
 /// the same arbitrary epoch as the `now` passed to [`super::Autoscaler::reconcile`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodInput {
+    /// Pod name (or `replica-N` locally); only for the caller's bookkeeping.
     pub name: String,
+    /// `status.phase`.
     pub phase: PodPhase,
     /// The pod has a deletion timestamp (it is terminating).
     pub deleted: bool,
@@ -28,9 +30,13 @@ pub struct PodInput {
 /// `status.phase` values the controller distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PodPhase {
+    /// Not running yet: always unready.
     Pending,
+    /// Running: counts according to its readiness and metric.
     Running,
+    /// Finished: upstream gives it no special treatment, like `Running`.
     Succeeded,
+    /// Failed: ignored.
     Failed,
 }
 
@@ -46,8 +52,11 @@ pub struct ReadyCondition {
 /// A `PodMetrics` sample: cpu used on average over `window`, ending at `timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PodMetric {
+    /// Average cpu usage over the window, in millicores.
     pub cpu_millicores: u64,
+    /// End of the sampled window.
     pub timestamp: Duration,
+    /// Length of the sampled window (metrics-server: its resolution).
     pub window: Duration,
 }
 

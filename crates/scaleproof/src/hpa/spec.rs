@@ -24,22 +24,29 @@ const MAX_POLICY_PERIOD_S: i32 = 1800;
 /// Why an HPA manifest cannot drive this port.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// The manifest has no `spec`.
     #[error("the HorizontalPodAutoscaler has no spec")]
     MissingSpec,
+    /// A metric type other than `Resource` (Pods, Object, External, ContainerResource).
     #[error(
         "unsupported metric type {0:?}: only type Resource (cpu, Utilization target) is supported"
     )]
     UnsupportedMetricType(String),
+    /// A `Resource` metric on something other than cpu (memory, ...).
     #[error("unsupported resource metric {0:?}: only cpu is supported")]
     UnsupportedResource(String),
+    /// A cpu target other than `Utilization` (`AverageValue`, `Value`).
     #[error(
         "unsupported cpu target type {0:?}: only Utilization (averageUtilization) is supported"
     )]
     UnsupportedTargetType(String),
+    /// More than one metric: upstream would take the highest proposal of all.
     #[error("only one metric is supported, the HPA lists {0}")]
     TooManyMetrics(usize),
+    /// A field the API server would reject or that this port cannot honour.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// The YAML is not a HorizontalPodAutoscaler.
     #[error("cannot parse the HorizontalPodAutoscaler YAML")]
     Yaml(#[from] serde_norway::Error),
 }
@@ -67,7 +74,9 @@ pub struct HpaSpec {
 /// `spec.behavior` with every unset field defaulted, as the API server stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behavior {
+    /// `behavior.scaleUp`, or upstream's scale-up defaults when absent.
     pub scale_up: ScalingRules,
+    /// `behavior.scaleDown`, or upstream's scale-down defaults when absent.
     pub scale_down: ScalingRules,
 }
 
@@ -78,7 +87,9 @@ pub struct ScalingRules {
     /// `--horizontal-pod-autoscaler-downscale-stabilization`": the API server leaves an
     /// unset scale-down window empty and the controller fills it in at reconcile time.
     pub stabilization_window: Option<Duration>,
+    /// `selectPolicy` (default `Max`).
     pub select_policy: SelectPolicy,
+    /// `policies`: rate limits, each over its own period.
     pub policies: Vec<ScalingPolicy>,
     /// Per-direction tolerance (`tolerance`, beta `HPAConfigurableTolerance`); `None`
     /// falls back to the controller-wide tolerance.
@@ -99,15 +110,20 @@ pub enum SelectPolicy {
 /// One `HPAScalingPolicy`: at most `value` pods or percent per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScalingPolicy {
+    /// `type`: whether `value` counts pods or percent of the replicas.
     pub kind: PolicyKind,
+    /// `value`: pods or percent allowed per period.
     pub value: u32,
+    /// `periodSeconds`: how far back scale events count against `value`.
     pub period: Duration,
 }
 
 /// `HPAScalingPolicy.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyKind {
+    /// Add or remove at most `value` pods per period.
     Pods,
+    /// Add or remove at most `value` percent of the replicas per period.
     Percent,
 }
 
