@@ -20,6 +20,9 @@ mod options;
 mod replicas;
 mod spec;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 use crate::timeline::Condition;
