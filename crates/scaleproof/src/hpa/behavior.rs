@@ -17,12 +17,12 @@ const LEGACY_SCALE_UP_MINIMUM: u32 = 4;
 
 /// `t` lies strictly inside the window ending at `now` (Go: `t.After(now - window)`).
 fn within(t: Duration, now: Duration, window: Duration) -> bool {
-    t + window > now
+    t.saturating_add(window) > now
 }
 
 /// `t` lies strictly before the window ending at `now` (Go: `t.Before(now - window)`).
 fn before(t: Duration, now: Duration, window: Duration) -> bool {
-    t + window < now
+    t.saturating_add(window) < now
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +156,9 @@ impl History {
             READY_FOR_NEW_SCALE
         };
 
-        let scale_up_limit = (LEGACY_SCALE_UP_FACTOR * current).max(LEGACY_SCALE_UP_MINIMUM);
+        let scale_up_limit = LEGACY_SCALE_UP_FACTOR
+            .saturating_mul(current)
+            .max(LEGACY_SCALE_UP_MINIMUM);
         let (upper, upper_reason) = if max > scale_up_limit {
             (scale_up_limit, SCALE_UP_LIMIT)
         } else {

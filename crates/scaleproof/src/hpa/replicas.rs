@@ -169,14 +169,16 @@ fn cpu_sample_is_unready(
     let (Some(condition), Some(start)) = (pod.ready, pod.start_time) else {
         return true;
     };
-    if start + options.cpu_initialization_period > now {
+    if start.saturating_add(options.cpu_initialization_period) > now {
         // Still initializing: trust the sample only once the pod is ready and the
         // sample's whole window lies after the readiness change.
-        !condition.ready || metric.timestamp < condition.last_transition + metric.window
+        !condition.ready
+            || metric.timestamp < condition.last_transition.saturating_add(metric.window)
     } else {
         // Initialized: only a pod that has never become ready is distrusted. Its last
         // transition then happened within the initial readiness delay after start.
-        !condition.ready && start + options.initial_readiness_delay > condition.last_transition
+        !condition.ready
+            && start.saturating_add(options.initial_readiness_delay) > condition.last_transition
     }
 }
 
@@ -254,7 +256,7 @@ pub(crate) fn resource_replicas(
         let fallback_pct = u64::from(target_pct.max(100));
         samples.extend(groups.missing.iter().map(|pod| {
             let request = pod.cpu_request_millicores;
-            (request * fallback_pct / 100, request)
+            (request.saturating_mul(fallback_pct) / 100, request)
         }));
     } else if ratio > 1.0 {
         samples.extend(
