@@ -75,12 +75,20 @@ impl Timeline {
 
     /// Highest ready replica count seen.
     pub fn peak_ready_replicas(&self) -> u32 {
-        self.samples.iter().map(|s| s.ready_replicas).max().unwrap_or(0)
+        self.samples
+            .iter()
+            .map(|s| s.ready_replicas)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Highest desired replica count seen.
     pub fn peak_desired_replicas(&self) -> u32 {
-        self.samples.iter().map(|s| s.desired_replicas).max().unwrap_or(0)
+        self.samples
+            .iter()
+            .map(|s| s.desired_replicas)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Time of the first sample whose desired count exceeds the first sample's.
