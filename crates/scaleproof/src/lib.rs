@@ -6,6 +6,7 @@
 
 pub mod hpa;
 pub mod load;
+pub mod local;
 pub mod manifests;
 pub mod scenario;
 pub mod timeline;

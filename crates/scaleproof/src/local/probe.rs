@@ -1,0 +1,87 @@
+//! Readiness probing, as the kubelet does it: an HTTP GET every period, a replica is
+//! ready after one success and unready after `failure_threshold` failures in a row.
+//!
+//! Each replica gets its own prober task, so a replica that answers slowly (it is
+//! CPU-throttled, which is the point of the exercise) never delays the controller loop.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Probe settings, from the container's `readinessProbe`.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    pub path: String,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+}
+
+/// A running prober; stops when dropped.
+#[derive(Debug)]
+pub struct Prober {
+    ready: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Prober {
+    pub fn start(addr: SocketAddr, spec: ProbeSpec) -> Self {
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(probe_loop(addr, spec, tx));
+        Prober { ready: rx, task }
+    }
+
+    /// The readiness the probes established so far.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool>) {
+    // A fresh connection per probe, like the kubelet: a keep-alive connection would
+    // hide a server that stopped accepting.
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(spec.timeout)
+        .pool_max_idle_per_host(0)
+        .build()
+    else {
+        tracing::error!("cannot build the readiness probe client; replica {addr} stays unready");
+        return;
+    };
+    let url = format!("http://{addr}{}", spec.path);
+    let mut failures = 0u32;
+    let mut ever_ready = false;
+    loop {
+        let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+        if ok {
+            failures = 0;
+            ever_ready = true;
+            ready.send_replace(true);
+        } else {
+            failures += 1;
+            if failures >= spec.failure_threshold {
+                ready.send_replace(false);
+            }
+        }
+        // Until the first success, probe quickly: a local process is up in
+        // milliseconds, and waiting a whole period would only delay the scenario.
+        // (The kubelet waits the period; on kind, image start dominates anyway.)
+        let pause = if ever_ready {
+            spec.period
+        } else {
+            Duration::from_millis(100).min(spec.period)
+        };
+        if ready.is_closed() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+    }
+}

@@ -1,0 +1,267 @@
+//! One replica: a service process on its own loopback port, inside its own CPU cgroup.
+//!
+//! The kubelet's job in miniature: start the container's command with its args and
+//! env, cap its CPU, probe its readiness, stop it with SIGTERM and a grace period, and
+//! SIGKILL what does not stop. A [`Replica`] kills its process on drop, so a panic or
+//! an early return can never leave one running.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::cgroup::{CgroupDriver, CgroupError, ReplicaCgroup};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("cannot find a free loopback port: {0}")]
+    Port(#[source] std::io::Error),
+    #[error("cannot start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the log file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+}
+
+/// How to start a replica: the container's command line, read from the Deployment.
+#[derive(Debug, Clone)]
+pub struct ReplicaTemplate {
+    /// The service executable (the container image's entrypoint, built locally).
+    pub program: PathBuf,
+    /// The container's args; `--host` and `--port` are rewritten per replica.
+    pub args: Vec<String>,
+    /// The container's env (plus scenario overrides).
+    pub env: BTreeMap<String, String>,
+    /// The container's CPU limit, enforced by the cgroup.
+    pub cpu_limit_millicores: u64,
+    /// Path of the readiness probe (`httpGet.path`).
+    pub readiness_path: String,
+    /// Where each replica's stdout and stderr go (`<name>.log`); `None` discards them.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl ReplicaTemplate {
+    /// The args for a replica listening on `127.0.0.1:port`: loopback only, whatever
+    /// the manifest says (a pod binds 0.0.0.0 inside its own network namespace; a
+    /// local process shares the host's).
+    fn args_for(&self, port: u16) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.args.len() + 4);
+        let mut args = self.args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--host" | "--port" => {
+                    args.next();
+                }
+                a if a.starts_with("--host=") || a.starts_with("--port=") => {}
+                _ => out.push(arg.clone()),
+            }
+        }
+        out.extend([
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+        ]);
+        out
+    }
+}
+
+/// A running (or exited) replica process.
+#[derive(Debug)]
+pub struct Replica {
+    pub name: String,
+    pub addr: SocketAddr,
+    child: Child,
+    cgroup: Option<ReplicaCgroup>,
+    pub started_at: Instant,
+    /// When the readiness probe first passed (the Ready condition's transition time).
+    pub ready_since: Option<Instant>,
+    /// Whether the last readiness probe passed.
+    pub ready: bool,
+    /// Set once SIGTERM was sent: the replica is draining and gets no new traffic.
+    pub terminating: bool,
+}
+
+impl Replica {
+    /// Starts a replica named `name` from `template`, capped by `cgroups`.
+    pub fn spawn(
+        template: &ReplicaTemplate,
+        name: &str,
+        cgroups: &CgroupDriver,
+    ) -> Result<Self, ReplicaError> {
+        let port = free_loopback_port().map_err(ReplicaError::Port)?;
+        // Create the group first: if that fails, nothing is running yet.
+        let cgroup = cgroups.create(name, template.cpu_limit_millicores)?;
+        let (stdout, stderr) = match &template.log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{name}.log"));
+                let file = File::create(&path).map_err(|source| ReplicaError::Log {
+                    path: path.clone(),
+                    source,
+                })?;
+                let copy = file
+                    .try_clone()
+                    .map_err(|source| ReplicaError::Log { path, source })?;
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let child = Command::new(&template.program)
+            .args(template.args_for(port))
+            .env_clear()
+            .envs(template.env.iter())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| ReplicaError::Spawn {
+                program: template.program.display().to_string(),
+                source,
+            })?;
+        let mut replica = Replica {
+            name: name.to_string(),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            child,
+            cgroup,
+            started_at: Instant::now(),
+            ready_since: None,
+            ready: false,
+            terminating: false,
+        };
+        // The process runs uncapped for the microseconds until it joins its group;
+        // it has not served anything yet, so that costs no accuracy.
+        if let Some(group) = &replica.cgroup
+            && let Err(e) = group.add(replica.child.id())
+        {
+            replica.kill();
+            return Err(e.into());
+        }
+        Ok(replica)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// CPU time used so far: the cgroup's counter, or the process's own when uncapped.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        match &self.cgroup {
+            Some(group) => group.usage().ok(),
+            None => process_cpu_time(self.child.id()),
+        }
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends SIGTERM: the service stops being ready and drains in-flight requests.
+    pub fn terminate(&mut self) {
+        self.terminating = true;
+        self.ready = false;
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, signal: Signal) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // ESRCH (already gone) is fine: the goal is that it does not run.
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if self.exit_status().is_none() {
+            self.kill();
+        }
+        // The cgroup (a field) is dropped after this, when the process is gone.
+    }
+}
+
+/// Asks the kernel for a free port on 127.0.0.1. The port is released before the
+/// replica binds it; another process could take it in between, in which case the
+/// replica fails to start, is seen as exited, and is replaced.
+fn free_loopback_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// utime + stime of a process from `/proc/<pid>/stat`, for uncapped replicas.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields are counted after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // /proc reports clock ticks of USER_HZ, which Linux fixes at 100 for user space.
+    const TICKS_PER_S: u64 = 100;
+    Some(Duration::from_nanos(
+        (utime + stime) * 1_000_000_000 / TICKS_PER_S,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(args: &[&str]) -> ReplicaTemplate {
+        ReplicaTemplate {
+            program: PathBuf::from("/bin/true"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: BTreeMap::new(),
+            cpu_limit_millicores: 200,
+            readiness_path: "/ready".into(),
+            log_dir: None,
+        }
+    }
+
+    #[test]
+    fn host_and_port_are_rewritten_to_loopback() {
+        let t = template(&[
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--verbose",
+            "--port=9",
+        ]);
+        assert_eq!(
+            t.args_for(4242),
+            vec!["--verbose", "--host", "127.0.0.1", "--port", "4242"]
+        );
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable_from_proc() {
+        let t = process_cpu_time(std::process::id());
+        assert!(t.is_some());
+    }
+}

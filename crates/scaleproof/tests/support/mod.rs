@@ -1,0 +1,76 @@
+//! Shared helpers for tests that run real iris-server replicas.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use scaleproof::manifests::Manifests;
+
+/// The repository's k8s/ manifests.
+pub fn manifests() -> Manifests {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s");
+    Manifests::load(&dir).expect("k8s/ parses")
+}
+
+/// The iris-server executable of this workspace, built once per test binary in the
+/// profile the tests run in. (A dev-dependency gives the library, not the binary.)
+pub fn iris_server() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "iris-server",
+                "--bin",
+                "iris-server",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building iris-server failed");
+        // target/debug/deps/<test> -> target/debug/iris-server
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target profile dir");
+        let bin = dir.join("iris-server");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Cgroups of this process that still exist (should be none after a test).
+pub fn leftover_cgroups() -> Vec<PathBuf> {
+    let prefix = format!("scaleproof-{}-", std::process::id());
+    let mut found = Vec::new();
+    for parent in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/cpuacct",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(parent) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    found.push(entry.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether a process with this pid still runs (a zombie counts as gone).
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
