@@ -8,5 +8,10 @@ pub mod hpa;
 pub mod load;
 pub mod local;
 pub mod manifests;
+pub mod report;
 pub mod scenario;
 pub mod timeline;
+pub mod verdict;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,186 @@
+//! `summary.md`: per scenario a table of expected vs measured, the scaling gain, and a
+//! Mermaid `xychart-beta` of replicas and throughput over time. GitHub renders both
+//! in `$GITHUB_STEP_SUMMARY`; elsewhere the tables still read as plain text.
+
+use std::fmt::Write as _;
+
+use super::{Report, ScenarioReport};
+use crate::verdict::{Outcome, Verdict};
+
+pub fn render(report: &Report) -> String {
+    let mut md = String::new();
+    let status = match report.exit_status() {
+        super::ExitStatus::Passed => "✅ all expectations met",
+        super::ExitStatus::ExpectationFailed => "❌ expectations failed",
+        super::ExitStatus::InfrastructureError => "⚠️ setup or infrastructure error",
+    };
+    let _ = writeln!(md, "# scaleproof: {status}\n");
+    let _ = writeln!(
+        md,
+        "Backend **{}**{}, config `{}`, {} → {}.\n",
+        report.run.backend,
+        report
+            .run
+            .git_sha
+            .as_deref()
+            .map(|s| format!(" at `{s}`"))
+            .unwrap_or_default(),
+        report.run.config,
+        report.run.started_at,
+        report.run.ended_at,
+    );
+    if let Some(cpu) = &report.run.cpu_limit {
+        let _ = writeln!(md, "CPU limits: {cpu}\n");
+    }
+
+    if report.setup.iter().any(|s| s.outcome != Outcome::Pass) {
+        let _ = writeln!(
+            md,
+            "## Setup\n\n| step | result | time | message |\n|---|---|---|---|"
+        );
+        for step in &report.setup {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} s | {} |",
+                step.name,
+                icon(step.outcome),
+                step.duration_s,
+                cell(step.message.as_deref().unwrap_or(""))
+            );
+        }
+        md.push('\n');
+    }
+
+    for scenario in &report.scenarios {
+        scenario_section(&mut md, scenario);
+    }
+
+    if !report.comparisons.is_empty() || !report.baseline.is_empty() {
+        let _ = writeln!(md, "## Comparisons\n");
+        verdict_table(
+            &mut md,
+            report.comparisons.iter().chain(report.baseline.iter()),
+        );
+    }
+    md
+}
+
+fn scenario_section(md: &mut String, s: &ScenarioReport) {
+    let _ = writeln!(
+        md,
+        "## {} {}\n",
+        if s.passed() { "✅" } else { "❌" },
+        s.name
+    );
+    if !s.description.is_empty() {
+        let _ = writeln!(md, "{}\n", s.description);
+    }
+    if let Some(error) = &s.error {
+        let _ = writeln!(md, "> **Could not run:** {}\n", cell(error));
+    }
+    if let Some(load) = &s.load {
+        let latency = load
+            .latency_ms
+            .map(|l| {
+                format!(
+                    "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+                    l.p50_ms, l.p95_ms, l.p99_ms
+                )
+            })
+            .unwrap_or_else(|| "no latency measured".into());
+        let _ = writeln!(
+            md,
+            "{} requests in {:.1} s ({:.1} req/s), {:.1} % ok; {latency}; replicas {}..{}, peak {} ready.\n",
+            load.sent,
+            load.duration_s,
+            load.throughput_per_s,
+            load.success_rate * 100.0,
+            s.bounds.min,
+            s.bounds.max,
+            s.timeline.peak_ready_replicas(),
+        );
+    }
+    verdict_table(md, s.verdicts.iter());
+    chart(md, s);
+    if !s.timeline.events.is_empty() {
+        let _ = writeln!(md, "<details><summary>Scaling events</summary>\n");
+        for e in &s.timeline.events {
+            let _ = writeln!(md, "- `{:>6.1} s` {}", e.t_s, e.message);
+        }
+        let _ = writeln!(md, "\n</details>\n");
+    }
+}
+
+fn verdict_table<'a>(md: &mut String, verdicts: impl Iterator<Item = &'a Verdict>) {
+    let _ = writeln!(md, "| | expected | measured |\n|---|---|---|");
+    for v in verdicts {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            icon(v.outcome),
+            cell(&v.expected),
+            cell(&v.measured)
+        );
+    }
+    md.push('\n');
+}
+
+/// Replicas (ready) and throughput per second on one chart; Mermaid's xychart has a
+/// single y axis, so throughput is scaled into the replica range and the legend says
+/// by how much.
+fn chart(md: &mut String, s: &ScenarioReport) {
+    let Some(load) = &s.load else { return };
+    if load.timeline.is_empty() || s.timeline.samples.is_empty() {
+        return;
+    }
+    let seconds = load.timeline.len();
+    let replicas: Vec<u32> = (0..seconds)
+        .map(|i| {
+            let t = i as f64 + 1.0;
+            s.timeline
+                .samples
+                .iter()
+                .take_while(|x| x.t_s <= t)
+                .last()
+                .map_or(0, |x| x.ready_replicas)
+        })
+        .collect();
+    let max_rps = load
+        .timeline
+        .iter()
+        .map(|x| x.requests)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let top = f64::from(s.bounds.max.max(1)) + 1.0;
+    let scale = top / max_rps;
+    let rps: Vec<String> = load
+        .timeline
+        .iter()
+        .map(|x| format!("{:.2}", x.requests as f64 * scale))
+        .collect();
+    let reps: Vec<String> = replicas.iter().map(u32::to_string).collect();
+    let _ = writeln!(
+        md,
+        "```mermaid\nxychart-beta\n    title \"{}: ready replicas (bars) and throughput (line, 1 unit = {:.0} req/s)\"\n    x-axis \"seconds\" 1 --> {}\n    y-axis \"replicas\" 0 --> {}\n    bar [{}]\n    line [{}]\n```\n",
+        s.name,
+        1.0 / scale,
+        seconds,
+        top,
+        reps.join(", "),
+        rps.join(", ")
+    );
+}
+
+fn icon(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "✅",
+        Outcome::Fail => "❌",
+        Outcome::Error => "⚠️",
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}

@@ -1,0 +1,208 @@
+//! Reports: what people and machines get from a run.
+//!
+//! - `junit.xml` for CI test UIs ([`junit`]),
+//! - `report.json` for machines (this module's [`Report`], schema in
+//!   `docs/report-schema.md`),
+//! - `summary.md` for the GitHub job summary ([`markdown`]),
+//! - `timeline.svg` for people who would rather look than read ([`svg`]),
+//! - a table on the terminal ([`table`]).
+//!
+//! Every writer takes the finished [`Report`]; none of them measures or judges.
+
+pub mod baseline;
+pub mod junit;
+pub mod markdown;
+pub mod svg;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::LoadResult;
+use crate::timeline::Timeline;
+use crate::verdict::{Outcome, ReplicaBounds, Verdict};
+
+/// Bumped when a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a scaleproof report: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot render {what}: {message}")]
+    Render { what: &'static str, message: String },
+}
+
+/// A whole `cargo xtask stress` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub run: RunMeta,
+    /// Infrastructure steps (cluster, metrics-server, image, deploy), in order.
+    pub setup: Vec<SetupStep>,
+    pub scenarios: Vec<ScenarioReport>,
+    /// Cross-scenario checks (the scaling gain).
+    #[serde(default)]
+    pub comparisons: Vec<Verdict>,
+    /// Checks against a previous run (`--baseline`).
+    #[serde(default)]
+    pub baseline: Vec<Verdict>,
+}
+
+/// Where and when the run happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub backend: String,
+    pub git_sha: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub config: String,
+    /// Tool name to version (`scaleproof`, `rustc`, `kind`, `kubectl`, ...).
+    pub tool_versions: BTreeMap<String, String>,
+    /// How CPU limits were enforced (local backend), e.g. `cgroup v1 (200m)` or a
+    /// loud `UNCAPPED: ...`.
+    pub cpu_limit: Option<String>,
+}
+
+/// One infrastructure step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetupStep {
+    pub name: String,
+    pub outcome: Outcome,
+    pub duration_s: f64,
+    /// The error, when it failed.
+    pub message: Option<String>,
+}
+
+/// One scenario: what was run, measured, observed and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub description: String,
+    pub bounds: ReplicaBounds,
+    pub duration_s: f64,
+    /// `None` when the scenario failed before or during load.
+    pub load: Option<LoadResult>,
+    pub timeline: Timeline,
+    pub verdicts: Vec<Verdict>,
+    /// Why the scenario could not be run or judged (an infrastructure error).
+    pub error: Option<String>,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.verdicts.iter().all(Verdict::passed)
+    }
+}
+
+/// The process exit code of a run: documented in `--help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Every expectation held.
+    Passed = 0,
+    /// At least one expectation failed.
+    ExpectationFailed = 1,
+    /// Setup or infrastructure failed: nothing (or not everything) could be judged.
+    InfrastructureError = 2,
+}
+
+impl Report {
+    pub fn exit_status(&self) -> ExitStatus {
+        let all: Vec<&Verdict> = self.all_verdicts().collect();
+        let setup_failed = self.setup.iter().any(|s| s.outcome != Outcome::Pass);
+        let scenario_error = self.scenarios.iter().any(|s| s.error.is_some());
+        if setup_failed || scenario_error || all.iter().any(|v| v.outcome == Outcome::Error) {
+            ExitStatus::InfrastructureError
+        } else if all.iter().any(|v| v.outcome == Outcome::Fail) {
+            ExitStatus::ExpectationFailed
+        } else {
+            ExitStatus::Passed
+        }
+    }
+
+    fn all_verdicts(&self) -> impl Iterator<Item = &Verdict> {
+        self.scenarios
+            .iter()
+            .flat_map(|s| s.verdicts.iter())
+            .chain(self.comparisons.iter())
+            .chain(self.baseline.iter())
+    }
+
+    pub fn scenario(&self, name: &str) -> Option<&ScenarioReport> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    pub fn read(path: &Path) -> Result<Self, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes `report.json`, `junit.xml`, `summary.md` and `timeline.svg` into `dir`
+    /// and returns their paths. Each is written even if an earlier one failed; the
+    /// first error is returned after all were attempted.
+    pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| ReportError::Render {
+            what: "report.json",
+            message: e.to_string(),
+        });
+        let outputs: [(&str, Result<String, ReportError>); 4] = [
+            ("report.json", json),
+            ("junit.xml", junit::render(self)),
+            ("summary.md", Ok(markdown::render(self))),
+            ("timeline.svg", svg::render(self)),
+        ];
+        let mut written = Vec::new();
+        let mut first_error = None;
+        for (name, content) in outputs {
+            let path = dir.join(name);
+            let result = content.and_then(|text| {
+                std::fs::write(&path, text).map_err(|source| ReportError::Write {
+                    path: path.clone(),
+                    source,
+                })
+            });
+            match result {
+                Ok(()) => written.push(path),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+use super::*;
+use crate::fixtures::{load, timeline, too_many_replicas};
+use crate::verdict::{Outcome, ReplicaBounds, Verdict};
+
+fn verdict(check: &str, outcome: Outcome) -> Verdict {
+    Verdict {
+        check: check.into(),
+        expected: format!("{check} holds"),
+        measured: format!("{check} measured <&> value"),
+        outcome,
+    }
+}
+
+fn scenario(name: &str, outcomes: &[Outcome]) -> ScenarioReport {
+    let mut tl = timeline(&[
+        (0.0, 1, 1, Some(180)),
+        (1.0, 3, 1, Some(200)),
+        (3.0, 3, 3, Some(90)),
+    ]);
+    tl.samples[1].conditions.push(too_many_replicas());
+    tl.event(1.0, "scaled 1 -> 3: cpu above target");
+    ScenarioReport {
+        name: name.into(),
+        description: format!("{name} | described"),
+        bounds: ReplicaBounds { min: 1, max: 3 },
+        duration_s: 4.0,
+        load: Some(load(300, 297, &[80, 100, 120], 42.0)),
+        timeline: tl,
+        verdicts: outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| verdict(&format!("check{i}"), *o))
+            .collect(),
+        error: None,
+    }
+}
+
+fn report(scenarios: Vec<ScenarioReport>) -> Report {
+    Report {
+        schema_version: SCHEMA_VERSION,
+        run: RunMeta {
+            backend: "local".into(),
+            git_sha: Some("abc1234".into()),
+            started_at: "2026-11-28T03:00:00Z".into(),
+            ended_at: "2026-11-28T03:05:00Z".into(),
+            config: "stress.toml".into(),
+            tool_versions: BTreeMap::from([("scaleproof".into(), "0.1.0".into())]),
+            cpu_limit: Some("cgroup v1, 200m per replica".into()),
+        },
+        setup: vec![SetupStep {
+            name: "build iris-server".into(),
+            outcome: Outcome::Pass,
+            duration_s: 1.5,
+            message: None,
+        }],
+        scenarios,
+        comparisons: Vec::new(),
+        baseline: Vec::new(),
+    }
+}
+
+#[test]
+fn exit_status_distinguishes_pass_fail_and_infrastructure() {
+    assert_eq!(
+        report(vec![scenario("a", &[Outcome::Pass])]).exit_status(),
+        ExitStatus::Passed
+    );
+    assert_eq!(
+        report(vec![scenario("a", &[Outcome::Pass, Outcome::Fail])]).exit_status(),
+        ExitStatus::ExpectationFailed
+    );
+    let mut broken = scenario("a", &[Outcome::Fail]);
+    broken.error = Some("replicas did not start".into());
+    assert_eq!(
+        report(vec![broken]).exit_status(),
+        ExitStatus::InfrastructureError
+    );
+    let mut setup_failed = report(vec![]);
+    setup_failed.setup[0].outcome = Outcome::Error;
+    assert_eq!(setup_failed.exit_status(), ExitStatus::InfrastructureError);
+}
+
+#[test]
+fn json_round_trips_and_carries_the_schema_version() {
+    let r = report(vec![scenario("a", &[Outcome::Pass])]);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["scenarios"][0]["load"]["throughput_per_s"], 100.0);
+    assert_eq!(
+        json["scenarios"][0]["timeline"]["samples"][1]["conditions"][0]["type"],
+        "ScalingLimited"
+    );
+    let back: Report = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn junit_has_a_setup_suite_and_a_suite_per_scenario_with_readable_failures() {
+    let mut broken = scenario("b", &[]);
+    broken.error = Some("replicas did not start".into());
+    broken.load = None;
+    let xml = junit::render(&report(vec![
+        scenario("a", &[Outcome::Pass, Outcome::Fail]),
+        broken,
+    ]))
+    .unwrap();
+    assert!(xml.contains(r#"<testsuite id="0" name="setup""#), "{xml}");
+    assert!(
+        xml.contains(r#"name="a""#) && xml.contains(r#"name="b""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<testcase name="check1 holds""#), "{xml}");
+    // The failure message says expected vs measured, XML-escaped.
+    assert!(
+        xml.contains(
+            r#"message="expected check1 holds, measured check1 measured &lt;&amp;&gt; value""#
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<error type="infrastructure" message="replicas did not start""#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn junit_reports_a_failed_setup_as_an_error() {
+    let mut r = report(vec![]);
+    r.setup[0].outcome = Outcome::Error;
+    r.setup[0].message = Some("docker daemon not reachable".into());
+    let xml = junit::render(&r).unwrap();
+    assert!(
+        xml.contains(r#"<error type="setup" message="docker daemon not reachable""#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn markdown_has_a_table_per_scenario_a_chart_and_escaped_cells() {
+    let md = markdown::render(&report(vec![scenario(
+        "a",
+        &[Outcome::Pass, Outcome::Fail],
+    )]));
+    assert!(
+        md.starts_with("# scaleproof: ❌ expectations failed"),
+        "{md}"
+    );
+    assert!(md.contains("## ❌ a"), "{md}");
+    assert!(
+        md.contains("| ✅ | check0 holds | check0 measured <&> value |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("\n\na | described\n\n"),
+        "the description is a paragraph: {md}"
+    );
+    assert!(md.contains("```mermaid\nxychart-beta"), "{md}");
+    assert!(
+        md.contains("bar [1, 1, 3]"),
+        "ready replicas at the end of each second: {md}"
+    );
+    assert!(md.contains("scaled 1 -> 3"), "{md}");
+}
+
+#[test]
+fn svg_draws_every_scenario() {
+    let svg = svg::render(&report(vec![scenario("a", &[]), scenario("b", &[])])).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    assert!(svg.contains("a: replicas") && svg.contains("b: replicas"));
+    assert!(svg.contains("CPU utilization"));
+    let empty = svg::render(&report(vec![])).unwrap();
+    assert!(empty.contains("no scenario ran"));
+}
+
+#[test]
+fn terminal_table_lists_every_verdict_and_the_exit_code() {
+    let text = table::render(&report(vec![scenario(
+        "a",
+        &[Outcome::Pass, Outcome::Fail],
+    )]));
+    assert!(
+        text.contains("check1 holds") && text.contains("FAIL"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("FAILED: an expectation did not hold (exit 1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn write_all_writes_the_four_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = report(vec![scenario("a", &[Outcome::Pass])])
+        .write_all(dir.path())
+        .unwrap();
+    let names: Vec<_> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["report.json", "junit.xml", "summary.md", "timeline.svg"]
+    );
+    let back = Report::read(&dir.path().join("report.json")).unwrap();
+    assert_eq!(back.scenarios[0].name, "a");
+}
+
+#[test]
+fn reading_something_else_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, "{\"hello\": 1}").unwrap();
+    let err = Report::read(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("is not a scaleproof report"),
+        "{err}"
+    );
+}
+
+#[test]
+fn baseline_flags_regressions_beyond_the_margin() {
+    let before = report(vec![scenario("a", &[])]);
+    let mut now = report(vec![scenario("a", &[]), scenario("new", &[])]);
+    let same = baseline::compare(&now, &before, 0.2);
+    assert!(same.iter().all(Verdict::passed), "{same:#?}");
+    assert_eq!(
+        same.len(),
+        4,
+        "p95, throughput, first scale-up, and a note for `new`"
+    );
+
+    let load = now.scenarios[0].load.as_mut().unwrap();
+    load.latency_ms.as_mut().unwrap().p95_ms = 42.0 * 1.3;
+    load.throughput_per_s = 70.0;
+    let worse = baseline::compare(&now, &before, 0.2);
+    let failed: Vec<_> = worse
+        .iter()
+        .filter(|v| !v.passed())
+        .map(|v| v.check.as_str())
+        .collect();
+    assert_eq!(failed, ["baseline.a.p95", "baseline.a.throughput"]);
+}

@@ -1,0 +1,307 @@
+//! Verdicts: a scenario's expectations held against what the load engine and the
+//! autoscaler timeline measured. Pure functions of their inputs, so every rule is
+//! unit-tested without a cluster.
+//!
+//! Two checks are added to every scenario, whatever it expects, to prevent false
+//! greens: the load engine must have delivered what it promised (a run that sent
+//! half its requests says nothing about the service), and the timeline must contain
+//! CPU metrics (an HPA that never saw a metric cannot have been tested).
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::LoadResult;
+use crate::scenario::{Comparison, Expectation};
+use crate::timeline::Timeline;
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// The check could not be made (setup failed, nothing measured).
+    Error,
+}
+
+/// One check, as a JUnit testcase and a row of the summary table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Stable identifier, e.g. `min_success_rate`.
+    pub check: String,
+    /// What was expected, for people: `success rate >= 95.0 %`.
+    pub expected: String,
+    /// What was measured, for people: `99.2 %`.
+    pub measured: String,
+    pub outcome: Outcome,
+}
+
+impl Verdict {
+    fn new(check: &str, expected: String, measured: String, pass: bool) -> Self {
+        Verdict {
+            check: check.to_string(),
+            expected,
+            measured,
+            outcome: if pass { Outcome::Pass } else { Outcome::Fail },
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+}
+
+/// The HPA's replica bounds for the scenario (after its overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaBounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// Judges one scenario. `load` and `timeline` cover the same run.
+pub fn judge(
+    expectations: &[Expectation],
+    load: &LoadResult,
+    timeline: &Timeline,
+    bounds: ReplicaBounds,
+) -> Vec<Verdict> {
+    let mut verdicts = vec![delivered(load), metrics_seen(timeline)];
+    verdicts.extend(
+        expectations
+            .iter()
+            .map(|e| check(e, load, timeline, bounds)),
+    );
+    verdicts
+}
+
+fn delivered(load: &LoadResult) -> Verdict {
+    let measured = match &load.shortfall {
+        None => format!("{} requests sent in {:.1} s", load.sent, load.duration_s),
+        Some(s) => s.reasons.join("; "),
+    };
+    Verdict::new(
+        "load_delivered",
+        "the load engine delivers what the scenario promised".into(),
+        measured,
+        load.delivered_as_promised(),
+    )
+}
+
+fn metrics_seen(timeline: &Timeline) -> Verdict {
+    let with = timeline
+        .samples
+        .iter()
+        .filter(|s| s.cpu_utilization_pct.is_some())
+        .count();
+    Verdict::new(
+        "metrics_observed",
+        "the autoscaler saw CPU metrics".into(),
+        format!(
+            "{with} of {} samples carried a CPU utilization",
+            timeline.samples.len()
+        ),
+        timeline.has_metrics(),
+    )
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1} %", x * 100.0)
+}
+
+fn check(
+    e: &Expectation,
+    load: &LoadResult,
+    timeline: &Timeline,
+    bounds: ReplicaBounds,
+) -> Verdict {
+    let peak_ready = timeline.peak_ready_replicas();
+    match *e {
+        Expectation::MinSuccessRate(min) => Verdict::new(
+            "min_success_rate",
+            format!("success rate >= {}", pct(min)),
+            format!(
+                "{} ({} of {} ok)",
+                pct(load.success_rate),
+                load.ok,
+                load.sent
+            ),
+            load.sent > 0 && load.success_rate >= min,
+        ),
+        Expectation::MaxP95Ms(max) => {
+            latency("max_p95_ms", "p95", max, load.latency_ms.map(|l| l.p95_ms))
+        }
+        Expectation::MaxP99Ms(max) => {
+            latency("max_p99_ms", "p99", max, load.latency_ms.map(|l| l.p99_ms))
+        }
+        Expectation::MinThroughputPerS(min) => Verdict::new(
+            "min_throughput_per_s",
+            format!("throughput >= {min:.1} req/s"),
+            format!("{:.1} req/s", load.throughput_per_s),
+            load.throughput_per_s >= min,
+        ),
+        Expectation::MinPeakReplicas(min) => Verdict::new(
+            "min_peak_replicas",
+            format!("ready replicas reach >= {min}"),
+            format!(
+                "peak {peak_ready} ready (desired peak {})",
+                timeline.peak_desired_replicas()
+            ),
+            peak_ready >= min,
+        ),
+        Expectation::MaxPeakReplicas(max) => {
+            let peak = peak_ready.max(timeline.peak_desired_replicas()).max(
+                timeline
+                    .samples
+                    .iter()
+                    .map(|s| s.current_replicas)
+                    .max()
+                    .unwrap_or(0),
+            );
+            Verdict::new(
+                "max_peak_replicas",
+                format!("replicas stay <= {max}"),
+                format!("peak {peak} (desired, current or ready)"),
+                peak <= max,
+            )
+        }
+        Expectation::ReachesMaxReplicas => Verdict::new(
+            "reaches_max_replicas",
+            format!("ready replicas reach maxReplicas ({})", bounds.max),
+            format!("peak {peak_ready} ready"),
+            peak_ready >= bounds.max,
+        ),
+        Expectation::ScaleUpWithinS(within) => {
+            let first = timeline.first_scale_up_s();
+            Verdict::new(
+                "scale_up_within_s",
+                format!("first scale-up within {within:.0} s of load start"),
+                first.map_or_else(|| "no scale-up".into(), |t| format!("at {t:.1} s")),
+                first.is_some_and(|t| t <= within),
+            )
+        }
+        Expectation::ScalingLimited => scaling_limited(timeline, bounds),
+        Expectation::ThroughputPlateaus => plateau(load),
+    }
+}
+
+fn latency(check: &str, label: &str, max: f64, measured: Option<f64>) -> Verdict {
+    Verdict::new(
+        check,
+        format!("{label} latency <= {max:.0} ms"),
+        measured.map_or_else(|| "no response was timed".into(), |m| format!("{m:.1} ms")),
+        measured.is_some_and(|m| m <= max),
+    )
+}
+
+/// Demand above the cap: the HPA says so (ScalingLimited=True, TooManyReplicas), or
+/// CPU stays above target while every allowed replica runs.
+fn scaling_limited(timeline: &Timeline, bounds: ReplicaBounds) -> Verdict {
+    let condition = timeline.saw_condition("ScalingLimited", "True", "TooManyReplicas");
+    let hot_at_max = timeline.samples.iter().find(|s| {
+        s.current_replicas >= bounds.max
+            && s.cpu_utilization_pct.is_some_and(|u| u > s.cpu_target_pct)
+    });
+    let measured = match (condition, hot_at_max) {
+        (true, _) => "ScalingLimited=True (TooManyReplicas) reported".to_string(),
+        (false, Some(s)) => format!(
+            "CPU {}% > target {}% at {} replicas (t={:.1} s)",
+            s.cpu_utilization_pct.unwrap_or_default(),
+            s.cpu_target_pct,
+            s.current_replicas,
+            s.t_s
+        ),
+        (false, None) => "never limited: demand stayed within maxReplicas".into(),
+    };
+    Verdict::new(
+        "scaling_limited",
+        format!(
+            "demand exceeds maxReplicas ({}): ScalingLimited/TooManyReplicas or CPU above target at max",
+            bounds.max
+        ),
+        measured,
+        condition || hot_at_max.is_some(),
+    )
+}
+
+/// How much more throughput the second half of a run may have than the first and
+/// still count as a plateau.
+pub const PLATEAU_TOLERANCE: f64 = 0.25;
+
+/// Throughput does not grow: the second half of the run (full seconds only) is at
+/// most [`PLATEAU_TOLERANCE`] above the first.
+fn plateau(load: &LoadResult) -> Verdict {
+    // The first and last seconds are partial; leave them out.
+    let seconds: Vec<f64> = load
+        .timeline
+        .iter()
+        .skip(1)
+        .take(load.timeline.len().saturating_sub(2))
+        .map(|s| s.requests as f64)
+        .collect();
+    let expected = format!(
+        "throughput plateaus (2nd half <= 1st half + {:.0} %)",
+        PLATEAU_TOLERANCE * 100.0
+    );
+    if seconds.len() < 4 {
+        return Verdict::new(
+            "throughput_plateaus",
+            expected,
+            format!(
+                "only {} full seconds of load: too short to judge",
+                seconds.len()
+            ),
+            false,
+        );
+    }
+    let half = seconds.len() / 2;
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let (first, second) = (mean(&seconds[..half]), mean(&seconds[half..]));
+    Verdict::new(
+        "throughput_plateaus",
+        expected,
+        format!("1st half {first:.1} req/s, 2nd half {second:.1} req/s"),
+        second <= first * (1.0 + PLATEAU_TOLERANCE),
+    )
+}
+
+/// A cross-scenario comparison, e.g. the scaling gain.
+pub fn compare(
+    comparison: &Comparison,
+    numerator: Option<&LoadResult>,
+    denominator: Option<&LoadResult>,
+) -> Verdict {
+    let expected = match comparison.min_ratio {
+        Some(min) => format!(
+            "throughput({}) / throughput({}) >= {min:.2}",
+            comparison.numerator, comparison.denominator
+        ),
+        None => format!(
+            "throughput({}) / throughput({}) (reported)",
+            comparison.numerator, comparison.denominator
+        ),
+    };
+    let (Some(n), Some(d)) = (numerator, denominator) else {
+        return Verdict {
+            check: comparison.name.clone(),
+            expected,
+            measured: "a scenario it compares did not produce a load result".into(),
+            outcome: Outcome::Error,
+        };
+    };
+    let ratio = if d.throughput_per_s > 0.0 {
+        n.throughput_per_s / d.throughput_per_s
+    } else {
+        0.0
+    };
+    Verdict::new(
+        &comparison.name,
+        expected,
+        format!(
+            "{ratio:.2}x ({:.1} vs {:.1} req/s)",
+            n.throughput_per_s, d.throughput_per_s
+        ),
+        comparison.min_ratio.is_none_or(|min| ratio >= min),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+use super::*;
+use crate::fixtures::{load, short, timeline, too_many_replicas};
+use crate::scenario::Comparison;
+
+const BOUNDS: ReplicaBounds = ReplicaBounds { min: 1, max: 3 };
+
+fn only(expectation: Expectation, load: &LoadResult, timeline: &Timeline) -> Verdict {
+    let verdicts = judge(&[expectation], load, timeline, BOUNDS);
+    assert_eq!(verdicts.len(), 3, "two guards plus the expectation");
+    verdicts[2].clone()
+}
+
+fn scaling() -> Timeline {
+    timeline(&[
+        (0.0, 1, 1, None),
+        (1.0, 1, 1, Some(180)),
+        (2.0, 3, 1, Some(200)),
+        (4.0, 3, 3, Some(90)),
+    ])
+}
+
+#[test]
+fn guards_are_always_present_and_pass_on_a_clean_run() {
+    let verdicts = judge(&[], &load(100, 100, &[50, 50], 10.0), &scaling(), BOUNDS);
+    let checks: Vec<_> = verdicts
+        .iter()
+        .map(|v| (v.check.as_str(), v.outcome))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("load_delivered", Outcome::Pass),
+            ("metrics_observed", Outcome::Pass)
+        ]
+    );
+}
+
+#[test]
+fn an_engine_that_under_delivered_fails_the_guard() {
+    let verdicts = judge(
+        &[],
+        &short(load(400, 400, &[200, 200], 10.0), 1000),
+        &scaling(),
+        BOUNDS,
+    );
+    assert_eq!(verdicts[0].outcome, Outcome::Fail);
+    assert!(
+        verdicts[0].measured.contains("sent 400 of 1000"),
+        "{}",
+        verdicts[0].measured
+    );
+}
+
+#[test]
+fn a_timeline_without_metrics_fails_the_guard() {
+    let blind = timeline(&[(0.0, 1, 1, None), (1.0, 1, 1, None)]);
+    let verdicts = judge(&[], &load(10, 10, &[10], 1.0), &blind, BOUNDS);
+    assert_eq!(verdicts[1].outcome, Outcome::Fail);
+    assert_eq!(
+        verdicts[1].measured,
+        "0 of 2 samples carried a CPU utilization"
+    );
+}
+
+#[test]
+fn success_rate_is_compared_inclusively_and_explained() {
+    let l = load(1000, 950, &[100; 10], 10.0);
+    let v = only(Expectation::MinSuccessRate(0.95), &l, &scaling());
+    assert_eq!(v.outcome, Outcome::Pass);
+    assert_eq!(v.expected, "success rate >= 95.0 %");
+    assert_eq!(v.measured, "95.0 % (950 of 1000 ok)");
+    let l = load(1000, 949, &[100; 10], 10.0);
+    assert_eq!(
+        only(Expectation::MinSuccessRate(0.95), &l, &scaling()).outcome,
+        Outcome::Fail
+    );
+}
+
+#[test]
+fn nothing_sent_never_passes_a_success_rate() {
+    let l = load(0, 0, &[], 0.0);
+    assert_eq!(
+        only(Expectation::MinSuccessRate(0.0), &l, &scaling()).outcome,
+        Outcome::Fail
+    );
+}
+
+#[test]
+fn latency_bounds_use_the_corrected_percentiles() {
+    let l = load(100, 100, &[100], 400.0);
+    assert_eq!(
+        only(Expectation::MaxP95Ms(400.0), &l, &scaling()).outcome,
+        Outcome::Pass
+    );
+    let v = only(Expectation::MaxP95Ms(399.0), &l, &scaling());
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Fail, "400.0 ms")
+    );
+    // p99 is 1.5 x p95 in the fixture.
+    assert_eq!(
+        only(Expectation::MaxP99Ms(599.0), &l, &scaling()).outcome,
+        Outcome::Fail
+    );
+    let mut untimed = l.clone();
+    untimed.latency_ms = None;
+    let v = only(Expectation::MaxP95Ms(1e9), &untimed, &scaling());
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Fail, "no response was timed")
+    );
+}
+
+#[test]
+fn peak_replicas_count_ready_replicas() {
+    let l = load(10, 10, &[10], 1.0);
+    // Desired reached 3 but only 1 replica was ever ready: not "reached 2".
+    let slow = timeline(&[(0.0, 1, 1, Some(200)), (1.0, 3, 1, Some(200))]);
+    let v = only(Expectation::MinPeakReplicas(2), &l, &slow);
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Fail, "peak 1 ready (desired peak 3)")
+    );
+    assert_eq!(
+        only(Expectation::MinPeakReplicas(3), &l, &scaling()).outcome,
+        Outcome::Pass
+    );
+}
+
+#[test]
+fn max_peak_replicas_counts_any_replica_count() {
+    let l = load(10, 10, &[10], 1.0);
+    let asked = timeline(&[(0.0, 1, 1, Some(200)), (1.0, 2, 1, Some(200))]);
+    assert_eq!(
+        only(Expectation::MaxPeakReplicas(1), &l, &asked).outcome,
+        Outcome::Fail
+    );
+    let flat = timeline(&[(0.0, 1, 1, Some(200)), (1.0, 1, 1, Some(200))]);
+    assert_eq!(
+        only(Expectation::MaxPeakReplicas(1), &l, &flat).outcome,
+        Outcome::Pass
+    );
+}
+
+#[test]
+fn reaching_max_replicas_uses_the_scenario_bounds() {
+    let l = load(10, 10, &[10], 1.0);
+    assert_eq!(
+        only(Expectation::ReachesMaxReplicas, &l, &scaling()).outcome,
+        Outcome::Pass
+    );
+    let two = timeline(&[(0.0, 2, 2, Some(60))]);
+    let v = only(Expectation::ReachesMaxReplicas, &l, &two);
+    assert_eq!(
+        (v.outcome, v.expected.as_str()),
+        (Outcome::Fail, "ready replicas reach maxReplicas (3)")
+    );
+}
+
+#[test]
+fn first_scale_up_must_come_in_time() {
+    let l = load(10, 10, &[10], 1.0);
+    let v = only(Expectation::ScaleUpWithinS(2.0), &l, &scaling());
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Pass, "at 2.0 s")
+    );
+    assert_eq!(
+        only(Expectation::ScaleUpWithinS(1.5), &l, &scaling()).outcome,
+        Outcome::Fail
+    );
+    let flat = timeline(&[(0.0, 1, 1, Some(10)), (5.0, 1, 1, Some(10))]);
+    let v = only(Expectation::ScaleUpWithinS(60.0), &l, &flat);
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Fail, "no scale-up")
+    );
+}
+
+#[test]
+fn scaling_limited_accepts_the_condition_or_hot_cpu_at_max() {
+    let l = load(10, 10, &[10], 1.0);
+    let mut reported = timeline(&[(0.0, 3, 3, Some(40))]);
+    reported.samples[0].conditions.push(too_many_replicas());
+    assert_eq!(
+        only(Expectation::ScalingLimited, &l, &reported).outcome,
+        Outcome::Pass
+    );
+    let hot = timeline(&[(0.0, 3, 3, Some(75))]);
+    let v = only(Expectation::ScalingLimited, &l, &hot);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.measured);
+    assert!(
+        v.measured.starts_with("CPU 75% > target 50% at 3 replicas"),
+        "{}",
+        v.measured
+    );
+    let cool = timeline(&[(0.0, 3, 3, Some(45)), (1.0, 2, 2, Some(90))]);
+    assert_eq!(
+        only(Expectation::ScalingLimited, &l, &cool).outcome,
+        Outcome::Fail
+    );
+}
+
+#[test]
+fn throughput_plateau_compares_the_halves_of_full_seconds() {
+    // First and last seconds are partial and ignored.
+    let flat = load(10, 10, &[5, 40, 41, 39, 40, 42, 40, 3], 1.0);
+    let v = only(Expectation::ThroughputPlateaus, &flat, &scaling());
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.measured);
+    let growing = load(10, 10, &[5, 40, 40, 40, 80, 120, 120, 3], 1.0);
+    assert_eq!(
+        only(Expectation::ThroughputPlateaus, &growing, &scaling()).outcome,
+        Outcome::Fail
+    );
+    let too_short = load(10, 10, &[5, 40, 3], 1.0);
+    let v = only(Expectation::ThroughputPlateaus, &too_short, &scaling());
+    assert!(v.measured.contains("too short"), "{}", v.measured);
+}
+
+#[test]
+fn scaling_gain_is_a_throughput_ratio() {
+    let gain = Comparison {
+        name: "scaling-gain".into(),
+        numerator: "bottleneck".into(),
+        denominator: "restricted".into(),
+        min_ratio: Some(1.5),
+    };
+    let three = load(2000, 2000, &[100; 20], 10.0);
+    let one = load(2000, 2000, &[40; 50], 10.0);
+    let v = compare(&gain, Some(&three), Some(&one));
+    assert_eq!(
+        (v.outcome, v.measured.as_str()),
+        (Outcome::Pass, "2.50x (100.0 vs 40.0 req/s)")
+    );
+    let v = compare(&gain, Some(&one), Some(&three));
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert_eq!(compare(&gain, None, Some(&one)).outcome, Outcome::Error);
+}
