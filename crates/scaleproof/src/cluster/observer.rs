@@ -92,9 +92,11 @@ pub async fn observe(
                     let metrics = pod_metrics.list(&params).await;
                     (pods, metrics)
                 };
+                // A read that completed is kept even if cancellation came with it.
                 let (pod_list, metrics) = tokio::select! {
-                    () = cancel.cancelled() => break,
+                    biased;
                     read = read => read,
+                    () = cancel.cancelled() => break,
                 };
                 let pod_list = match pod_list {
                     Ok(list) => list.items,
