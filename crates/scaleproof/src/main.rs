@@ -1,1 +1,25 @@
-fn main() {}
+//! The `scaleproof` command line: one subcommand per job of the harness.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Prove that a service autoscales, and gate pull requests on it.
+#[derive(Debug, Parser)]
+#[command(name = "scaleproof", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send HTTP load to a service and measure throughput, success rate and latency
+    Load(scaleproof::load::cli::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Load(args) => scaleproof::load::cli::main(args),
+    }
+}

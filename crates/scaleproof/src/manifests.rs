@@ -217,6 +217,45 @@ impl Manifests {
     }
 }
 
+/// Per-scenario changes to the HPA (for example `maxReplicas: 1` for the restricted
+/// scenario). Both backends apply them to the same typed object before use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaOverrides {
+    pub min_replicas: Option<i32>,
+    pub max_replicas: Option<i32>,
+    /// Target average CPU utilization, percent of the request.
+    pub target_cpu_pct: Option<i32>,
+}
+
+impl HpaOverrides {
+    pub fn is_empty(&self) -> bool {
+        self == &HpaOverrides::default()
+    }
+
+    /// The HPA with these overrides applied (metrics other than a cpu Resource metric
+    /// are left alone; the HPA port rejects them with a clear error anyway).
+    pub fn applied_to(&self, hpa: &HorizontalPodAutoscaler) -> HorizontalPodAutoscaler {
+        let mut hpa = hpa.clone();
+        if let Some(spec) = hpa.spec.as_mut() {
+            if let Some(min) = self.min_replicas {
+                spec.min_replicas = Some(min);
+            }
+            if let Some(max) = self.max_replicas {
+                spec.max_replicas = max;
+            }
+            if let Some(target) = self.target_cpu_pct {
+                for metric in spec.metrics.iter_mut().flatten() {
+                    if let Some(resource) = metric.resource.as_mut().filter(|r| r.name == "cpu") {
+                        resource.target.average_utilization = Some(target);
+                    }
+                }
+            }
+        }
+        hpa
+    }
+}
+
 /// What a replica of the Deployment needs, extracted from its first container.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -346,6 +385,37 @@ mod tests {
         assert_eq!(parse_cpu_millicores("2"), Some(2000));
         assert_eq!(parse_cpu_millicores("lots"), None);
         assert_eq!(parse_cpu_millicores("-1"), None);
+    }
+
+    #[test]
+    fn overrides_change_only_what_they_name() {
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h"},
+            "spec": {
+                "scaleTargetRef": {"kind": "Deployment", "name": "d"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 50}}}]
+            }
+        }))
+        .unwrap();
+        let out = HpaOverrides {
+            max_replicas: Some(1),
+            ..Default::default()
+        }
+        .applied_to(&hpa);
+        let spec = out.spec.unwrap();
+        assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 1));
+        let out = HpaOverrides {
+            target_cpu_pct: Some(80),
+            ..Default::default()
+        }
+        .applied_to(&hpa);
+        let target = &out.spec.unwrap().metrics.unwrap()[0];
+        assert_eq!(
+            target.resource.as_ref().unwrap().target.average_utilization,
+            Some(80)
+        );
     }
 
     #[test]

@@ -57,16 +57,34 @@ impl Condition {
     }
 }
 
-/// A whole scenario's samples, in time order.
+/// A whole scenario's samples, in time order, and the scaling events among them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
 pub struct Timeline {
     pub samples: Vec<ScaleSample>,
+    /// Rescales and replica incidents, with the reason the controller gave.
+    #[serde(default)]
+    pub events: Vec<ScaleEvent>,
+}
+
+/// Something the autoscaler or the replica set did, for people reading a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleEvent {
+    /// Seconds since the scenario started.
+    pub t_s: f64,
+    /// A sentence, e.g. "scaled 1 -> 3: cpu utilization 210% of request is above target 50%".
+    pub message: String,
 }
 
 impl Timeline {
     pub fn push(&mut self, sample: ScaleSample) {
         self.samples.push(sample);
+    }
+
+    pub fn event(&mut self, t_s: f64, message: impl Into<String>) {
+        self.events.push(ScaleEvent {
+            t_s,
+            message: message.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,168 @@
+//! Command-line flags (with environment fallbacks) and the server settings built from them.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Largest accepted `--cpu-cost-ms`: one minute of CPU per request is already absurd.
+const MAX_CPU_COST_MS: f64 = 60_000.0;
+
+/// How the server behaves, independent of where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// CPU time burned per prediction request (see [`crate::cost`]); zero disables it.
+    pub cpu_cost: Duration,
+    /// Longest time to keep serving after a shutdown signal before giving up on
+    /// in-flight requests.
+    pub drain_timeout: Duration,
+    /// How many requests may run the simulated-cost model at the same time.
+    pub model_threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cpu_cost: Duration::ZERO,
+            drain_timeout: Duration::from_secs(20),
+            model_threads: 1,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Iris classifier HTTP service: a depth-3 decision tree trained at start-up on the
+/// Iris data set, served over a FastAPI-compatible JSON API.
+///
+/// Routes: GET / , GET /health (liveness), GET /ready (readiness), POST /predict,
+/// POST /predict/batch, GET /model/info, GET /metrics (Prometheus).
+/// On SIGTERM or Ctrl-C, /ready turns 503 at once, in-flight requests finish (up to
+/// --drain-timeout-s) and the process exits 0. Log verbosity follows RUST_LOG
+/// (default: info).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "iris-server", version, about, long_about)]
+pub struct Cli {
+    /// Address to listen on. The loopback default keeps a developer's server private;
+    /// containers pass `--host 0.0.0.0` to be reachable from outside.
+    #[arg(long, env = "IRIS_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// TCP port to listen on; 0 picks a free port. The bound address is logged as
+    /// `listening on HOST:PORT`.
+    #[arg(long, env = "IRIS_PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Simulated model cost: milliseconds of CPU time (of the thread doing the work, not
+    /// wall time, not sleep) burned once per /predict or /predict/batch request, so that
+    /// a CPU-limited pod feels load at a modest request rate. 0 disables it.
+    #[arg(long, env = "IRIS_CPU_COST_MS", default_value_t = 0.0, value_parser = parse_cpu_cost_ms, allow_negative_numbers = true)]
+    pub cpu_cost_ms: f64,
+
+    /// Seconds to keep serving in-flight requests after SIGTERM/Ctrl-C before exiting
+    /// anyway. Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "IRIS_DRAIN_TIMEOUT_S", default_value_t = 20)]
+    pub drain_timeout_s: u64,
+
+    /// Log format: `human` for terminals, `json` for log collectors.
+    #[arg(long, env = "IRIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Threads of the async runtime that handle connections. 1 (the default) runs a
+    /// single-threaded runtime, the fastest choice under a fractional CPU limit such as
+    /// 200m; raise it only for servers with whole cores to spare.
+    #[arg(long, env = "IRIS_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: u16,
+
+    /// How many requests may burn the simulated model cost at once (others wait their
+    /// turn), like the worker count of a synchronous Python server. Only matters when
+    /// --cpu-cost-ms is above 0.
+    #[arg(long, env = "IRIS_MODEL_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub model_threads: u16,
+}
+
+impl Cli {
+    /// The server settings these flags describe.
+    pub fn config(&self) -> Config {
+        Config {
+            cpu_cost: Duration::from_secs_f64(self.cpu_cost_ms / 1000.0),
+            drain_timeout: Duration::from_secs(self.drain_timeout_s),
+            model_threads: usize::from(self.model_threads),
+        }
+    }
+}
+
+fn parse_cpu_cost_ms(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of milliseconds"))?;
+    if !(0.0..=MAX_CPU_COST_MS).contains(&value) {
+        return Err(format!(
+            "{text} is out of range: give 0 to {MAX_CPU_COST_MS} milliseconds"
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_port_8000_and_no_cost() {
+        let cli = Cli::try_parse_from(["iris-server"]).unwrap();
+        assert_eq!(cli.host.to_string(), "127.0.0.1");
+        assert_eq!(cli.port, 8000);
+        assert_eq!(cli.config(), Config::default());
+        assert_eq!(cli.log_format, LogFormat::Human);
+        assert_eq!(cli.worker_threads, 1);
+    }
+
+    #[test]
+    fn flags_set_the_config() {
+        let cli = Cli::try_parse_from([
+            "iris-server",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--cpu-cost-ms",
+            "2.5",
+            "--drain-timeout-s",
+            "3",
+            "--log-format",
+            "json",
+            "--model-threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cli.port, 0);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let config = cli.config();
+        assert_eq!(config.cpu_cost, Duration::from_micros(2500));
+        assert_eq!(config.drain_timeout, Duration::from_secs(3));
+        assert_eq!(config.model_threads, 2);
+    }
+
+    #[test]
+    fn bad_cost_values_are_refused_with_a_reason() {
+        for bad in ["-1", "NaN", "inf", "abc", "1e9"] {
+            let err = Cli::try_parse_from(["iris-server", "--cpu-cost-ms", bad]).unwrap_err();
+            assert!(err.to_string().contains("cpu-cost-ms"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn zero_threads_are_refused() {
+        assert!(Cli::try_parse_from(["iris-server", "--worker-threads", "0"]).is_err());
+        assert!(Cli::try_parse_from(["iris-server", "--model-threads", "0"]).is_err());
+    }
+}

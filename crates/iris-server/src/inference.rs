@@ -1,0 +1,108 @@
+//! Runs predictions for a request, adding the simulated model cost when configured.
+//!
+//! With a cost, the work runs on tokio's blocking pool (`spawn_blocking`) behind a
+//! semaphore of `model_threads` slots, the way a synchronous Python endpoint runs on
+//! its server's thread pool. Burning inline on the async worker would freeze every other
+//! connection on that worker for the whole burn, including `/health`, `/ready` and
+//! `/metrics`; under a single-threaded runtime even the shutdown signal would wait.
+//! Without a cost, the tree walk takes well under a microsecond and runs inline: a
+//! thread hand-off would cost more than the work.
+
+use std::sync::Arc;
+
+use crate::cost;
+use crate::dataset::Measurements;
+use crate::model::{IrisModel, Prediction};
+use crate::state::AppState;
+
+/// Why predictions could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The model is still being trained.
+    #[error("the model is not trained yet")]
+    NotReady,
+    /// The model work did not finish (it panicked or the runtime is shutting down).
+    #[error("the model task failed: {0}")]
+    TaskFailed(String),
+}
+
+/// Classifies `samples`, burning the configured CPU cost once for the whole request.
+pub async fn classify(
+    state: &AppState,
+    samples: Vec<Measurements>,
+) -> Result<Vec<Prediction>, InferenceError> {
+    let model = state.model().ok_or(InferenceError::NotReady)?;
+    let cost = state.cpu_cost();
+    if cost.is_zero() {
+        return Ok(predict_all(&model, &samples));
+    }
+    let slot = state
+        .model_slots()
+        .acquire_owned()
+        .await
+        .map_err(|closed| InferenceError::TaskFailed(closed.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        // The slot is held until the burn ends, even if the client gave up meanwhile:
+        // the CPU is spent either way.
+        let _slot = slot;
+        simulate_cost(&model, &samples, cost);
+        predict_all(&model, &samples)
+    })
+    .await
+    .map_err(|join| InferenceError::TaskFailed(join.to_string()))
+}
+
+fn predict_all(model: &IrisModel, samples: &[Measurements]) -> Vec<Prediction> {
+    samples.iter().map(|sample| model.predict(sample)).collect()
+}
+
+/// Re-evaluates the tree on slightly perturbed copies of the first sample until the
+/// thread has spent `cost` of CPU time: the same kind of work as the real prediction.
+fn simulate_cost(model: &Arc<IrisModel>, samples: &[Measurements], cost: std::time::Duration) {
+    let base = samples.first().map_or([5.0; 4], Measurements::as_array);
+    let report = cost::burn(cost, |unit| {
+        let mut x = base;
+        x[(unit % 4) as usize] += (unit % 97) as f64 * 0.05;
+        let prediction = model.predict(&Measurements::from_array(x));
+        prediction.species.index() as u64 + prediction.confidence.to_bits()
+    });
+    if !report.completed {
+        tracing::warn!(
+            cpu_ms = report.cpu.as_secs_f64() * 1e3,
+            wall_ms = report.wall.as_secs_f64() * 1e3,
+            "simulated model cost cut short by its wall-clock budget"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dataset::Species;
+
+    fn setosa() -> Measurements {
+        Measurements::from_array([5.1, 3.5, 1.4, 0.2])
+    }
+
+    #[tokio::test]
+    async fn without_a_model_there_is_no_prediction() {
+        let state = AppState::new(&Config::default());
+        let result = classify(&state, vec![setosa()]).await;
+        assert!(matches!(result, Err(InferenceError::NotReady)));
+    }
+
+    #[tokio::test]
+    async fn with_a_cost_predictions_are_still_correct() {
+        let config = Config {
+            cpu_cost: Duration::from_millis(5),
+            ..Config::default()
+        };
+        let state = AppState::with_model(&config, IrisModel::train_embedded().unwrap());
+        let predictions = classify(&state, vec![setosa(), setosa()]).await.unwrap();
+        assert_eq!(predictions.len(), 2);
+        assert!(predictions.iter().all(|p| p.species == Species::Setosa));
+    }
+}

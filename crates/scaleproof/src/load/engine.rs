@@ -1,0 +1,165 @@
+//! Runs a load: sets up the shared context, starts the closed or open loop and
+//! the progress display, and turns the tally into a [`LoadResult`].
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::RequestTemplate;
+use super::config::{LoadConfig, Mode, Progress, Stop};
+use super::progress::ProgressTask;
+use super::recorder::Recorder;
+use super::result::{LoadMode, LoadResult, Promised};
+use super::schedule::Schedule;
+use super::targets::Targets;
+use super::{LoadError, closed, open};
+
+/// What every worker of a run shares.
+pub(crate) struct RunContext {
+    pub(crate) start: Instant,
+    pub(crate) config: LoadConfig,
+    pub(crate) targets: Targets,
+    pub(crate) template: Arc<RequestTemplate>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Sends load to `targets` as `config` says, until its stop condition or until
+/// `cancel` is cancelled; requests in flight then complete and are counted.
+///
+/// Errors only for an invalid configuration or a worker that panicked; failed
+/// requests (refused, timed out, 5xx) are measurements, found in the result.
+pub async fn run(
+    config: &LoadConfig,
+    targets: &Targets,
+    cancel: &CancellationToken,
+) -> Result<LoadResult, LoadError> {
+    config.validate()?;
+    let template = Arc::new(RequestTemplate::new(config)?);
+    let recorder = Arc::new(Recorder::new());
+    let promised = promised(config);
+    let start = Instant::now();
+    let context = Arc::new(RunContext {
+        start,
+        config: config.clone(),
+        targets: targets.clone(),
+        template,
+        recorder: Arc::clone(&recorder),
+        cancel: cancel.clone(),
+    });
+    let progress = (config.progress == Progress::Auto)
+        .then(|| ProgressTask::start(Arc::clone(&recorder), start, promised.requests));
+
+    let outcome = match config.mode {
+        Mode::Closed { concurrency, stop } => {
+            closed::run(context, concurrency, stop).await.map(|()| 0)
+        }
+        Mode::Open {
+            rate,
+            stop,
+            max_in_flight,
+        } => open::run(context, rate, stop, max_in_flight).await,
+    };
+    let duration = start.elapsed();
+    if let Some(progress) = progress {
+        progress.finish().await;
+    }
+    let dropped = outcome?;
+
+    let totals = recorder.totals();
+    let duration_s = duration.as_secs_f64();
+    let mut result = LoadResult {
+        mode: match config.mode {
+            Mode::Closed { .. } => LoadMode::Closed,
+            Mode::Open { .. } => LoadMode::Open,
+        },
+        promised,
+        cancelled: cancel.is_cancelled(),
+        sent: totals.sent,
+        ok: totals.ok,
+        failed: totals.sent - totals.ok,
+        status_counts: totals.status_counts,
+        errors: totals.errors,
+        success_rate: ratio(totals.ok, totals.sent),
+        throughput_per_s: if duration_s > 0.0 {
+            totals.sent as f64 / duration_s
+        } else {
+            0.0
+        },
+        duration_s,
+        late: totals.late,
+        dropped,
+        latency_ms: totals.latency_ms,
+        service_time_ms: totals.service_time_ms,
+        timeline: totals.timeline,
+        shortfall: None,
+    };
+    result.shortfall = result.assess();
+    Ok(result)
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+fn promised(config: &LoadConfig) -> Promised {
+    let stop = config.mode.stop();
+    let duration_s = match stop {
+        Stop::Duration(d) => Some(d.as_secs_f64()),
+        Stop::Requests(_) => None,
+    };
+    let mut promised = Promised {
+        requests: None,
+        duration_s,
+        concurrency: None,
+        rate_per_s: None,
+        ramp_to_per_s: None,
+        ramp_over_s: None,
+        max_in_flight: None,
+        late_after_ms: None,
+        timeout_s: config.timeout.as_secs_f64(),
+    };
+    match config.mode {
+        Mode::Closed { concurrency, stop } => {
+            promised.concurrency = Some(concurrency);
+            if let Stop::Requests(n) = stop {
+                promised.requests = Some(n);
+            }
+        }
+        Mode::Open {
+            rate,
+            stop,
+            max_in_flight,
+        } => {
+            promised.requests = Some(Schedule::new(rate).total(stop));
+            promised.rate_per_s = Some(rate.start_per_s);
+            if rate.is_ramp() {
+                promised.ramp_to_per_s = Some(rate.end_per_s);
+                promised.ramp_over_s = Some(rate.ramp.as_secs_f64());
+            }
+            promised.max_in_flight = Some(max_in_flight);
+            promised.late_after_ms = Some(config.late_after.as_secs_f64() * 1000.0);
+        }
+    }
+    promised
+}
+
+/// Waits for every worker; a panicked worker is an engine bug, reported as such.
+pub(crate) async fn join_workers(mut workers: JoinSet<()>) -> Result<(), LoadError> {
+    let mut failure = None;
+    while let Some(joined) = workers.join_next().await {
+        if let Err(e) = joined {
+            failure.get_or_insert_with(|| e.to_string());
+        }
+    }
+    match failure {
+        Some(message) => Err(LoadError::Worker(message)),
+        None => Ok(()),
+    }
+}

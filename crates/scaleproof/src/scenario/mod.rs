@@ -1,0 +1,772 @@
+//! `stress.toml`: the gate's contract. What to load, how, and what must be seen.
+//!
+//! Parsing happens in two steps. Serde reads the file into raw structs that reject
+//! unknown keys and wrong types (toml reports line and column). Validation then turns
+//! the raw structs into the types the rest of the harness uses and rejects impossible
+//! values (a success rate above 1, a minimum above a maximum) with the file, line and
+//! key, before any cluster work starts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::manifests::HpaOverrides;
+
+/// Where in which file something is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based; `None` when the error is not tied to a place (e.g. an unreadable file).
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The dotted key, e.g. `scenario[1].expect.min_success_rate`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct StressConfig {
+    pub path: PathBuf,
+    pub target: Target,
+    pub backend: Backends,
+    pub scenarios: Vec<Scenario>,
+    pub compare: Vec<Comparison>,
+}
+
+/// What is under test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Namespace the cluster backends deploy into (labeled Pod Security "restricted").
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_deployment")]
+    pub deployment: String,
+    #[serde(default = "default_hpa")]
+    pub hpa: String,
+    /// Directory of the manifests, relative to the config file.
+    #[serde(default = "default_manifests")]
+    pub manifests: PathBuf,
+    #[serde(default)]
+    pub request: RequestSettings,
+}
+
+fn default_namespace() -> String {
+    "scaleproof".into()
+}
+fn default_deployment() -> String {
+    "iris-classifier".into()
+}
+fn default_hpa() -> String {
+    "iris-classifier-hpa".into()
+}
+fn default_manifests() -> PathBuf {
+    PathBuf::from("k8s")
+}
+
+/// The request every scenario sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSettings {
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// A JSON body; the default is one Iris sample.
+    #[serde(default = "default_body")]
+    pub body: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        RequestSettings {
+            method: default_method(),
+            path: default_path(),
+            body: default_body(),
+            headers: BTreeMap::new(),
+            timeout_s: default_timeout_s(),
+        }
+    }
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_path() -> String {
+    "/predict".into()
+}
+fn default_body() -> String {
+    r#"{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}"#.into()
+}
+fn default_timeout_s() -> f64 {
+    10.0
+}
+
+/// Per-backend settings, so scenarios stay backend-neutral.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backends {
+    #[serde(default)]
+    pub local: BackendSettings,
+    #[serde(default)]
+    pub kind: BackendSettings,
+    #[serde(default)]
+    pub cluster: BackendSettings,
+}
+
+/// How one backend runs the workload.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSettings {
+    /// The service's simulated model cost (`IRIS_CPU_COST_MS`), overriding k8s/.
+    pub cpu_cost_ms: Option<f64>,
+    /// How often CPU usage is sampled (metrics-server `--metric-resolution`).
+    pub metric_resolution_s: Option<f64>,
+    /// How often the HPA reconciles.
+    pub sync_period_s: Option<f64>,
+    /// Where load goes (cluster backends; the local backend knows its replicas).
+    pub url: Option<String>,
+    /// Extra env vars for the service container.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl BackendSettings {
+    /// The env overrides this backend applies to the service.
+    pub fn env_overrides(&self) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        if let Some(cost) = self.cpu_cost_ms {
+            env.insert("IRIS_CPU_COST_MS".into(), cost.to_string());
+        }
+        env
+    }
+}
+
+/// How load is generated in a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum LoadShape {
+    /// `concurrency` workers send `requests` requests (or for `duration_s`), each
+    /// waiting for its response before the next: the original load_test.py.
+    Closed {
+        requests: Option<u64>,
+        duration_s: Option<f64>,
+        concurrency: u32,
+    },
+    /// Requests arrive at `rate` per second (ramping to `ramp_to` if set) whatever
+    /// the responses do; latency is measured from the intended send time.
+    Open {
+        rate: f64,
+        ramp_to: Option<f64>,
+        requests: Option<u64>,
+        duration_s: Option<f64>,
+        max_in_flight: Option<u32>,
+    },
+}
+
+/// One expectation of a scenario. Each becomes a JUnit testcase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Expectation {
+    MinSuccessRate(f64),
+    MaxP95Ms(f64),
+    MaxP99Ms(f64),
+    MinThroughputPerS(f64),
+    MinPeakReplicas(u32),
+    MaxPeakReplicas(u32),
+    ReachesMaxReplicas,
+    ScaleUpWithinS(f64),
+    /// The HPA wanted more than it may have: ScalingLimited=True / TooManyReplicas,
+    /// or CPU utilization above target while at maxReplicas.
+    ScalingLimited,
+    /// Throughput in the second half of the load is not higher than in the first
+    /// half by more than the given fraction (no scaling gain while restricted).
+    ThroughputPlateaus,
+}
+
+/// One scenario: a load shape, optional HPA overrides and its expectations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub load: LoadShape,
+    pub hpa: HpaOverrides,
+    /// Keep watching the autoscaler this long after the load ends.
+    pub observe_after_s: f64,
+    pub expect: Vec<Expectation>,
+}
+
+/// A cross-scenario expectation, e.g. the scaling gain
+/// `throughput(bottleneck-2000) / throughput(restricted-2000)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub name: String,
+    pub numerator: String,
+    pub denominator: String,
+    /// Fail when the throughput ratio is below this (`None`: report only).
+    pub min_ratio: Option<f64>,
+}
+
+// ---- raw, as written in the file ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_target")]
+    target: Target,
+    #[serde(default)]
+    backend: Backends,
+    #[serde(default)]
+    scenario: Vec<RawScenario>,
+    #[serde(default)]
+    compare: Vec<RawComparison>,
+}
+
+fn default_target() -> Target {
+    Target {
+        namespace: default_namespace(),
+        deployment: default_deployment(),
+        hpa: default_hpa(),
+        manifests: default_manifests(),
+        request: RequestSettings::default(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    requests: Option<Spanned<u64>>,
+    duration_s: Option<Spanned<f64>>,
+    concurrency: Option<Spanned<u32>>,
+    rate: Option<Spanned<f64>>,
+    ramp_to: Option<Spanned<f64>>,
+    max_in_flight: Option<Spanned<u32>>,
+    #[serde(default)]
+    hpa: HpaOverrides,
+    #[serde(default)]
+    observe_after_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+/// Expectations as written; every key optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpect {
+    min_success_rate: Option<Spanned<f64>>,
+    max_p95_ms: Option<Spanned<f64>>,
+    max_p99_ms: Option<Spanned<f64>>,
+    min_throughput_per_s: Option<Spanned<f64>>,
+    min_peak_replicas: Option<Spanned<u32>>,
+    max_peak_replicas: Option<Spanned<u32>>,
+    reaches_max_replicas: Option<Spanned<bool>>,
+    scale_up_within_s: Option<Spanned<f64>>,
+    scaling_limited: Option<Spanned<bool>>,
+    throughput_plateaus: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComparison {
+    name: Spanned<String>,
+    numerator: Spanned<String>,
+    denominator: Spanned<String>,
+    min_ratio: Option<Spanned<f64>>,
+}
+
+/// Turns byte spans into `file:line:column` errors.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = line_column(self.text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: Some(key.to_string()).filter(|k| !k.is_empty()),
+            message: message.into(),
+        }
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl StressConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (errors name that path).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let at = Locator { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message names the key; the span gives the place.
+            at.error(e.span(), "", e.message().trim().to_string())
+        })?;
+        let request = &raw.target.request;
+        if !(request.timeout_s.is_finite() && request.timeout_s > 0.0) {
+            return Err(at.error(
+                None,
+                "target.request.timeout_s",
+                "must be a positive number of seconds",
+            ));
+        }
+        if !request.path.starts_with('/') {
+            return Err(at.error(
+                None,
+                "target.request.path",
+                format!("must start with `/`, got {:?}", request.path),
+            ));
+        }
+        if serde_json::from_str::<serde_json::Value>(&request.body).is_err() {
+            return Err(at.error(None, "target.request.body", "is not valid JSON"));
+        }
+        for (name, settings) in [
+            ("local", &raw.backend.local),
+            ("kind", &raw.backend.kind),
+            ("cluster", &raw.backend.cluster),
+        ] {
+            for (key, value) in [
+                ("cpu_cost_ms", settings.cpu_cost_ms),
+                ("metric_resolution_s", settings.metric_resolution_s),
+                ("sync_period_s", settings.sync_period_s),
+            ] {
+                if let Some(v) = value
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    return Err(at.error(
+                        None,
+                        &format!("backend.{name}.{key}"),
+                        format!("must be a non-negative number, got {v}"),
+                    ));
+                }
+            }
+        }
+        if raw.scenario.is_empty() {
+            return Err(at.error(
+                None,
+                "scenario",
+                "no [[scenario]] defined: the gate would check nothing",
+            ));
+        }
+        let mut scenarios: Vec<Scenario> = Vec::new();
+        for (i, s) in raw.scenario.into_iter().enumerate() {
+            let key = format!("scenario[{i}]");
+            let scenario = validate_scenario(&at, &key, s)?;
+            if scenarios.iter().any(|other| other.name == scenario.name) {
+                return Err(at.error(
+                    None,
+                    &format!("{key}.name"),
+                    format!("duplicate scenario name {:?}", scenario.name),
+                ));
+            }
+            scenarios.push(scenario);
+        }
+        let mut compare = Vec::new();
+        for (i, c) in raw.compare.into_iter().enumerate() {
+            let key = format!("compare[{i}]");
+            for side in [&c.numerator, &c.denominator] {
+                if !scenarios.iter().any(|s| &s.name == side.get_ref()) {
+                    return Err(at.error(
+                        Some(side.span()),
+                        &key,
+                        format!("no scenario named {:?}", side.get_ref()),
+                    ));
+                }
+            }
+            if let Some(r) = &c.min_ratio
+                && !(r.get_ref().is_finite() && *r.get_ref() > 0.0)
+            {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.min_ratio"),
+                    "must be a positive number",
+                ));
+            }
+            compare.push(Comparison {
+                name: c.name.into_inner(),
+                numerator: c.numerator.into_inner(),
+                denominator: c.denominator.into_inner(),
+                min_ratio: c.min_ratio.map(Spanned::into_inner),
+            });
+        }
+        Ok(StressConfig {
+            path: path.to_path_buf(),
+            target: raw.target,
+            backend: raw.backend,
+            scenarios,
+            compare,
+        })
+    }
+
+    /// The manifests directory, resolved against the config file's directory.
+    pub fn manifests_dir(&self) -> PathBuf {
+        let base = self.path.parent().unwrap_or_else(|| Path::new("."));
+        base.join(&self.target.manifests)
+    }
+
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// Applies a `--set SCENARIO.expect.KEY=VALUE` override (VALUE in TOML syntax),
+    /// validated like the file itself.
+    pub fn apply_set(&mut self, assignment: &str) -> Result<(), ConfigError> {
+        let origin = PathBuf::from(format!("--set {assignment}"));
+        let fail = |message: String| ConfigError {
+            path: origin.clone(),
+            line: None,
+            column: None,
+            key: None,
+            message,
+        };
+        let (lhs, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| fail("expected SCENARIO.expect.KEY=VALUE".into()))?;
+        let mut parts = lhs.trim().splitn(3, '.');
+        let (Some(name), Some("expect"), Some(key)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(fail("expected SCENARIO.expect.KEY=VALUE".into()));
+        };
+        let scenario = self
+            .scenarios
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(|| fail(format!("no scenario named {name:?}")))?;
+        let snippet = format!("{key} = {}", value.trim());
+        let at = Locator {
+            path: &origin,
+            text: &snippet,
+        };
+        let raw: RawExpect = toml::from_str(&snippet)
+            .map_err(|e| at.error(None, key, e.message().trim().to_string()))?;
+        let max = scenario.hpa.max_replicas;
+        let added = validate_expect(&at, "expect", raw, max.map(|m| m.max(0) as u32))?;
+        for new in added {
+            scenario
+                .expect
+                .retain(|old| std::mem::discriminant(old) != std::mem::discriminant(&new));
+            scenario.expect.push(new);
+        }
+        Ok(())
+    }
+}
+
+fn positive(at: &Locator<'_>, key: &str, v: &Spanned<f64>) -> Result<f64, ConfigError> {
+    let x = *v.get_ref();
+    if x.is_finite() && x > 0.0 {
+        Ok(x)
+    } else {
+        Err(at.error(
+            Some(v.span()),
+            key,
+            format!("must be a positive number, got {x}"),
+        ))
+    }
+}
+
+fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scenario, ConfigError> {
+    let name = s.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(at.error(
+            Some(s.name.span()),
+            &format!("{key}.name"),
+            "must be non-empty and use only letters, digits, `-` and `_`",
+        ));
+    }
+    if let Some(r) = &s.requests
+        && *r.get_ref() == 0
+    {
+        return Err(at.error(
+            Some(r.span()),
+            &format!("{key}.requests"),
+            "must be at least 1",
+        ));
+    }
+    let duration_s = s
+        .duration_s
+        .as_ref()
+        .map(|d| positive(at, &format!("{key}.duration_s"), d))
+        .transpose()?;
+    let requests = s.requests.as_ref().map(|r| *r.get_ref());
+    let load = match (&s.rate, &s.concurrency) {
+        (Some(rate), concurrency) => {
+            if let Some(c) = concurrency {
+                return Err(at.error(Some(c.span()), &format!("{key}.concurrency"), "conflicts with `rate`: a scenario is either closed-loop (concurrency) or open-loop (rate)"));
+            }
+            let rate_v = positive(at, &format!("{key}.rate"), rate)?;
+            let ramp_to = s
+                .ramp_to
+                .as_ref()
+                .map(|r| positive(at, &format!("{key}.ramp_to"), r))
+                .transpose()?;
+            if requests.is_none() && duration_s.is_none() {
+                return Err(at.error(
+                    Some(rate.span()),
+                    key,
+                    "an open-loop scenario needs `requests` or `duration_s`",
+                ));
+            }
+            if let Some(m) = &s.max_in_flight
+                && *m.get_ref() == 0
+            {
+                return Err(at.error(
+                    Some(m.span()),
+                    &format!("{key}.max_in_flight"),
+                    "must be at least 1",
+                ));
+            }
+            LoadShape::Open {
+                rate: rate_v,
+                ramp_to,
+                requests,
+                duration_s,
+                max_in_flight: s.max_in_flight.as_ref().map(|m| *m.get_ref()),
+            }
+        }
+        (None, concurrency) => {
+            if let Some(r) = &s.ramp_to {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.ramp_to"),
+                    "needs `rate` (ramps are open-loop)",
+                ));
+            }
+            let concurrency = match concurrency {
+                Some(c) if *c.get_ref() == 0 => {
+                    return Err(at.error(
+                        Some(c.span()),
+                        &format!("{key}.concurrency"),
+                        "must be at least 1",
+                    ));
+                }
+                Some(c) => *c.get_ref(),
+                None => 10,
+            };
+            if requests.is_none() && duration_s.is_none() {
+                return Err(at.error(Some(s.name.span()), key, "needs `requests` or `duration_s`"));
+            }
+            LoadShape::Closed {
+                requests,
+                duration_s,
+                concurrency,
+            }
+        }
+    };
+    let hpa = s.hpa;
+    if let (Some(min), Some(max)) = (hpa.min_replicas, hpa.max_replicas)
+        && min > max
+    {
+        return Err(at.error(
+            None,
+            &format!("{key}.hpa"),
+            format!("min_replicas {min} is above max_replicas {max}"),
+        ));
+    }
+    if hpa.max_replicas.is_some_and(|m| m < 1) || hpa.min_replicas.is_some_and(|m| m < 1) {
+        return Err(at.error(
+            None,
+            &format!("{key}.hpa"),
+            "replica counts must be at least 1",
+        ));
+    }
+    if hpa.target_cpu_pct.is_some_and(|t| t < 1) {
+        return Err(at.error(
+            None,
+            &format!("{key}.hpa.target_cpu_pct"),
+            "must be at least 1 (percent)",
+        ));
+    }
+    let observe_after_s = match &s.observe_after_s {
+        Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.observe_after_s"),
+                "must be a non-negative number of seconds",
+            ));
+        }
+        Some(v) => *v.get_ref(),
+        None => 0.0,
+    };
+    let max = hpa.max_replicas.map(|m| m.max(0) as u32);
+    let expect = validate_expect(at, &format!("{key}.expect"), s.expect, max)?;
+    Ok(Scenario {
+        name,
+        description: s.description,
+        load,
+        hpa,
+        observe_after_s,
+        expect,
+    })
+}
+
+/// `max_replicas`: the scenario's maxReplicas override, when it has one, so that
+/// "reach 3 replicas" under "max 1" is rejected as impossible.
+fn validate_expect(
+    at: &Locator<'_>,
+    key: &str,
+    e: RawExpect,
+    max_replicas: Option<u32>,
+) -> Result<Vec<Expectation>, ConfigError> {
+    let mut out = Vec::new();
+    if let Some(v) = &e.min_success_rate {
+        let x = *v.get_ref();
+        if !(0.0..=1.0).contains(&x) {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.min_success_rate"),
+                format!("is a fraction between 0 and 1, got {x}"),
+            ));
+        }
+        out.push(Expectation::MinSuccessRate(x));
+    }
+    if let Some(v) = &e.max_p95_ms {
+        out.push(Expectation::MaxP95Ms(positive(
+            at,
+            &format!("{key}.max_p95_ms"),
+            v,
+        )?));
+    }
+    if let Some(v) = &e.max_p99_ms {
+        out.push(Expectation::MaxP99Ms(positive(
+            at,
+            &format!("{key}.max_p99_ms"),
+            v,
+        )?));
+    }
+    if let Some(v) = &e.min_throughput_per_s {
+        out.push(Expectation::MinThroughputPerS(positive(
+            at,
+            &format!("{key}.min_throughput_per_s"),
+            v,
+        )?));
+    }
+    if let (Some(min), Some(max)) = (&e.min_peak_replicas, &e.max_peak_replicas)
+        && min.get_ref() > max.get_ref()
+    {
+        return Err(at.error(
+            Some(min.span()),
+            &format!("{key}.min_peak_replicas"),
+            format!(
+                "{} is above max_peak_replicas {}",
+                min.get_ref(),
+                max.get_ref()
+            ),
+        ));
+    }
+    if let Some(v) = &e.min_peak_replicas {
+        if *v.get_ref() == 0 {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.min_peak_replicas"),
+                "must be at least 1",
+            ));
+        }
+        if let Some(max) = max_replicas.filter(|m| v.get_ref() > m) {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.min_peak_replicas"),
+                format!(
+                    "{} can never be reached: the scenario sets hpa.max_replicas = {max}",
+                    v.get_ref()
+                ),
+            ));
+        }
+        out.push(Expectation::MinPeakReplicas(*v.get_ref()));
+    }
+    if let Some(v) = &e.max_peak_replicas {
+        if *v.get_ref() == 0 {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.max_peak_replicas"),
+                "must be at least 1",
+            ));
+        }
+        out.push(Expectation::MaxPeakReplicas(*v.get_ref()));
+    }
+    if e.reaches_max_replicas
+        .as_ref()
+        .is_some_and(|v| *v.get_ref())
+    {
+        out.push(Expectation::ReachesMaxReplicas);
+    }
+    if let Some(v) = &e.scale_up_within_s {
+        out.push(Expectation::ScaleUpWithinS(positive(
+            at,
+            &format!("{key}.scale_up_within_s"),
+            v,
+        )?));
+    }
+    if e.scaling_limited.as_ref().is_some_and(|v| *v.get_ref()) {
+        out.push(Expectation::ScalingLimited);
+    }
+    if e.throughput_plateaus.as_ref().is_some_and(|v| *v.get_ref()) {
+        out.push(Expectation::ThroughputPlateaus);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+use super::*;
+
+fn parse(text: &str) -> Result<StressConfig, ConfigError> {
+    StressConfig::parse(Path::new("stress.toml"), text)
+}
+
+const MINIMAL: &str = r#"
+[[scenario]]
+name = "s"
+requests = 10
+"#;
+
+#[test]
+fn the_repository_config_is_valid_and_names_the_three_scenarios() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml");
+    let config = StressConfig::load(&path).unwrap();
+    let names: Vec<_> = config.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["scale-up-1000", "bottleneck-2000", "restricted-2000"]
+    );
+    let restricted = config.scenario("restricted-2000").unwrap();
+    assert_eq!(restricted.hpa.max_replicas, Some(1));
+    assert!(restricted.expect.contains(&Expectation::MaxPeakReplicas(1)));
+    let scale_up = config.scenario("scale-up-1000").unwrap();
+    assert_eq!(
+        scale_up.load,
+        LoadShape::Closed {
+            requests: Some(1000),
+            duration_s: None,
+            concurrency: 10
+        }
+    );
+    assert!(scale_up.expect.contains(&Expectation::MinSuccessRate(0.95)));
+    assert_eq!(config.compare.len(), 1);
+    assert!(config.manifests_dir().join("hpa.yaml").exists());
+}
+
+#[test]
+fn defaults_fill_what_is_not_written() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.target.deployment, "iris-classifier");
+    assert_eq!(config.target.request.path, "/predict");
+    assert_eq!(
+        config.scenarios[0].load,
+        LoadShape::Closed {
+            requests: Some(10),
+            duration_s: None,
+            concurrency: 10
+        }
+    );
+    assert!(config.scenarios[0].expect.is_empty());
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let err = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmin_sucess_rate = 0.9\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(5), "{err}");
+    assert!(err.message.contains("min_sucess_rate"), "{err}");
+    assert!(err.to_string().starts_with("stress.toml:5:"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_line() {
+    let err = parse("[[scenario]]\nname = \"s\"\nrequests = \"many\"\n").unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+}
+
+#[test]
+fn a_success_rate_above_one_is_impossible() {
+    let err = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmin_success_rate = 1.5\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(5));
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].expect.min_success_rate")
+    );
+    assert!(err.message.contains("between 0 and 1"), "{err}");
+}
+
+#[test]
+fn a_minimum_above_a_maximum_is_impossible() {
+    let err = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmax_peak_replicas = 1\nmin_peak_replicas = 2\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(6), "{err}");
+    assert!(err.message.contains("above max_peak_replicas"), "{err}");
+}
+
+#[test]
+fn a_peak_beyond_the_scenarios_max_replicas_is_impossible() {
+    let err = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.hpa]\nmax_replicas = 1\n[scenario.expect]\nmin_peak_replicas = 3\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.line, Some(7), "{err}");
+    assert!(err.message.contains("never be reached"), "{err}");
+}
+
+#[test]
+fn hpa_min_above_max_is_rejected() {
+    let err = parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.hpa]\nmin_replicas = 3\nmax_replicas = 1\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("scenario[0].hpa"));
+}
+
+#[test]
+fn closed_and_open_loop_cannot_be_mixed() {
+    let err = parse("[[scenario]]\nname = \"s\"\nrequests = 10\nconcurrency = 5\nrate = 100.0\n")
+        .unwrap_err();
+    assert_eq!(err.line, Some(4), "{err}");
+    assert!(err.message.contains("conflicts with `rate`"), "{err}");
+}
+
+#[test]
+fn a_scenario_without_an_end_is_rejected() {
+    let err = parse("[[scenario]]\nname = \"s\"\nconcurrency = 5\n").unwrap_err();
+    assert!(
+        err.message.contains("needs `requests` or `duration_s`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zero_requests_and_zero_concurrency_are_rejected() {
+    assert!(parse("[[scenario]]\nname = \"s\"\nrequests = 0\n").is_err());
+    assert!(parse("[[scenario]]\nname = \"s\"\nrequests = 5\nconcurrency = 0\n").is_err());
+    assert!(parse("[[scenario]]\nname = \"s\"\nrequests = -5\n").is_err());
+}
+
+#[test]
+fn no_scenarios_means_nothing_to_check() {
+    let err = parse("[target]\nnamespace = \"x\"\n").unwrap_err();
+    assert!(err.message.contains("no [[scenario]]"), "{err}");
+}
+
+#[test]
+fn duplicate_names_and_dangling_comparisons_are_rejected() {
+    let dup = format!("{MINIMAL}{MINIMAL}");
+    assert!(parse(&dup).unwrap_err().message.contains("duplicate"));
+    let dangling =
+        format!("{MINIMAL}[[compare]]\nname = \"g\"\nnumerator = \"s\"\ndenominator = \"nope\"\n");
+    let err = parse(&dangling).unwrap_err();
+    assert!(err.message.contains("no scenario named \"nope\""), "{err}");
+}
+
+#[test]
+fn open_loop_with_ramp_parses() {
+    let config =
+        parse("[[scenario]]\nname = \"o\"\nrate = 50.0\nramp_to = 200.0\nduration_s = 30.0\n")
+            .unwrap();
+    assert_eq!(
+        config.scenarios[0].load,
+        LoadShape::Open {
+            rate: 50.0,
+            ramp_to: Some(200.0),
+            requests: None,
+            duration_s: Some(30.0),
+            max_in_flight: None
+        }
+    );
+}
+
+#[test]
+fn set_overrides_an_expectation_with_the_same_validation() {
+    let mut config =
+        parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmax_p95_ms = 100.0\n")
+            .unwrap();
+    config.apply_set("s.expect.max_p95_ms=0.001").unwrap();
+    assert_eq!(
+        config.scenarios[0].expect,
+        vec![Expectation::MaxP95Ms(0.001)]
+    );
+    let err = config.apply_set("s.expect.min_success_rate=2").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("--set s.expect.min_success_rate=2"),
+        "{err}"
+    );
+    assert!(config.apply_set("nope.expect.max_p95_ms=1").is_err());
+    assert!(config.apply_set("s.expect.no_such_key=1").is_err());
+    assert!(config.apply_set("garbage").is_err());
+}
+
+#[test]
+fn backend_env_overrides_include_the_cost_knob() {
+    let config = parse(&format!(
+        "[backend.local]\ncpu_cost_ms = 5.0\nenv = {{ EXTRA = \"1\" }}\n{MINIMAL}"
+    ))
+    .unwrap();
+    let env = config.backend.local.env_overrides();
+    assert_eq!(env.get("IRIS_CPU_COST_MS").map(String::as_str), Some("5"));
+    assert_eq!(env.get("EXTRA").map(String::as_str), Some("1"));
+}
