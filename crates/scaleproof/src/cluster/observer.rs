@@ -115,7 +115,11 @@ pub async fn observe(
                         None
                     }
                 };
-                timeline.push(sample(t_s, hpa, &pod_list, metrics.as_deref()));
+                let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
+                for message in changes(timeline.samples.last(), &next) {
+                    timeline.event(t_s, message);
+                }
+                timeline.push(next);
             }
         }
     }
@@ -196,6 +200,52 @@ pub fn sample(
     }
 }
 
+/// What changed from `previous` to `next` that a person reading the report should
+/// see: a new desired replica count (with the utilization that drove it), scaling
+/// becoming limited, and the ready count moving.
+pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut messages = Vec::new();
+    if next.desired_replicas != previous.desired_replicas {
+        let why = match next.cpu_utilization_pct {
+            Some(u) => {
+                let side = if u > next.cpu_target_pct {
+                    "above"
+                } else {
+                    "below"
+                };
+                format!(
+                    "cpu utilization {u}% of request is {side} target {}%",
+                    next.cpu_target_pct
+                )
+            }
+            None => "cpu utilization unknown".to_string(),
+        };
+        messages.push(format!(
+            "scaled {} -> {}: {why}",
+            previous.desired_replicas, next.desired_replicas
+        ));
+    }
+    let limited = |s: &ScaleSample| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "ScalingLimited" && c.status == "True")
+            .cloned()
+    };
+    if let (None, Some(c)) = (limited(previous), limited(next)) {
+        messages.push(format!("scaling limited: {}: {}", c.reason, c.message));
+    }
+    if next.ready_replicas != previous.ready_replicas {
+        messages.push(format!(
+            "ready replicas {} -> {}",
+            previous.ready_replicas, next.ready_replicas
+        ));
+    }
+    messages
+}
+
 /// Distinct warnings in first-seen order, with repeat counts: a metrics API that is
 /// down for a whole scenario is one line, not one per second.
 #[derive(Debug, Default)]
@@ -222,5 +272,53 @@ impl Warnings {
                 _ => m,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(desired: u32, ready: u32, utilization: Option<u32>, limited: bool) -> ScaleSample {
+        ScaleSample {
+            t_s: 0.0,
+            desired_replicas: desired,
+            current_replicas: desired,
+            ready_replicas: ready,
+            cpu_utilization_pct: utilization,
+            cpu_target_pct: 50,
+            replicas: Vec::new(),
+            conditions: vec![Condition {
+                type_: "ScalingLimited".into(),
+                status: if limited { "True" } else { "False" }.into(),
+                reason: if limited {
+                    "TooManyReplicas"
+                } else {
+                    "DesiredWithinRange"
+                }
+                .into(),
+                message: "m".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn rescales_limits_and_readiness_become_events() {
+        assert!(changes(None, &at(1, 1, Some(10), false)).is_empty());
+        assert!(changes(Some(&at(1, 1, Some(10), false)), &at(1, 1, Some(12), false)).is_empty());
+        assert_eq!(
+            changes(Some(&at(1, 1, Some(40), false)), &at(3, 1, Some(210), true)),
+            [
+                "scaled 1 -> 3: cpu utilization 210% of request is above target 50%",
+                "scaling limited: TooManyReplicas: m",
+            ]
+        );
+        assert_eq!(
+            changes(Some(&at(3, 3, Some(20), false)), &at(2, 2, None, false)),
+            [
+                "scaled 3 -> 2: cpu utilization unknown",
+                "ready replicas 3 -> 2"
+            ]
+        );
     }
 }
