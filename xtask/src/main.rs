@@ -4,6 +4,13 @@
 //! external tools run through xshell so every invocation is visible and injection-safe.
 
 mod ci;
+mod cluster_cmd;
+mod image;
+mod plan;
+mod preflight;
+mod run;
+mod settings;
+mod versions;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run what CI runs: rustfmt check, clippy with -D warnings, cargo test --workspace.
     Ci,
+    /// Bring the kind (or an existing) cluster up with the workload, tear it down, or
+    /// show its state. `cluster up --dry-run` prints every step without running any.
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +39,7 @@ fn main() -> std::process::ExitCode {
         sh.change_dir(project_root());
         match cli.command {
             Command::Ci => ci::run(&sh),
+            Command::Cluster(args) => cluster_cmd::run(args, project_root()),
         }
     })();
     match result {

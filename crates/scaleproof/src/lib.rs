@@ -4,6 +4,7 @@
 //! [`cluster`]) records the autoscaler's [`timeline`]; [`verdict`] judges both against
 //! the scenario's expectations and [`report`] writes what people and machines read.
 
+pub mod cluster;
 pub mod hpa;
 pub mod load;
 pub mod local;

@@ -1,0 +1,123 @@
+//! The kind / cluster backend: everything scaleproof asks of a real Kubernetes API.
+//!
+//! Each submodule does one job against a [`kube::Client`] and is tested against a
+//! mocked API server (see `tests/cluster_*.rs`):
+//!
+//! - [`objects`]: the objects to apply, derived from [`crate::manifests::Manifests`]
+//!   (image override, namespace, HPA overrides), pure and printable for dry runs;
+//! - [`apply`]: the dedicated namespace (Pod Security `restricted`) and server-side
+//!   apply of the Deployment, Service and HPA;
+//! - [`rollout`]: waiting for a Deployment, and explaining why it is not ready;
+//! - [`reset`]: putting the workload back to one pod and a fresh HPA between scenarios;
+//! - [`metrics_server`]: configuring metrics-server for kind and waiting until the
+//!   metrics API serves the app's pods;
+//! - [`control_plane`]: checking the controller-manager runs with our HPA sync period;
+//! - [`observer`]: sampling the HPA and PodMetrics into a [`crate::timeline::Timeline`];
+//! - [`diagnostics`]: the bundle of files written when anything fails.
+
+pub mod apply;
+pub mod control_plane;
+pub mod diagnostics;
+pub mod metrics_server;
+pub mod objects;
+pub mod observer;
+pub mod reset;
+pub mod rollout;
+
+use std::time::Duration;
+
+use kube::api::PatchParams;
+
+pub use objects::{HpaOverrides, Prepared, Target};
+pub use rollout::{RolloutDiagnosis, RolloutFailure};
+
+/// The field manager of every server-side apply scaleproof makes.
+pub const FIELD_MANAGER: &str = "scaleproof";
+
+/// Server-side apply parameters: our field manager, forcing ownership so that a
+/// previous `kubectl apply` (another manager) cannot make the apply fail on conflicts.
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Why a cluster operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A request to the API server failed.
+    #[error("{what}: {}", describe_kube_error(source))]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// A watch used for waiting failed.
+    #[error("{what}: {}", describe_watch_error(source))]
+    Watch {
+        what: String,
+        #[source]
+        source: kube::runtime::watcher::Error,
+    },
+    /// The Deployment did not become ready in time; the diagnosis says why.
+    #[error(transparent)]
+    Rollout(Box<RolloutFailure>),
+    /// Something did not happen within its time limit.
+    #[error("{what}: not done after {}s; last seen: {last_seen}", after.as_secs_f64())]
+    Timeout {
+        what: String,
+        after: Duration,
+        last_seen: String,
+    },
+    /// The manifests or the cluster state lack something scaleproof needs.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClusterError {
+    /// A closure turning a [`kube::Error`] into [`ClusterError::Kube`] naming `what`
+    /// was being done (`"apply Deployment iris-classifier"`).
+    pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let what = what.into();
+        move |source| ClusterError::Kube { what, source }
+    }
+}
+
+/// A readable one-line account of a kube error: the API's status code, reason and
+/// message (kube's own Display repeats the Debug form), with a hint for the two
+/// statuses users meet most.
+pub fn describe_kube_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let hint = match status.code {
+                401 => {
+                    " (the kubeconfig's credentials were rejected: log in again or pick another --context)"
+                }
+                403 => {
+                    " (the kubeconfig's user lacks RBAC permission for this; use a context with rights on the namespace)"
+                }
+                404 => " (not found: is the API or object there?)",
+                _ => "",
+            };
+            format!(
+                "API server answered {} {}: {}{hint}",
+                status.code, status.reason, status.message
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A readable account of a watcher error, unwrapping the API status inside.
+pub fn describe_watch_error(error: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) => format!("listing failed: {}", describe_kube_error(e)),
+        W::WatchStartFailed(e) => format!("starting the watch failed: {}", describe_kube_error(e)),
+        W::WatchFailed(e) => format!("the watch failed: {}", describe_kube_error(e)),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `error` is the API server's 404 Not Found.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}

@@ -1,0 +1,324 @@
+//! The observer: what the HPA saw and did during a scenario, as a [`Timeline`].
+//!
+//! The HPA is watched (its status changes are pushed, so none is missed between
+//! samples); pods and PodMetrics are read once per period. A metrics API that is
+//! absent or failing yields samples without per-pod usage and a warning: the
+//! timeline still shows what the HPA did, and the verdict decides what that means.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_metrics::v1beta1::PodMetrics;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::watch_object;
+use kube::{Api, Client};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::objects::Target;
+use super::reset::is_ready;
+use super::{describe_kube_error, describe_watch_error};
+use crate::timeline::{Condition, ReplicaUsage, ScaleSample, Timeline};
+
+/// What to observe, and how often.
+#[derive(Debug, Clone)]
+pub struct ObserverConfig {
+    pub target: Target,
+    /// Time between samples (1 s in scenarios).
+    pub period: Duration,
+    /// The scenario's time zero (when load starts); `t_s` counts from it.
+    pub started: Instant,
+}
+
+/// The timeline of one scenario, and what went wrong while recording it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    pub timeline: Timeline,
+    /// Distinct problems, each with how often it happened (`... (x3)`).
+    pub warnings: Vec<String>,
+}
+
+/// Samples until `cancel` is cancelled, then returns what it saw. Never fails: every
+/// problem becomes a warning, and a tick that cannot see the HPA or the pods yields
+/// no sample.
+pub async fn observe(
+    client: Client,
+    config: ObserverConfig,
+    cancel: CancellationToken,
+) -> Observation {
+    let ns = config.target.namespace.as_str();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod_metrics: Api<PodMetrics> = Api::namespaced(client, ns);
+    let params = ListParams::default().labels(&config.target.selector);
+
+    // Backoff, so a failing watch is retried calmly instead of in a tight loop.
+    let mut hpa_updates = pin!(watch_object(hpas, &config.target.hpa).default_backoff());
+    let mut ticks = tokio::time::interval(config.period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+
+    let mut watch_ended = false;
+    let mut latest_hpa: Option<HorizontalPodAutoscaler> = None;
+    let mut timeline = Timeline::default();
+    let mut warnings = Warnings::default();
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            update = hpa_updates.next(), if !watch_ended => match update {
+                Some(Ok(Some(hpa))) => latest_hpa = Some(hpa),
+                Some(Ok(None)) => {
+                    latest_hpa = None;
+                    warnings.add(format!("HPA {ns}/{} does not exist", config.target.hpa));
+                }
+                Some(Err(e)) => warnings.add(format!("HPA watch: {}", describe_watch_error(&e))),
+                None => {
+                    // kube's watcher does not end on its own; if it does, keep
+                    // sampling pods with the last HPA state seen.
+                    watch_ended = true;
+                    warnings.add("HPA watch ended".to_string());
+                }
+            },
+            _ = ticks.tick() => {
+                let Some(hpa) = &latest_hpa else { continue };
+                let t_s = Instant::now().saturating_duration_since(config.started).as_secs_f64();
+                let read = async {
+                    let pods = pods.list(&params).await;
+                    let metrics = pod_metrics.list(&params).await;
+                    (pods, metrics)
+                };
+                // A read that completed is kept even if cancellation came with it.
+                let (pod_list, metrics) = tokio::select! {
+                    biased;
+                    read = read => read,
+                    () = cancel.cancelled() => break,
+                };
+                let pod_list = match pod_list {
+                    Ok(list) => list.items,
+                    Err(e) => {
+                        warnings.add(format!("list pods: {}", describe_kube_error(&e)));
+                        continue;
+                    }
+                };
+                let metrics = match metrics {
+                    Ok(list) => Some(list.items),
+                    Err(e) => {
+                        warnings.add(format!(
+                            "metrics API (PodMetrics): {}; samples carry no per-pod usage",
+                            describe_kube_error(&e)
+                        ));
+                        None
+                    }
+                };
+                let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
+                for message in changes(timeline.samples.last(), &next) {
+                    timeline.event(t_s, message);
+                }
+                timeline.push(next);
+            }
+        }
+    }
+    Observation {
+        timeline,
+        warnings: warnings.into_lines(),
+    }
+}
+
+/// One sample from the HPA, the Deployment's pods and (when served) their metrics.
+pub fn sample(
+    t_s: f64,
+    hpa: &HorizontalPodAutoscaler,
+    pods: &[Pod],
+    metrics: Option<&[PodMetrics]>,
+) -> ScaleSample {
+    let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    let status = hpa.status.clone().unwrap_or_default();
+    let cpu_utilization_pct = status
+        .current_metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .find(|r| r.name == "cpu")
+        .and_then(|r| r.current.average_utilization);
+    let cpu_target_pct = hpa
+        .spec
+        .as_ref()
+        .and_then(|s| s.metrics.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .find(|r| r.name == "cpu")
+        .and_then(|r| r.target.average_utilization);
+
+    let replicas: Vec<ReplicaUsage> = pods
+        .iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .map(|p| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let cpu_millicores = metrics
+                .and_then(|ms| {
+                    ms.iter()
+                        .find(|m| m.metadata.name.as_deref() == Some(&name))
+                })
+                .and_then(|m| m.cpu().ok())
+                .map(|cores| (cores * 1000.0).round().max(0.0) as u64);
+            ReplicaUsage {
+                ready: p.metadata.deletion_timestamp.is_none() && is_ready(p),
+                name,
+                cpu_millicores,
+            }
+        })
+        .collect();
+
+    ScaleSample {
+        t_s,
+        desired_replicas: count(Some(status.desired_replicas)),
+        current_replicas: count(status.current_replicas),
+        ready_replicas: replicas.iter().filter(|r| r.ready).count() as u32,
+        cpu_utilization_pct: cpu_utilization_pct.and_then(|u| u32::try_from(u).ok()),
+        cpu_target_pct: count(cpu_target_pct),
+        replicas,
+        conditions: status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| Condition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone().unwrap_or_default(),
+                message: c.message.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// What changed from `previous` to `next` that a person reading the report should
+/// see: a new desired replica count (with the utilization that drove it), scaling
+/// becoming limited, and the ready count moving.
+pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String> {
+    let Some(previous) = previous else {
+        return Vec::new();
+    };
+    let mut messages = Vec::new();
+    if next.desired_replicas != previous.desired_replicas {
+        let why = match next.cpu_utilization_pct {
+            Some(u) => {
+                let side = if u > next.cpu_target_pct {
+                    "above"
+                } else {
+                    "below"
+                };
+                format!(
+                    "cpu utilization {u}% of request is {side} target {}%",
+                    next.cpu_target_pct
+                )
+            }
+            None => "cpu utilization unknown".to_string(),
+        };
+        messages.push(format!(
+            "scaled {} -> {}: {why}",
+            previous.desired_replicas, next.desired_replicas
+        ));
+    }
+    let limited = |s: &ScaleSample| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "ScalingLimited" && c.status == "True")
+            .cloned()
+    };
+    if let (None, Some(c)) = (limited(previous), limited(next)) {
+        messages.push(format!("scaling limited: {}: {}", c.reason, c.message));
+    }
+    if next.ready_replicas != previous.ready_replicas {
+        messages.push(format!(
+            "ready replicas {} -> {}",
+            previous.ready_replicas, next.ready_replicas
+        ));
+    }
+    messages
+}
+
+/// Distinct warnings in first-seen order, with repeat counts: a metrics API that is
+/// down for a whole scenario is one line, not one per second.
+#[derive(Debug, Default)]
+struct Warnings {
+    order: Vec<String>,
+    counts: BTreeMap<String, usize>,
+}
+
+impl Warnings {
+    fn add(&mut self, message: String) {
+        let count = self.counts.entry(message.clone()).or_insert(0);
+        if *count == 0 {
+            tracing::warn!("{message}");
+            self.order.push(message);
+        }
+        *count += 1;
+    }
+
+    fn into_lines(self) -> Vec<String> {
+        self.order
+            .into_iter()
+            .map(|m| match self.counts.get(&m) {
+                Some(n) if *n > 1 => format!("{m} (x{n})"),
+                _ => m,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(desired: u32, ready: u32, utilization: Option<u32>, limited: bool) -> ScaleSample {
+        ScaleSample {
+            t_s: 0.0,
+            desired_replicas: desired,
+            current_replicas: desired,
+            ready_replicas: ready,
+            cpu_utilization_pct: utilization,
+            cpu_target_pct: 50,
+            replicas: Vec::new(),
+            conditions: vec![Condition {
+                type_: "ScalingLimited".into(),
+                status: if limited { "True" } else { "False" }.into(),
+                reason: if limited {
+                    "TooManyReplicas"
+                } else {
+                    "DesiredWithinRange"
+                }
+                .into(),
+                message: "m".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn rescales_limits_and_readiness_become_events() {
+        assert!(changes(None, &at(1, 1, Some(10), false)).is_empty());
+        assert!(changes(Some(&at(1, 1, Some(10), false)), &at(1, 1, Some(12), false)).is_empty());
+        assert_eq!(
+            changes(Some(&at(1, 1, Some(40), false)), &at(3, 1, Some(210), true)),
+            [
+                "scaled 1 -> 3: cpu utilization 210% of request is above target 50%",
+                "scaling limited: TooManyReplicas: m",
+            ]
+        );
+        assert_eq!(
+            changes(Some(&at(3, 3, Some(20), false)), &at(2, 2, None, false)),
+            [
+                "scaled 3 -> 2: cpu utilization unknown",
+                "ready replicas 3 -> 2"
+            ]
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! Waiting for a Deployment rollout, and saying why it did not finish.
+//!
+//! A bare "timed out" sends the user to kubectl; the diagnosis gathers what they
+//! would look at (pod phases, container states and reasons, recent events) and names
+//! the likely cause (ImagePullBackOff means the image was not loaded into kind, ...).
+
+use std::fmt;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use kube::api::ListParams;
+use kube::runtime::watcher::watch_object;
+use kube::{Api, Client};
+
+use super::{ClusterError, describe_kube_error};
+
+/// How many recent events a diagnosis quotes.
+const EVENTS_SHOWN: usize = 15;
+
+/// Waits until the Deployment `name` has rolled out completely: its controller saw
+/// the latest spec, and every desired replica is updated, ready and available with
+/// no old pod left. Fails early when Kubernetes itself gives up
+/// (`ProgressDeadlineExceeded`), and on timeout, with a [`RolloutDiagnosis`].
+pub async fn wait_for_rollout(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    selector: &str,
+    timeout: Duration,
+) -> Result<Deployment, ClusterError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut last_seen: Option<Deployment> = None;
+    let outcome = tokio::time::timeout(timeout, async {
+        let mut updates = pin!(watch_object(api, name));
+        while let Some(update) = updates
+            .try_next()
+            .await
+            .map_err(|source| ClusterError::Watch {
+                what: format!("watch Deployment {namespace}/{name}"),
+                source,
+            })?
+        {
+            let Some(deployment) = update else {
+                last_seen = None;
+                continue; // not created yet, or deleted and about to be re-created
+            };
+            if rollout_complete(&deployment) {
+                return Ok(Some(deployment));
+            }
+            let gave_up = progress_deadline_exceeded(&deployment);
+            last_seen = Some(deployment);
+            if gave_up {
+                return Ok(None);
+            }
+        }
+        Ok(None) // the watch ended, which kube's watcher never does on its own
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Some(deployment))) => Ok(deployment),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(None)) | Err(_) => {
+            let diagnosis = diagnose(client, namespace, name, selector, last_seen.as_ref()).await;
+            Err(ClusterError::Rollout(Box::new(RolloutFailure {
+                namespace: namespace.to_string(),
+                deployment: name.to_string(),
+                waited: timeout,
+                diagnosis,
+            })))
+        }
+    }
+}
+
+/// The check `kubectl rollout status` makes: the controller observed the latest
+/// generation, and all desired replicas are updated, ready and available, with no
+/// surplus (old) replicas left.
+pub fn rollout_complete(deployment: &Deployment) -> bool {
+    let (Some(spec), Some(status)) = (&deployment.spec, &deployment.status) else {
+        return false;
+    };
+    let desired = spec.replicas.unwrap_or(1);
+    let observed =
+        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    observed
+        && status.updated_replicas.unwrap_or(0) == desired
+        && status.ready_replicas.unwrap_or(0) == desired
+        && status.available_replicas.unwrap_or(0) == desired
+        && status.replicas.unwrap_or(0) == desired
+}
+
+fn progress_deadline_exceeded(deployment: &Deployment) -> bool {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions.iter().any(|c| {
+                c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        })
+}
+
+/// A Deployment that did not become ready, and why.
+#[derive(Debug)]
+pub struct RolloutFailure {
+    pub namespace: String,
+    pub deployment: String,
+    pub waited: Duration,
+    pub diagnosis: RolloutDiagnosis,
+}
+
+impl fmt::Display for RolloutFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Deployment {}/{} did not become ready (waited up to {}s)\n{}",
+            self.namespace,
+            self.deployment,
+            self.waited.as_secs(),
+            self.diagnosis
+        )
+    }
+}
+
+impl std::error::Error for RolloutFailure {}
+
+/// What the cluster says about a Deployment that is not ready.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutDiagnosis {
+    /// `ready/desired` and friends, or why the Deployment could not be read.
+    pub status: String,
+    /// The most probable reason, when the evidence names one.
+    pub likely_cause: Option<String>,
+    pub pods: Vec<PodReport>,
+    /// Recent events of the namespace, oldest first.
+    pub events: Vec<String>,
+    /// Parts that could not be gathered (each with its error).
+    pub gaps: Vec<String>,
+}
+
+/// One pod of the Deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodReport {
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    /// One line per container: its state, reason and message.
+    pub containers: Vec<String>,
+}
+
+impl fmt::Display for RolloutDiagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  status: {}", self.status)?;
+        if let Some(cause) = &self.likely_cause {
+            writeln!(f, "  likely cause: {cause}")?;
+        }
+        if self.pods.is_empty() {
+            writeln!(f, "  pods: none")?;
+        }
+        for pod in &self.pods {
+            let ready = if pod.ready { "ready" } else { "not ready" };
+            writeln!(f, "  pod {} ({}, {ready})", pod.name, pod.phase)?;
+            for container in &pod.containers {
+                writeln!(f, "    {container}")?;
+            }
+        }
+        if !self.events.is_empty() {
+            writeln!(f, "  recent events:")?;
+            for event in &self.events {
+                writeln!(f, "    {event}")?;
+            }
+        }
+        for gap in &self.gaps {
+            writeln!(f, "  (could not read {gap})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Gathers the diagnosis. Best-effort: a part that cannot be read becomes a gap.
+pub async fn diagnose(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    selector: &str,
+    last_seen: Option<&Deployment>,
+) -> RolloutDiagnosis {
+    let mut diagnosis = RolloutDiagnosis::default();
+    let deployment = match last_seen {
+        Some(d) => Some(d.clone()),
+        None => match Api::<Deployment>::namespaced(client.clone(), namespace)
+            .get(name)
+            .await
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diagnosis
+                    .gaps
+                    .push(format!("Deployment {name}: {}", describe_kube_error(&e)));
+                None
+            }
+        },
+    };
+    diagnosis.status = deployment
+        .as_ref()
+        .map(status_line)
+        .unwrap_or_else(|| "unknown".to_string());
+
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(selector))
+        .await;
+    let pods = match pods {
+        Ok(list) => list.items,
+        Err(e) => {
+            diagnosis
+                .gaps
+                .push(format!("pods ({selector}): {}", describe_kube_error(&e)));
+            Vec::new()
+        }
+    };
+    diagnosis.pods = pods.iter().map(pod_report).collect();
+
+    let events = Api::<Event>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await;
+    let events = match events {
+        Ok(list) => list.items,
+        Err(e) => {
+            diagnosis
+                .gaps
+                .push(format!("events: {}", describe_kube_error(&e)));
+            Vec::new()
+        }
+    };
+    diagnosis.events = recent_events(events, EVENTS_SHOWN);
+    diagnosis.likely_cause = likely_cause(&pods, &diagnosis.events, deployment.as_ref());
+    diagnosis
+}
+
+fn status_line(deployment: &Deployment) -> String {
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let mut line = format!(
+        "{}/{desired} ready, {} updated, {} available",
+        status.ready_replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0)
+    );
+    for c in status.conditions.iter().flatten() {
+        if c.status != "True" || c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
+            line.push_str(&format!(
+                "; {}={} {}: {}",
+                c.type_,
+                c.status,
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    line
+}
+
+fn pod_report(pod: &Pod) -> PodReport {
+    let status = pod.status.clone().unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .map(|c| format!("init {}", container_line(c)))
+        .chain(
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .map(container_line),
+        )
+        .collect();
+    PodReport {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: status.phase.unwrap_or_else(|| "Unknown".to_string()),
+        ready,
+        containers,
+    }
+}
+
+fn container_line(c: &ContainerStatus) -> String {
+    let state = c.state.clone().unwrap_or_default();
+    let now = if let Some(w) = &state.waiting {
+        format!(
+            "waiting: {}: {}",
+            w.reason.as_deref().unwrap_or("?"),
+            w.message.as_deref().unwrap_or("")
+        )
+    } else if let Some(t) = &state.terminated {
+        format!(
+            "terminated: {} (exit code {}): {}",
+            t.reason.as_deref().unwrap_or("?"),
+            t.exit_code,
+            t.message.as_deref().unwrap_or("")
+        )
+    } else if state.running.is_some() {
+        "running".to_string()
+    } else {
+        "state unknown".to_string()
+    };
+    let last = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| {
+            format!(
+                "; last exit: {} (exit code {})",
+                t.reason.as_deref().unwrap_or("?"),
+                t.exit_code
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "container {}: {}, ready={}, restarts={}{last}",
+        c.name,
+        now.trim_end_matches(": "),
+        c.ready,
+        c.restart_count
+    )
+}
+
+/// The last `count` events, oldest first, one line each.
+pub fn recent_events(mut events: Vec<Event>, count: usize) -> Vec<String> {
+    let when = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| e.event_time.as_ref().map(|t| t.0))
+            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    events.sort_by_key(when);
+    let skip = events.len().saturating_sub(count);
+    events
+        .iter()
+        .skip(skip)
+        .map(|e| {
+            let object = &e.involved_object;
+            let times = match e.count {
+                Some(n) if n > 1 => format!(" (x{n})"),
+                _ => String::new(),
+            };
+            format!(
+                "{} {} {}/{}: {}{times}",
+                e.type_.as_deref().unwrap_or("Normal"),
+                e.reason.as_deref().unwrap_or("?"),
+                object.kind.as_deref().unwrap_or("?").to_lowercase(),
+                object.name.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("").trim()
+            )
+        })
+        .collect()
+}
+
+/// Names the most probable cause from container states and events.
+fn likely_cause(
+    pods: &[Pod],
+    events: &[String],
+    deployment: Option<&Deployment>,
+) -> Option<String> {
+    let image = deployment
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_else(|| "the image".to_string());
+    let statuses = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| s.container_statuses.iter().flatten());
+    for status in statuses {
+        let waiting = status.state.as_ref().and_then(|s| s.waiting.as_ref());
+        let reason = waiting.and_then(|w| w.reason.as_deref()).unwrap_or("");
+        let message = waiting.and_then(|w| w.message.as_deref()).unwrap_or("");
+        match reason {
+            "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull" | "InvalidImageName" => {
+                return Some(format!(
+                    "{reason}: the node cannot get {image}. With kind, load it first \
+                     (`kind load docker-image {image} --name CLUSTER`); on another cluster, \
+                     push it to a registry the nodes can pull from"
+                ));
+            }
+            "CrashLoopBackOff" => {
+                let exit = status
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| format!(" (last exit code {})", t.exit_code))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "CrashLoopBackOff: the container keeps exiting{exit}; its logs say why \
+                     (`kubectl logs --previous`, or the diagnostics bundle)"
+                ));
+            }
+            "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => {
+                return Some(format!(
+                    "{reason}: the container could not start: {message}"
+                ));
+            }
+            _ => {}
+        }
+        if let Some(t) = status
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            && t.reason.as_deref() == Some("OOMKilled")
+        {
+            return Some("OOMKilled: the container exceeds its memory limit".to_string());
+        }
+    }
+    if let Some(event) = events.iter().rev().find(|e| e.contains("FailedScheduling")) {
+        return Some(format!("the pod cannot be scheduled: {event}"));
+    }
+    if let Some(event) = events.iter().rev().find(|e| e.contains("FailedCreate")) {
+        return Some(format!(
+            "the ReplicaSet cannot create pods (Pod Security admission, quota...): {event}"
+        ));
+    }
+    if pods.iter().any(|p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            && !pod_report(p).ready
+    }) {
+        return Some(
+            "the pod runs but its readiness probe fails: see the Unhealthy events and its logs"
+                .to_string(),
+        );
+    }
+    None
+}

@@ -1,0 +1,197 @@
+//! The observer: HPA watch + pods + PodMetrics per tick, into ScaleSamples.
+//!
+//! Requests from the watch and from the ticks interleave, so these verifiers route
+//! by path instead of expecting one fixed order; each route still asserts its request.
+
+use std::time::Duration;
+
+use http::Method;
+use scaleproof::cluster::observer::{ObserverConfig, observe};
+use scaleproof::timeline::Condition;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::mock::{self, Exchange, event, fixture, list, try_next};
+use crate::{SELECTOR_QUERY, target};
+
+const HPAS: &str = "/apis/autoscaling/v2/namespaces/scaleproof/horizontalpodautoscalers";
+const PODS: &str = "/api/v1/namespaces/scaleproof/pods";
+const POD_METRICS: &str = "/apis/metrics.k8s.io/v1beta1/namespaces/scaleproof/pods";
+
+/// How the scripted API answers the HPA watch.
+#[derive(Clone, Copy)]
+enum WatchScript {
+    /// Open and silent: the HPA keeps the state of the initial list.
+    Silent,
+    /// Fails with an expired-resourceVersion error event.
+    Errors,
+}
+
+/// Answers the observer's requests until it has sampled `ticks` times, then cancels
+/// it. PodMetrics answer 404 (metrics API absent) on the first tick only.
+async fn scripted_api(
+    mut handle: mock::ApiHandle,
+    watch: WatchScript,
+    ticks: usize,
+    cancel: CancellationToken,
+) {
+    let mut held: Vec<Exchange> = Vec::new();
+    let mut metrics_requests = 0;
+    while let Some(exchange) = try_next(&mut handle).await {
+        assert_eq!(
+            exchange.method,
+            Method::GET,
+            "{} {}",
+            exchange.method,
+            exchange.path
+        );
+        match exchange.path.as_str() {
+            HPAS if exchange.query.contains("watch=true") => match watch {
+                WatchScript::Silent => held.push(exchange),
+                WatchScript::Errors => exchange.respond_watch(&[event(
+                    "ERROR",
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": "too old resource version: 1000 (1400)", "reason": "Expired", "code": 410}),
+                )]),
+            },
+            HPAS => exchange
+                .query_has("fieldSelector=metadata.name%3Diris-classifier-hpa")
+                .respond_ok(&list(
+                    "HorizontalPodAutoscalerList",
+                    "autoscaling/v2",
+                    vec![fixture("hpa.json")],
+                )),
+            PODS => exchange
+                .query_has(SELECTOR_QUERY)
+                .respond_ok(&list("PodList", "v1", vec![fixture("pod-ready.json")])),
+            POD_METRICS => {
+                metrics_requests += 1;
+                let exchange = exchange.query_has(SELECTOR_QUERY);
+                if metrics_requests == 1 {
+                    exchange.respond_status(404, "NotFound", "the server could not find the requested resource");
+                } else {
+                    exchange.respond_ok(&list(
+                        "PodMetricsList",
+                        "metrics.k8s.io/v1beta1",
+                        vec![fixture("pod-metrics.json")],
+                    ));
+                }
+                if metrics_requests == ticks {
+                    cancel.cancel();
+                }
+            }
+            other => panic!("unexpected request GET {other}?{}", exchange.query),
+        }
+    }
+}
+
+fn config() -> ObserverConfig {
+    ObserverConfig {
+        target: target(),
+        period: Duration::from_millis(20),
+        started: tokio::time::Instant::now(),
+    }
+}
+
+#[tokio::test]
+async fn samples_hpa_status_pods_and_metrics_and_survives_an_absent_metrics_api() {
+    let (client, handle) = mock::client();
+    let cancel = CancellationToken::new();
+    let verifier = mock::verifier(handle, {
+        let cancel = cancel.clone();
+        move |handle| scripted_api(handle, WatchScript::Silent, 3, cancel)
+    });
+    let observation = observe(client, config(), cancel).await;
+    verifier.done().await;
+
+    let samples = &observation.timeline.samples;
+    assert_eq!(samples.len(), 3, "{samples:#?}");
+    for pair in samples.windows(2) {
+        assert!(pair[0].t_s <= pair[1].t_s, "time goes forward");
+    }
+    let first = &samples[0];
+    assert_eq!(
+        (
+            first.desired_replicas,
+            first.current_replicas,
+            first.ready_replicas
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(first.cpu_utilization_pct, Some(85));
+    assert_eq!(first.cpu_target_pct, 50);
+    assert_eq!(first.replicas.len(), 1);
+    assert_eq!(first.replicas[0].name, "iris-classifier-7c9d8b6f5d-x2x7q");
+    assert!(first.replicas[0].ready);
+    assert_eq!(
+        first.replicas[0].cpu_millicores, None,
+        "metrics API was absent"
+    );
+    assert_eq!(samples[1].replicas[0].cpu_millicores, Some(172));
+    assert_eq!(
+        first.conditions[2],
+        Condition {
+            type_: "ScalingLimited".into(),
+            status: "False".into(),
+            reason: "DesiredWithinRange".into(),
+            message: "the desired count is within the acceptable range".into(),
+        }
+    );
+    assert!(
+        observation
+            .timeline
+            .saw_condition("ScalingActive", "True", "ValidMetricFound")
+    );
+    assert_eq!(observation.warnings.len(), 1, "{:?}", observation.warnings);
+    assert!(
+        observation.warnings[0]
+            .starts_with("metrics API (PodMetrics): API server answered 404 NotFound"),
+        "{:?}",
+        observation.warnings
+    );
+}
+
+#[tokio::test]
+async fn a_failing_hpa_watch_becomes_a_warning_and_sampling_goes_on() {
+    let (client, handle) = mock::client();
+    let cancel = CancellationToken::new();
+    let verifier = mock::verifier(handle, {
+        let cancel = cancel.clone();
+        move |handle| scripted_api(handle, WatchScript::Errors, 4, cancel)
+    });
+    let observation = observe(client, config(), cancel).await;
+    verifier.done().await;
+
+    assert_eq!(observation.timeline.samples.len(), 4);
+    assert!(
+        observation
+            .timeline
+            .samples
+            .iter()
+            .all(|s| s.desired_replicas == 2)
+    );
+    assert!(
+        observation
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("HPA watch:") && w.contains("too old resource version")),
+        "{:?}",
+        observation.warnings
+    );
+}
+
+#[tokio::test]
+async fn cancelled_before_the_hpa_is_seen_returns_an_empty_timeline() {
+    let (client, handle) = mock::client();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let verifier = mock::verifier(handle, |mut handle| async move {
+        // The observer may or may not have sent its first list before it noticed.
+        while let Some(exchange) = try_next(&mut handle).await {
+            drop(exchange);
+        }
+    });
+    let observation = observe(client, config(), cancel).await;
+    verifier.done().await;
+    assert!(observation.timeline.is_empty());
+}

@@ -1,0 +1,90 @@
+//! The image tag: unique per commit (and per build of a dirty tree), never `:latest`.
+//!
+//! A `:latest` tag makes Kubernetes default to `imagePullPolicy: Always`, so kind
+//! would try to pull an image that only exists in its node; a reused tag would let a
+//! node keep running a stale build.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+/// The image repository the service is built as.
+pub const REPOSITORY: &str = "iris-server";
+
+/// `iris-server:<sha>`, or `iris-server:<sha>-dirty-<unix seconds>` when the work tree
+/// has uncommitted changes (each build of a dirty tree is different).
+pub fn tag_for(short_sha: &str, dirty: bool, unix_seconds: u64) -> String {
+    if dirty {
+        format!("{REPOSITORY}:{short_sha}-dirty-{unix_seconds}")
+    } else {
+        format!("{REPOSITORY}:{short_sha}")
+    }
+}
+
+/// The tag for the repository at `root`, from `git rev-parse` and `git status`.
+pub fn tag_from_git(root: &Path) -> anyhow::Result<String> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let sha = cmd!(sh, "git rev-parse --short HEAD")
+        .quiet()
+        .read()
+        .context("`git rev-parse --short HEAD` failed")?;
+    let status = cmd!(sh, "git status --porcelain")
+        .quiet()
+        .read()
+        .context("`git status --porcelain` failed")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(tag_for(sha.trim(), !status.trim().is_empty(), now))
+}
+
+/// Refuses untagged and `:latest` images, for the reason in the module docs.
+pub fn check_tag(image: &str) -> anyhow::Result<()> {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let tag = name
+        .split_once('@')
+        .map_or(name, |(n, _)| n)
+        .split_once(':')
+        .map(|(_, t)| t);
+    match tag {
+        _ if name.contains('@') => Ok(()), // pinned by digest
+        Some(t) if t != "latest" && !t.is_empty() => Ok(()),
+        _ => anyhow::bail!(
+            "image `{image}` has no tag or uses `:latest`: give it a unique tag \
+             (`:latest` makes Kubernetes pull it, and kind nodes cannot)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_and_dirty_tags() {
+        assert_eq!(tag_for("abc1234", false, 99), "iris-server:abc1234");
+        assert_eq!(
+            tag_for("abc1234", true, 1764300000),
+            "iris-server:abc1234-dirty-1764300000"
+        );
+    }
+
+    #[test]
+    fn latest_and_untagged_images_are_refused() {
+        assert!(check_tag("iris-server:abc1234").is_ok());
+        assert!(check_tag("registry.example:5000/iris-server:v1").is_ok());
+        assert!(check_tag("ghcr.io/x/iris-server@sha256:0123").is_ok());
+        for bad in [
+            "iris-server",
+            "iris-server:latest",
+            "registry.example:5000/iris-server",
+        ] {
+            let err = check_tag(bad).expect_err(bad).to_string();
+            assert!(err.contains(":latest"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The plan: every step of bringing the workload up (and down), as data.
+//!
+//! Dry runs print it and real runs execute it, so what `--dry-run` shows is what
+//! runs. External tools are [`ExternalCommand`]s; API work is a [`KubeStep`] carried
+//! out by `scaleproof::cluster`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use scaleproof::cluster::{HpaOverrides, Prepared, Target, metrics_server};
+use scaleproof::manifests::Manifests;
+
+use crate::preflight::Check;
+use crate::settings::{ClusterBackend, Settings};
+use crate::versions::{
+    HPA_SYNC_PERIOD, KIND_NODE_IMAGE, KIND_VERSION, METRICS_SERVER_VERSION,
+    metrics_server_manifest_url,
+};
+
+/// The Dockerfile of the service, relative to the repository root.
+pub const DOCKERFILE: &str = "crates/iris-server/Dockerfile";
+/// The kind cluster config, relative to the repository root.
+pub const KIND_CONFIG: &str = "k8s/kind.yaml";
+/// The host port kind maps to the Service's NodePort.
+pub const NODE_PORT: u16 = 30080;
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Checks that must all pass before anything starts.
+    Preflight(Vec<Check>),
+    /// An external tool, run from the repository root.
+    Run(ExternalCommand),
+    /// Work against the Kubernetes API.
+    Kube(KubeStep),
+}
+
+/// A command line, and why it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    pub why: &'static str,
+    /// Whether running it creates the kind cluster (from then on the cluster is torn
+    /// down on failure or Ctrl-C, unless --keep-cluster).
+    pub creates_cluster: bool,
+}
+
+impl ExternalCommand {
+    fn new(program: &str, args: &[&str], why: &'static str) -> Self {
+        ExternalCommand {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            why,
+            creates_cluster: false,
+        }
+    }
+}
+
+/// API work, done by `scaleproof::cluster`.
+#[derive(Debug, Clone)]
+pub enum KubeStep {
+    /// Read the controller-manager's HPA sync period back (kind drops patches that
+    /// do not match silently).
+    VerifyHpaSyncPeriod(String),
+    /// Patch metrics-server's args for kind.
+    ConfigureMetricsServer,
+    /// Wait for a Deployment's rollout.
+    WaitRollout {
+        namespace: String,
+        deployment: String,
+        selector: String,
+    },
+    /// Server-side apply of the namespace and the workload.
+    Apply(Box<Prepared>),
+    /// Wait until the metrics API serves PodMetrics of the workload.
+    WaitPodMetrics(Target),
+}
+
+/// When the teardown steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeardownWhen {
+    /// After the run, and on failure or Ctrl-C (`stress`).
+    Always,
+    /// Only on failure or Ctrl-C (`cluster up` leaves a working cluster running).
+    OnFailure,
+}
+
+/// Everything a run does, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub backend: ClusterBackend,
+    pub context: Option<String>,
+    pub image: String,
+    pub prepared: Prepared,
+    pub setup: Vec<Step>,
+    pub teardown: Vec<Step>,
+    pub teardown_when: TeardownWhen,
+}
+
+/// The plan for `settings`, with the objects prepared from `k8s/`.
+pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+    let k8s = settings.root.join("k8s");
+    let manifests = Manifests::load(&k8s).with_context(|| format!("reading {}", k8s.display()))?;
+    let prepared = Prepared::new(
+        &manifests,
+        &settings.namespace,
+        &settings.image,
+        &HpaOverrides::default(),
+    )
+    .context("preparing the objects of k8s/")?;
+    let target = prepared.target.clone();
+    let wait_workload = Step::Kube(KubeStep::WaitRollout {
+        namespace: target.namespace.clone(),
+        deployment: target.deployment.clone(),
+        selector: target.selector.clone(),
+    });
+    let mut setup = Vec::new();
+    let mut teardown = Vec::new();
+    match settings.backend {
+        ClusterBackend::Kind => {
+            let name = settings.cluster_name.as_str();
+            let context = format!("kind-{name}");
+            let image = settings.image.as_str();
+            setup.push(Step::Preflight(vec![
+                Check::DockerDaemon,
+                Check::Tool {
+                    name: "kind",
+                    version_args: &["version"],
+                },
+                Check::Tool {
+                    name: "kubectl",
+                    version_args: &["version", "--client"],
+                },
+                Check::PortFree(NODE_PORT),
+                Check::File(PathBuf::from(DOCKERFILE)),
+                Check::File(PathBuf::from(KIND_CONFIG)),
+                Check::NoKindCluster(name.to_string()),
+            ]));
+            setup.push(Step::Run(ExternalCommand::new(
+                "docker",
+                &["build", "-f", DOCKERFILE, "-t", image, "."],
+                "build the service image under a unique tag (before the cluster: fail fast)",
+            )));
+            setup.push(Step::Run(ExternalCommand {
+                creates_cluster: true,
+                ..ExternalCommand::new(
+                    "kind",
+                    &[
+                        "create",
+                        "cluster",
+                        "--name",
+                        name,
+                        "--config",
+                        KIND_CONFIG,
+                        "--wait",
+                        "120s",
+                    ],
+                    "one node, NodePort 30080 on 127.0.0.1, HPA sync period 5s",
+                )
+            }));
+            setup.push(Step::Kube(KubeStep::VerifyHpaSyncPeriod(
+                HPA_SYNC_PERIOD.to_string(),
+            )));
+            setup.push(Step::Run(ExternalCommand::new(
+                "kind",
+                &["load", "docker-image", image, "--name", name],
+                "put the image into the node (no registry involved)",
+            )));
+            let manifest = metrics_server_manifest_url();
+            setup.push(Step::Run(ExternalCommand::new(
+                "kubectl",
+                &["--context", &context, "apply", "-f", &manifest],
+                "install metrics-server (the HPA's CPU source)",
+            )));
+            setup.push(Step::Kube(KubeStep::ConfigureMetricsServer));
+            setup.push(Step::Kube(KubeStep::WaitRollout {
+                namespace: metrics_server::NAMESPACE.to_string(),
+                deployment: metrics_server::DEPLOYMENT.to_string(),
+                selector: metrics_server::POD_SELECTOR.to_string(),
+            }));
+            setup.push(Step::Kube(KubeStep::Apply(Box::new(prepared.clone()))));
+            setup.push(wait_workload);
+            setup.push(Step::Kube(KubeStep::WaitPodMetrics(target)));
+            if !settings.keep_cluster {
+                teardown.push(Step::Run(ExternalCommand::new(
+                    "kind",
+                    &["delete", "cluster", "--name", name],
+                    "remove the cluster and everything in it",
+                )));
+            }
+        }
+        ClusterBackend::Cluster => {
+            // Not our cluster: no kind, no image loading, and metrics-server is
+            // expected to be there already (installing it would change a shared cluster).
+            setup.push(Step::Kube(KubeStep::Apply(Box::new(prepared.clone()))));
+            setup.push(wait_workload);
+            setup.push(Step::Kube(KubeStep::WaitPodMetrics(target)));
+        }
+    }
+    Ok(Plan {
+        backend: settings.backend,
+        context: settings.context.clone(),
+        image: settings.image.clone(),
+        prepared,
+        setup,
+        teardown,
+        teardown_when: TeardownWhen::Always,
+    })
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self.backend {
+            ClusterBackend::Kind => "kind",
+            ClusterBackend::Cluster => "cluster",
+        };
+        writeln!(
+            f,
+            "plan: backend {backend}, context {}, image {}",
+            self.context.as_deref().unwrap_or("(current)"),
+            self.image
+        )?;
+        if self.backend == ClusterBackend::Kind {
+            writeln!(
+                f,
+                "pinned: kind {KIND_VERSION}, node {KIND_NODE_IMAGE}, metrics-server {METRICS_SERVER_VERSION}"
+            )?;
+        }
+        writeln!(f, "setup:")?;
+        for (i, step) in self.setup.iter().enumerate() {
+            write!(f, "{:>3}. {step}", i + 1)?;
+        }
+        match (self.teardown.is_empty(), self.backend, self.teardown_when) {
+            (true, ClusterBackend::Kind, _) => writeln!(f, "teardown: none (--keep-cluster)")?,
+            (true, ClusterBackend::Cluster, _) => writeln!(
+                f,
+                "teardown: none (not our cluster; `cargo xtask cluster down --backend cluster` deletes namespace {})",
+                self.prepared.target.namespace
+            )?,
+            (false, _, TeardownWhen::Always) => {
+                writeln!(f, "teardown (after the run, and on failure or Ctrl-C):")?
+            }
+            (false, _, TeardownWhen::OnFailure) => {
+                writeln!(f, "teardown (only on failure or Ctrl-C):")?
+            }
+        }
+        for (i, step) in self.teardown.iter().enumerate() {
+            write!(f, "{:>3}. {step}", i + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Preflight(checks) => {
+                writeln!(f, "preflight (nothing starts unless all pass):")?;
+                for check in checks {
+                    writeln!(f, "       - {check}")?;
+                }
+                Ok(())
+            }
+            Step::Run(command) => {
+                writeln!(f, "$ {}", shell_line(&command.program, &command.args))?;
+                writeln!(f, "       # {}", command.why)
+            }
+            Step::Kube(step) => write!(f, "{step}"),
+        }
+    }
+}
+
+impl fmt::Display for KubeStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubeStep::VerifyHpaSyncPeriod(period) => writeln!(
+                f,
+                "check kube-controller-manager runs with --horizontal-pod-autoscaler-sync-period={period}"
+            ),
+            KubeStep::ConfigureMetricsServer => writeln!(
+                f,
+                "JSON-patch Deployment {}/{} container args: {}",
+                metrics_server::NAMESPACE,
+                metrics_server::DEPLOYMENT,
+                metrics_server::KIND_ARGS.join(" ")
+            ),
+            KubeStep::WaitRollout {
+                namespace,
+                deployment,
+                ..
+            } => {
+                writeln!(
+                    f,
+                    "wait for Deployment {namespace}/{deployment} to roll out (explained if it does not)"
+                )
+            }
+            KubeStep::Apply(prepared) => write_apply(f, prepared),
+            KubeStep::WaitPodMetrics(target) => writeln!(
+                f,
+                "wait until APIService {} is Available and PodMetrics of {} in {} are served",
+                metrics_server::API_SERVICE,
+                target.selector,
+                target.namespace
+            ),
+        }
+    }
+}
+
+fn write_apply(f: &mut fmt::Formatter<'_>, p: &Prepared) -> fmt::Result {
+    let t = &p.target;
+    writeln!(f, "server-side apply (field manager scaleproof, force):")?;
+    let labels = p.namespace.metadata.labels.clone().unwrap_or_default();
+    let pod_security: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k.starts_with("pod-security.kubernetes.io/"))
+        .map(|(k, v)| {
+            format!(
+                "{}={v}",
+                k.trim_start_matches("pod-security.kubernetes.io/")
+            )
+        })
+        .collect();
+    writeln!(
+        f,
+        "       - Namespace {} (pod security {})",
+        t.namespace,
+        pod_security.join(", ")
+    )?;
+    let container = p
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first());
+    let image = container.and_then(|c| c.image.as_deref()).unwrap_or("?");
+    let resources = container.and_then(|c| c.resources.as_ref());
+    let cpu = |side: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| {
+        side.and_then(|m| m.get("cpu"))
+            .map_or("?".to_string(), |q| q.0.clone())
+    };
+    writeln!(
+        f,
+        "       - Deployment {}/{}: image {image}, cpu request {} limit {}, replicas left to the HPA",
+        t.namespace,
+        t.deployment,
+        cpu(resources.and_then(|r| r.requests.as_ref())),
+        cpu(resources.and_then(|r| r.limits.as_ref()))
+    )?;
+    let ports: Vec<String> = p
+        .service
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .map(|port| {
+            let node = port
+                .node_port
+                .map(|n| format!(" nodePort {n}"))
+                .unwrap_or_default();
+            format!("{}{node}", port.port)
+        })
+        .collect();
+    let service_type = p
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP");
+    writeln!(
+        f,
+        "       - Service {}/{}: {service_type}, port {}",
+        t.namespace,
+        t.service,
+        ports.join(", ")
+    )?;
+    let spec = p.hpa.spec.clone().unwrap_or_default();
+    let target_pct = spec
+        .metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .find(|r| r.name == "cpu")
+        .and_then(|r| r.target.average_utilization)
+        .map_or("?".to_string(), |u| u.to_string());
+    writeln!(
+        f,
+        "       - HorizontalPodAutoscaler {}/{}: {} replicas {}..{}, cpu target {target_pct}%",
+        t.namespace,
+        t.hpa,
+        spec.scale_target_ref.name,
+        spec.min_replicas.unwrap_or(1),
+        spec.max_replicas
+    )
+}
+
+/// `program args...` as a shell would need it typed (single-quoting where needed).
+pub fn shell_line(program: &str, args: &[String]) -> String {
+    let quote = |word: &str| {
+        let plain = !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+        if plain {
+            word.to_string()
+        } else {
+            format!("'{}'", word.replace('\'', r"'\''"))
+        }
+    };
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings(
+        backend: ClusterBackend,
+        context: Option<&str>,
+        image: &str,
+        keep_cluster: bool,
+    ) -> Settings {
+        let root = crate::project_root();
+        Settings {
+            backend,
+            cluster_name: "scaleproof".to_string(),
+            context: context.map(str::to_string),
+            image: image.to_string(),
+            namespace: "scaleproof".to_string(),
+            keep_cluster,
+            dry_run: true,
+            wait_timeout: Duration::from_secs(180),
+            diagnostics_dir: root.join("target/scaleproof/diagnostics"),
+            root,
+        }
+    }
+
+    #[test]
+    fn kind_plan() {
+        let plan = plan(&settings(
+            ClusterBackend::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        ))
+        .expect("plan");
+        insta::assert_snapshot!(plan.to_string());
+    }
+
+    #[test]
+    fn cluster_plan() {
+        let plan = plan(&settings(
+            ClusterBackend::Cluster,
+            Some("staging"),
+            "registry.example/iris-server:v1.2.3",
+            false,
+        ))
+        .expect("plan");
+        insta::assert_snapshot!(plan.to_string());
+    }
+
+    #[test]
+    fn keep_cluster_drops_the_teardown_and_up_labels_it_on_failure_only() {
+        let kept = plan(&settings(
+            ClusterBackend::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            true,
+        ))
+        .expect("plan");
+        assert!(kept.teardown.is_empty());
+        assert!(kept.to_string().contains("teardown: none (--keep-cluster)"));
+
+        let mut up = plan(&settings(
+            ClusterBackend::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        ))
+        .expect("plan");
+        up.teardown_when = TeardownWhen::OnFailure;
+        assert!(
+            up.to_string()
+                .contains("teardown (only on failure or Ctrl-C):")
+        );
+    }
+
+    #[test]
+    fn the_cluster_is_created_by_exactly_one_step_and_after_the_image_build() {
+        let plan = plan(&settings(
+            ClusterBackend::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        ))
+        .expect("plan");
+        let position = |program: &str, first_arg: &str| {
+            plan.setup.iter().position(|s| {
+                matches!(s, Step::Run(c) if c.program == program && c.args.first().map(String::as_str) == Some(first_arg))
+            })
+        };
+        let creators: Vec<_> = plan
+            .setup
+            .iter()
+            .filter(|s| matches!(s, Step::Run(c) if c.creates_cluster))
+            .collect();
+        assert_eq!(creators.len(), 1);
+        assert!(position("docker", "build") < position("kind", "create"));
+        assert!(position("kind", "create") < position("kind", "load"));
+    }
+
+    #[test]
+    fn shell_lines_quote_only_what_needs_it() {
+        let args = [
+            "-p".to_string(),
+            "[{\"op\": \"add\"}]".to_string(),
+            "it's".to_string(),
+        ];
+        assert_eq!(
+            shell_line("kubectl", &args),
+            r#"kubectl -p '[{"op": "add"}]' 'it'\''s'"#
+        );
+    }
+}

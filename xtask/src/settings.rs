@@ -1,0 +1,114 @@
+//! What a cluster run needs to know, from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::image;
+
+/// Where the workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterBackend {
+    /// A throwaway kind cluster (needs Docker, kind, kubectl).
+    Kind,
+    /// An existing cluster from the kubeconfig (current context, or --context);
+    /// the image must already be pullable by its nodes (--image).
+    Cluster,
+}
+
+/// Options shared by `cargo xtask cluster up` and `cargo xtask stress`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterOptions {
+    /// Name of the kind cluster.
+    #[arg(long, default_value = "scaleproof")]
+    pub cluster_name: String,
+    /// kubeconfig context to use with --backend cluster (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Image to deploy. Required with --backend cluster; with kind the image is built
+    /// and tagged iris-server:<git short sha>[-dirty-<unix time>].
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Namespace the workload is deployed into (created, Pod Security `restricted`).
+    #[arg(long, default_value = "scaleproof")]
+    pub namespace: String,
+    /// Keep the kind cluster after the run (also after a failure or Ctrl-C).
+    #[arg(long)]
+    pub keep_cluster: bool,
+    /// Print the plan (every command and object) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for a Deployment rollout or for metrics before giving up.
+    #[arg(long, default_value_t = 180)]
+    pub wait_timeout_s: u64,
+    /// Where the diagnostics bundle goes when something fails
+    /// (default: target/scaleproof/diagnostics).
+    #[arg(long)]
+    pub diagnostics_dir: Option<PathBuf>,
+}
+
+/// Everything a cluster run is decided by.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub backend: ClusterBackend,
+    pub cluster_name: String,
+    /// The kubeconfig context to talk to (`None`: the current context).
+    pub context: Option<String>,
+    pub image: String,
+    pub namespace: String,
+    pub keep_cluster: bool,
+    pub dry_run: bool,
+    pub wait_timeout: Duration,
+    pub diagnostics_dir: PathBuf,
+    /// The repository root (commands run there; `k8s/` is read from there).
+    pub root: PathBuf,
+}
+
+impl Settings {
+    /// Resolves `options` for `backend`. With kind and no `--image`, the tag comes from
+    /// git (a read-only query, also in dry runs).
+    pub fn resolve(
+        backend: ClusterBackend,
+        options: ClusterOptions,
+        root: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let image = match (backend, options.image) {
+            (_, Some(image)) => image,
+            (ClusterBackend::Kind, None) => image::tag_from_git(&root)
+                .context("cannot name the image from git (pass --image NAME:TAG)")?,
+            (ClusterBackend::Cluster, None) => anyhow::bail!(
+                "--backend cluster needs --image: an image the cluster's nodes can pull \
+                 (scaleproof builds and loads images only into kind)"
+            ),
+        };
+        image::check_tag(&image)?;
+        let context = match backend {
+            ClusterBackend::Kind => {
+                if options.context.is_some() {
+                    anyhow::bail!(
+                        "--context is for --backend cluster; kind's context is kind-{}",
+                        options.cluster_name
+                    );
+                }
+                Some(format!("kind-{}", options.cluster_name))
+            }
+            ClusterBackend::Cluster => options.context,
+        };
+        Ok(Settings {
+            backend,
+            cluster_name: options.cluster_name,
+            context,
+            image,
+            namespace: options.namespace,
+            keep_cluster: options.keep_cluster,
+            dry_run: options.dry_run,
+            wait_timeout: Duration::from_secs(options.wait_timeout_s),
+            diagnostics_dir: options
+                .diagnostics_dir
+                .unwrap_or_else(|| root.join("target/scaleproof/diagnostics")),
+            root,
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! The versions the kind backend pins, in one place (the GitHub workflow installs
+//! [`KIND_VERSION`]; `k8s/kind.yaml` must name [`KIND_NODE_IMAGE`], a test checks it).
+
+/// kind release. v0.33.0 is the newest release whose notes list a prebuilt
+/// Kubernetes 1.34 node image; 1.34 matches the API the harness is compiled
+/// against (k8s-openapi feature `v1_34`).
+pub const KIND_VERSION: &str = "v0.33.0";
+
+/// The node image kind v0.33.0 publishes for Kubernetes v1.34.11, pinned by the
+/// digest from that release's notes (a tag alone may point at a build for another
+/// kind release).
+pub const KIND_NODE_IMAGE: &str =
+    "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d";
+
+/// metrics-server release: the 0.9.x line supports Kubernetes 1.34+ (its README's
+/// compatibility matrix), the node image is 1.34.
+pub const METRICS_SERVER_VERSION: &str = "v0.9.0";
+
+/// The install manifest of [`METRICS_SERVER_VERSION`], as its release publishes it.
+pub fn metrics_server_manifest_url() -> String {
+    format!(
+        "https://github.com/kubernetes-sigs/metrics-server/releases/download/{METRICS_SERVER_VERSION}/components.yaml"
+    )
+}
+
+/// The HPA sync period `k8s/kind.yaml` gives the controller-manager.
+pub const HPA_SYNC_PERIOD: &str = "5s";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_yaml() -> String {
+        let path = crate::project_root().join("k8s/kind.yaml");
+        std::fs::read_to_string(&path).expect("k8s/kind.yaml is readable")
+    }
+
+    #[test]
+    fn kind_yaml_pins_the_node_image_and_sync_period_of_this_module() {
+        let yaml = kind_yaml();
+        assert!(
+            yaml.contains(&format!("image: {KIND_NODE_IMAGE}")),
+            "k8s/kind.yaml must use {KIND_NODE_IMAGE}"
+        );
+        assert!(
+            yaml.contains(&format!(
+                "horizontal-pod-autoscaler-sync-period: \"{HPA_SYNC_PERIOD}\""
+            )),
+            "k8s/kind.yaml must set the HPA sync period to {HPA_SYNC_PERIOD}"
+        );
+    }
+
+    #[test]
+    fn kind_yaml_maps_the_node_port_to_loopback_only() {
+        let config: serde_json::Value =
+            serde_norway::from_str(&kind_yaml()).expect("k8s/kind.yaml is YAML");
+        assert_eq!(config["networking"]["apiServerAddress"], "127.0.0.1");
+        let nodes = config["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 1, "one node");
+        let mapping = &nodes[0]["extraPortMappings"][0];
+        assert_eq!(mapping["containerPort"], 30080);
+        assert_eq!(mapping["hostPort"], 30080);
+        assert_eq!(mapping["listenAddress"], "127.0.0.1");
+    }
+}
