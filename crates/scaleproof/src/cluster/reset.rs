@@ -13,8 +13,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 
-use super::objects::{HpaOverrides, Target};
+use super::objects::Target;
 use super::{ClusterError, apply, is_not_found};
+use crate::manifests::HpaOverrides;
 
 /// How long the reset may wait for the workload to settle at one pod, and how often
 /// it looks.

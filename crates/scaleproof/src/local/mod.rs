@@ -132,7 +132,7 @@ impl LocalCluster {
     /// controller loop. The timeline's clock starts when this returns.
     pub async fn start(settings: LocalSettings) -> Result<Self, LocalError> {
         let workload = settings.manifests.workload()?;
-        let hpa = settings.hpa_overrides.applied_to(&settings.manifests.hpa);
+        let hpa = settings.hpa_overrides.apply_to(&settings.manifests.hpa)?;
         let spec = HpaSpec::try_from(&hpa).map_err(|e| LocalError::Hpa(e.to_string()))?;
         let cpu_target_pct = spec.target_utilization_pct;
         let min_replicas = spec.min_replicas.max(1);
