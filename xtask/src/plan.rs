@@ -103,13 +103,14 @@ pub struct Plan {
 pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
     let k8s = settings.root.join("k8s");
     let manifests = Manifests::load(&k8s).with_context(|| format!("reading {}", k8s.display()))?;
-    let prepared = Prepared::new(
+    let mut prepared = Prepared::new(
         &manifests,
         &settings.namespace,
         &settings.image,
         &HpaOverrides::default(),
     )
     .context("preparing the objects of k8s/")?;
+    scaleproof::cluster::objects::set_env(&mut prepared.deployment, &settings.env_overrides);
     let target = prepared.target.clone();
     let wait_workload = Step::Kube(KubeStep::WaitRollout {
         namespace: target.namespace.clone(),
@@ -443,6 +444,10 @@ mod tests {
             wait_timeout: Duration::from_secs(180),
             diagnostics_dir: root.join("target/scaleproof/diagnostics"),
             root,
+            env_overrides: std::collections::BTreeMap::from([(
+                "IRIS_CPU_COST_MS".to_string(),
+                "10".to_string(),
+            )]),
         }
     }
 

@@ -50,6 +50,13 @@ impl Deployed {
         self.guard.disarm();
     }
 
+    /// Writes the diagnostics bundle into `dir` (one per failed scenario).
+    pub async fn write_diagnostics_to(&self, dir: &Path) -> anyhow::Result<()> {
+        write_diagnostics(&self.client, self.target(), dir)
+            .await
+            .map(|_| ())
+    }
+
     /// Writes the diagnostics bundle into `settings.diagnostics_dir`.
     pub async fn write_diagnostics(&self) -> anyhow::Result<diagnostics::BundleReport> {
         write_diagnostics(&self.client, self.target(), &self.settings.diagnostics_dir).await

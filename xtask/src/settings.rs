@@ -64,6 +64,9 @@ pub struct Settings {
     pub diagnostics_dir: PathBuf,
     /// The repository root (commands run there; `k8s/` is read from there).
     pub root: PathBuf,
+    /// Env vars set on the service container (the stress config's per-backend
+    /// settings, such as the cost knob).
+    pub env_overrides: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -109,6 +112,7 @@ impl Settings {
                 .diagnostics_dir
                 .unwrap_or_else(|| root.join("target/scaleproof/diagnostics")),
             root,
+            env_overrides: Default::default(),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! the scenario's expectations and [`report`] writes what people and machines read.
 
 pub mod cluster;
+pub mod gate;
 pub mod hpa;
 pub mod load;
 pub mod local;
