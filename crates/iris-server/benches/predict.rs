@@ -18,7 +18,9 @@ fn predict_one(c: &mut Criterion) {
     let model = model();
     // Lands in the deepest, mixed leaf: the longest walk the tree has.
     let flower = Measurements::from_array([6.0, 2.9, 4.5, 1.5]);
-    c.bench_function("model_predict", |b| b.iter(|| model.predict(black_box(&flower))));
+    c.bench_function("model_predict", |b| {
+        b.iter(|| model.predict(black_box(&flower)))
+    });
 }
 
 fn train(c: &mut Criterion) {
@@ -41,7 +43,12 @@ fn predict_through_router(c: &mut Criterion) {
                     .expect("valid request");
                 let response = app.clone().oneshot(request).await.expect("infallible");
                 assert_eq!(response.status(), 200);
-                response.into_body().collect().await.expect("body").to_bytes()
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
             })
         })
     });
