@@ -14,6 +14,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::pin;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -35,16 +36,22 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_state(listener, AppState::new(&config), config, shutdown).await
+    serve_with_state(
+        listener,
+        AppState::new(&config),
+        config.drain_timeout,
+        shutdown,
+    )
+    .await
 }
 
-/// Like [`serve`], but with a caller-made state, so the caller can watch readiness and
-/// metrics. The state should come from `AppState::new(&config)`; a model already
-/// installed in it is kept.
+/// Like [`serve`], but with a caller-made state (which carries the cost settings), so
+/// the caller can watch readiness and metrics. A model already installed in the state
+/// is kept; otherwise one is trained as serving starts.
 pub async fn serve_with_state(
     listener: TcpListener,
     state: AppState,
-    config: Config,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_accepting, stopped) = oneshot::channel::<()>();
@@ -55,7 +62,12 @@ pub async fn serve_with_state(
         })
         .into_future();
     let mut server = pin!(server);
-    let lifecycle = pin!(lifecycle(state.clone(), config, shutdown, stop_accepting));
+    let lifecycle = pin!(lifecycle(
+        state.clone(),
+        drain_timeout,
+        shutdown,
+        stop_accepting
+    ));
 
     let deadline = tokio::select! {
         result = &mut server => {
@@ -84,7 +96,7 @@ pub async fn serve_with_state(
 /// which the server must be gone.
 async fn lifecycle(
     state: AppState,
-    config: Config,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
     stop_accepting: oneshot::Sender<()>,
 ) -> anyhow::Result<Instant> {
@@ -112,11 +124,11 @@ async fn lifecycle(
         shutdown.await;
     }
 
-    let deadline = Instant::now() + config.drain_timeout;
+    let deadline = Instant::now() + drain_timeout;
     state.begin_drain();
     info!(
         in_flight = state.metrics().in_flight(),
-        drain_timeout_s = config.drain_timeout.as_secs_f64(),
+        drain_timeout_s = drain_timeout.as_secs_f64(),
         "shutting down: /ready now answers 503; serving until in-flight requests finish"
     );
     if tokio::time::timeout_at(deadline, state.metrics().wait_idle())

@@ -34,7 +34,7 @@ impl TestServer {
         let task = tokio::spawn(serve_with_state(
             listener,
             state.clone(),
-            config,
+            config.drain_timeout,
             async move {
                 let _ = signal.await;
             },
