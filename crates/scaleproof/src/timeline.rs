@@ -109,9 +109,13 @@ impl Timeline {
             .unwrap_or(0)
     }
 
-    /// Time of the first sample whose desired count exceeds the first sample's.
+    /// Time of the first scale-up: the first sample whose desired count exceeds the
+    /// replica count the scenario started with. The start is the first sample's
+    /// *current* count when that is lower than its desired one: the autoscaler may
+    /// already have asked for more at its very first sync, and that is a scale-up too.
     pub fn first_scale_up_s(&self) -> Option<f64> {
-        let start = self.samples.first()?.desired_replicas;
+        let first = self.samples.first()?;
+        let start = first.current_replicas.min(first.desired_replicas);
         self.samples
             .iter()
             .find(|s| s.desired_replicas > start)
@@ -128,5 +132,47 @@ impl Timeline {
         self.samples
             .iter()
             .any(|s| s.conditions.iter().any(|c| c.is(type_, status, reason)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t_s: f64, desired: u32, current: u32) -> ScaleSample {
+        ScaleSample {
+            t_s,
+            desired_replicas: desired,
+            current_replicas: current,
+            ready_replicas: current,
+            cpu_utilization_pct: Some(100),
+            cpu_target_pct: 50,
+            replicas: Vec::new(),
+            conditions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_scale_up_at_the_first_sync_counts() {
+        let timeline = Timeline {
+            samples: vec![sample(1.0, 3, 1), sample(2.0, 3, 3)],
+            events: Vec::new(),
+        };
+        assert_eq!(timeline.first_scale_up_s(), Some(1.0));
+    }
+
+    #[test]
+    fn a_later_scale_up_is_found_and_none_without_one() {
+        let later = Timeline {
+            samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1), sample(2.0, 2, 1)],
+            events: Vec::new(),
+        };
+        assert_eq!(later.first_scale_up_s(), Some(2.0));
+        let flat = Timeline {
+            samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1)],
+            events: Vec::new(),
+        };
+        assert_eq!(flat.first_scale_up_s(), None);
+        assert_eq!(Timeline::default().first_scale_up_s(), None);
     }
 }
