@@ -56,6 +56,7 @@ fn panel<'a>(
     x: (f64, f64),
     y_max: f64,
     y_label: &str,
+    y_ticks: usize,
 ) -> Result<
     ChartContext<
         'a,
@@ -75,6 +76,7 @@ fn panel<'a>(
         .configure_mesh()
         .x_desc("seconds since load start")
         .y_desc(y_label)
+        .y_labels(y_ticks)
         .label_style(("sans-serif", 11))
         .draw()
         .map_err(err)?;
@@ -89,19 +91,20 @@ fn replicas_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError
         time_span(s),
         y_max,
         "replicas",
+        y_max as usize + 1,
     )?;
-    let desired: Vec<(f64, f64)> = s
-        .timeline
-        .samples
-        .iter()
-        .map(|x| (x.t_s, f64::from(x.desired_replicas)))
-        .collect();
-    let ready: Vec<(f64, f64)> = s
-        .timeline
-        .samples
-        .iter()
-        .map(|x| (x.t_s, f64::from(x.ready_replicas)))
-        .collect();
+    let desired = steps(
+        s.timeline
+            .samples
+            .iter()
+            .map(|x| (x.t_s, f64::from(x.desired_replicas))),
+    );
+    let ready = steps(
+        s.timeline
+            .samples
+            .iter()
+            .map(|x| (x.t_s, f64::from(x.ready_replicas))),
+    );
     chart
         .draw_series(LineSeries::new(desired, BLUE.stroke_width(2)))
         .map_err(err)?
@@ -119,7 +122,19 @@ fn replicas_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError
         .map_err(err)?
         .label("maxReplicas")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED.mix(0.5)));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
+}
+
+/// Replica counts hold between samples: draw them as steps, not slopes.
+fn steps(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (t, v) in points {
+        if let Some(&(_, previous)) = out.last() {
+            out.push((t, previous));
+        }
+        out.push((t, v));
+    }
+    out
 }
 
 fn cpu_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
@@ -141,6 +156,7 @@ fn cpu_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
         time_span(s),
         y_max,
         "%",
+        6,
     )?;
     chart
         .draw_series(LineSeries::new(points, MAGENTA.stroke_width(2)))
@@ -156,7 +172,7 @@ fn cpu_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
         .map_err(err)?
         .label("target")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLACK.mix(0.6)));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn throughput_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
@@ -168,7 +184,7 @@ fn throughput_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportErr
     let points: Vec<(f64, f64)> = seconds.iter().map(|x| (x.t_s, x.requests as f64)).collect();
     let errors: Vec<(f64, f64)> = seconds.iter().map(|x| (x.t_s, x.errors as f64)).collect();
     let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
-    let mut chart = panel(area, "throughput", time_span(s), y_max, "requests / s")?;
+    let mut chart = panel(area, "throughput", time_span(s), y_max, "requests / s", 6)?;
     chart
         .draw_series(LineSeries::new(points, CYAN.stroke_width(2)))
         .map_err(err)?
@@ -179,7 +195,7 @@ fn throughput_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportErr
         .map_err(err)?
         .label("errors")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn latency_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
@@ -193,7 +209,7 @@ fn latency_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError>
         .filter_map(|x| x.p95_ms.map(|p| (x.t_s, p)))
         .collect();
     let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
-    let mut chart = panel(area, "p95 latency", time_span(s), y_max, "ms")?;
+    let mut chart = panel(area, "p95 latency", time_span(s), y_max, "ms", 6)?;
     chart
         .draw_series(LineSeries::new(
             points,
@@ -202,7 +218,7 @@ fn latency_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError>
         .map_err(err)?
         .label("p95")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RGBColor(230, 120, 0)));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn legend<'a>(
@@ -211,13 +227,14 @@ fn legend<'a>(
         SVGBackend<'a>,
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
+    position: SeriesLabelPosition,
 ) -> Result<(), ReportError> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 11))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .draw()
         .map_err(err)
 }
