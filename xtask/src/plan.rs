@@ -346,13 +346,20 @@ fn write_apply(f: &mut fmt::Formatter<'_>, p: &Prepared) -> fmt::Result {
         side.and_then(|m| m.get("cpu"))
             .map_or("?".to_string(), |q| q.0.clone())
     };
+    let env: Vec<String> = container
+        .and_then(|c| c.env.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.value.as_ref().map(|value| format!("{}={value}", v.name)))
+        .collect();
     writeln!(
         f,
-        "       - Deployment {}/{}: image {image}, cpu request {} limit {}, replicas left to the HPA",
+        "       - Deployment {}/{}: image {image}, cpu request {} limit {}, env {}, replicas left to the HPA",
         t.namespace,
         t.deployment,
         cpu(resources.and_then(|r| r.requests.as_ref())),
-        cpu(resources.and_then(|r| r.limits.as_ref()))
+        cpu(resources.and_then(|r| r.limits.as_ref())),
+        env.join(" ")
     )?;
     let ports: Vec<String> = p
         .service
