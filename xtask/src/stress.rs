@@ -109,21 +109,26 @@ pub struct StressArgs {
 pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
     let out = root.join(&args.out);
     let mut run = RunState::new(&root, &out);
+    // Listening replaces the default "die at once" of Ctrl-C and SIGTERM, so that
+    // whatever happens, the reports below get written. Children (cargo, the scenario
+    // tests) receive the same signal and wind down on their own.
+    let mut interrupts = Interrupts::new().ok();
 
     let config = match load_config(&root, &args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e:#}");
             run.fail_setup("read stress config", Instant::now(), &e);
-            return run.finish(&args, "none", None, &[]);
+            return run.finish(&args, "none", None);
         }
     };
-    let backend = match choose_backend(args.backend, &root) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let backend = match choose_backend(args.backend, ci, &root) {
         Ok(backend) => backend,
         Err(e) => {
             eprintln!("error: {e:#}");
             run.fail_setup("choose backend", Instant::now(), &e);
-            return run.finish(&args, "none", Some(&config), &[]);
+            return run.finish(&args, "none", Some(&config));
         }
     };
     let scenarios: Vec<String> = if args.scenarios.is_empty() {
@@ -152,7 +157,7 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
             }),
     };
     let Some(handover) = prepared else {
-        return run.finish(&args, backend.kind().as_str(), Some(&config), &scenarios);
+        return run.finish(&args, backend.kind().as_str(), Some(&config));
     };
     let step = Instant::now();
     let compiled = cargo_test_command(&root, &["--no-run"]).status().await;
@@ -171,7 +176,6 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
     }
 
     if !run.setup_failed() {
-        let mut interrupts = Interrupts::new().ok();
         for name in &scenarios {
             eprintln!("\n=== scenario {name} ({}) ===", backend.kind().as_str());
             let report = run_one(
@@ -207,7 +211,7 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
             eprintln!("warning: teardown failed: {e:#}");
         }
     }
-    run.finish(&args, backend.kind().as_str(), Some(&config), &scenarios)
+    run.finish(&args, backend.kind().as_str(), Some(&config))
 }
 
 /// What the scenario tests need from the backend setup.
@@ -245,11 +249,11 @@ fn load_config(root: &Path, args: &StressArgs) -> anyhow::Result<StressConfig> {
 }
 
 /// kind when it can work here, else local with a notice; never silently under CI.
-fn choose_backend(asked: Option<Backend>, root: &Path) -> anyhow::Result<Backend> {
+fn choose_backend(asked: Option<Backend>, ci: bool, root: &Path) -> anyhow::Result<Backend> {
     if let Some(backend) = asked {
         return Ok(backend);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    if ci {
         anyhow::bail!(
             "CI=true and no --backend: CI must say which engine it gates on \
              (--backend kind on GitHub runners, --backend local where Docker is missing)"
@@ -626,13 +630,7 @@ impl RunState {
     }
 
     /// Comparisons, baseline, the four artifacts, the table and the job summary.
-    fn finish(
-        self,
-        args: &StressArgs,
-        backend: &str,
-        config: Option<&StressConfig>,
-        _planned: &[String],
-    ) -> ExitStatus {
+    fn finish(self, args: &StressArgs, backend: &str, config: Option<&StressConfig>) -> ExitStatus {
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             run: RunMeta {
@@ -743,4 +741,103 @@ fn tool_versions(backend: &str) -> BTreeMap<String, String> {
         }
     }
     versions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: StressArgs,
+    }
+
+    fn args(extra: &[&str]) -> StressArgs {
+        let mut argv = vec!["stress"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).args
+    }
+
+    #[test]
+    fn under_ci_the_backend_must_be_named() {
+        let err =
+            choose_backend(None, true, &crate::project_root()).expect_err("CI without --backend");
+        assert!(
+            err.to_string().contains("CI=true and no --backend"),
+            "{err}"
+        );
+        assert_eq!(
+            choose_backend(Some(Backend::Local), true, &crate::project_root()).expect("named"),
+            Backend::Local
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_config_exits_2_and_still_writes_the_reports() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("stress.toml");
+        std::fs::write(
+            &config,
+            "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmin_sucess_rate = 0.9\n",
+        )
+        .expect("write config");
+        let out = dir.path().join("out");
+        let a = args(&[
+            "--backend",
+            "local",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        let status = run(a, crate::project_root()).await;
+        assert_eq!(status, ExitStatus::InfrastructureError);
+        let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit.xml written");
+        assert!(
+            junit.contains("stress.toml:5:1: unknown field `min_sucess_rate`"),
+            "{junit}"
+        );
+        let report = Report::read(&out.join("report.json")).expect("report.json written");
+        assert_eq!(report.setup[0].name, "read stress config");
+        assert!(report.scenarios.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_scenario_name_is_an_input_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("out");
+        let a = args(&[
+            "--backend",
+            "local",
+            "--scenario",
+            "nope",
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        assert_eq!(
+            run(a, crate::project_root()).await,
+            ExitStatus::InfrastructureError
+        );
+        let junit = std::fs::read_to_string(out.join("junit.xml")).expect("junit.xml written");
+        assert!(
+            junit.contains("--scenario nope: no such scenario"),
+            "{junit}"
+        );
+    }
+
+    #[test]
+    fn dedicated_tests_exist_for_the_repository_scenarios() {
+        let config =
+            StressConfig::load(&crate::project_root().join("stress.toml")).expect("stress.toml");
+        for scenario in &config.scenarios {
+            assert!(
+                test_name(&scenario.name).1,
+                "{} has no dedicated #[test] in tests/scenarios.rs",
+                scenario.name
+            );
+        }
+        assert_eq!(test_name("my-own"), ("custom_scenario", false));
+    }
 }
