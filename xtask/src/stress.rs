@@ -188,11 +188,11 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
                 &mut interrupts,
             )
             .await;
-            if !report.passed() {
-                if let Handover::Cluster { deployed, .. } = &handover {
-                    let dir = out.join("diagnostics").join(name);
-                    diagnostics(deployed, &dir).await;
-                }
+            if !report.passed()
+                && let Handover::Cluster { deployed, .. } = &handover
+            {
+                let dir = out.join("diagnostics").join(name);
+                diagnostics(deployed, &dir).await;
             }
             let interrupted = report
                 .error
@@ -206,10 +206,10 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
         }
     }
 
-    if let Handover::Cluster { deployed, .. } = handover {
-        if let Err(e) = crate::run::teardown(*deployed).await {
-            eprintln!("warning: teardown failed: {e:#}");
-        }
+    if let Handover::Cluster { deployed, .. } = handover
+        && let Err(e) = crate::run::teardown(*deployed).await
+    {
+        eprintln!("warning: teardown failed: {e:#}");
     }
     run.finish(&args, backend.kind().as_str(), Some(&config))
 }
@@ -734,10 +734,10 @@ fn tool_versions(backend: &str) -> BTreeMap<String, String> {
         ]);
     }
     for (tool, args) in tools {
-        if let Ok(out) = std::process::Command::new(tool).args(args).output() {
-            if let Some(line) = String::from_utf8_lossy(&out.stdout).lines().next() {
-                versions.insert(tool.to_string(), line.trim().to_string());
-            }
+        if let Ok(out) = std::process::Command::new(tool).args(args).output()
+            && let Some(line) = String::from_utf8_lossy(&out.stdout).lines().next()
+        {
+            versions.insert(tool.to_string(), line.trim().to_string());
         }
     }
     versions
