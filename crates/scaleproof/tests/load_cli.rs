@@ -14,7 +14,7 @@ fn scaleproof(args: Vec<String>) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scaleproof"))
         .args(args)
         .output()
-        .unwrap()
+        .expect("run the scaleproof binary")
 }
 
 /// Runs the CLI off the async runtime, so test servers keep serving meanwhile.
@@ -22,7 +22,7 @@ async fn scaleproof_async(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || scaleproof(args))
         .await
-        .unwrap()
+        .expect("the CLI thread finishes")
 }
 
 #[test]
@@ -58,7 +58,10 @@ fn bad_input_exits_2_with_a_message() {
         let output = scaleproof(args.iter().map(|a| (*a).to_owned()).collect());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("error"), "{args:?} gave no message: {stderr}");
+        assert!(
+            stderr.contains("error"),
+            "{args:?} gave no message: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     }
 }
@@ -126,7 +129,10 @@ async fn summary_names_throughput_percentiles_and_breakdown() {
         "Errors: timeout 0",
         "Delivered as promised: yes",
     ] {
-        assert!(summary.contains(expected), "summary lacks {expected:?}:\n{summary}");
+        assert!(
+            summary.contains(expected),
+            "summary lacks {expected:?}:\n{summary}"
+        );
     }
 }
 
@@ -141,5 +147,8 @@ async fn an_unreachable_target_is_measured_and_exits_1() {
     assert_eq!(result["sent"], 5);
     assert_eq!(result["errors"]["connection_refused"], 5);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no request got an HTTP response"), "{stderr}");
+    assert!(
+        stderr.contains("no request got an HTTP response"),
+        "{stderr}"
+    );
 }

@@ -63,7 +63,10 @@ async fn counts_and_status_codes_are_exact() {
 
     let latency = result.latency_ms.expect("responses were timed");
     let service = result.service_time_ms.expect("responses were timed");
-    assert_eq!(latency, service, "closed loop: intended time is the send time");
+    assert_eq!(
+        latency, service,
+        "closed loop: intended time is the send time"
+    );
     assert!(latency.min_ms <= latency.p50_ms && latency.p50_ms <= latency.p99_ms);
     assert!(latency.p99_ms <= latency.p99_9_ms && latency.p99_9_ms <= latency.max_ms);
     assert!(result.throughput_per_s > 0.0 && result.duration_s > 0.0);

@@ -33,7 +33,10 @@ async fn a_stalling_server_yields_timeouts() {
     assert_eq!(result.errors.total(), 12);
     assert_eq!((result.ok, result.failed), (0, 12));
     assert!(result.status_counts.is_empty());
-    assert_eq!(result.latency_ms, None, "requests without a response are not timed");
+    assert_eq!(
+        result.latency_ms, None,
+        "requests without a response are not timed"
+    );
     assert!(
         result.duration_s < 2.0,
         "timeouts must cut requests short, took {} s",
@@ -115,6 +118,9 @@ async fn a_cancelled_run_still_returns_its_result() {
     assert!(result.cancelled);
     assert!(result.duration_s < 5.0);
     assert!(result.sent > 0);
-    assert_eq!(result.sent, result.ok, "requests in flight complete and count");
+    assert_eq!(
+        result.sent, result.ok,
+        "requests in flight complete and count"
+    );
     assert!(!result.delivered_as_promised());
 }

@@ -3,8 +3,8 @@
 
 mod load_support;
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +21,10 @@ fn fast_router() -> Router {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_its_rate_within_five_percent() {
     let server = TestServer::start(fast_router()).await;
-    let config = LoadConfig::open(Rate::constant(200.0), Stop::Duration(Duration::from_secs(3)));
+    let config = LoadConfig::open(
+        Rate::constant(200.0),
+        Stop::Duration(Duration::from_secs(3)),
+    );
 
     let result = run(&config, &server.targets(), &CancellationToken::new())
         .await
@@ -33,7 +36,10 @@ async fn holds_its_rate_within_five_percent() {
     assert_eq!(result.ok, 600);
     assert_eq!(result.dropped, 0);
     let rate = result.throughput_per_s;
-    assert!((190.0..=210.0).contains(&rate), "rate {rate} req/s, {result}");
+    assert!(
+        (190.0..=210.0).contains(&rate),
+        "rate {rate} req/s, {result}"
+    );
     for second in result.timeline.iter().take(3) {
         assert!(
             (180..=220).contains(&second.requests),
@@ -56,7 +62,7 @@ fn stall_once_router() -> Router {
             let stall_until = Arc::clone(&stall_until);
             async move {
                 let until = {
-                    let mut stall = stall_until.lock().unwrap();
+                    let mut stall = stall_until.lock().expect("stall state");
                     if received.fetch_add(1, Ordering::SeqCst) == 100 {
                         *stall = Some(Instant::now() + Duration::from_secs(1));
                     }
@@ -92,15 +98,24 @@ async fn coordinated_omission_correction_shows_a_stall() {
     let corrected = result.latency_ms.unwrap();
     let service = result.service_time_ms.unwrap();
     assert_eq!(result.sent, 600, "{result}");
-    assert!(corrected.p99_ms >= 500.0, "corrected p99 hides the stall: {result}");
+    assert!(
+        corrected.p99_ms >= 500.0,
+        "corrected p99 hides the stall: {result}"
+    );
     assert!(
         service.p99_ms * 5.0 < corrected.p99_ms,
         "service time p99 {} should be far below the corrected p99 {}: {result}",
         service.p99_ms,
         corrected.p99_ms
     );
-    assert!(service.max_ms >= 900.0, "the stalled requests are timed too");
-    assert!(result.late > 100, "requests queued behind the stall are late: {result}");
+    assert!(
+        service.max_ms >= 900.0,
+        "the stalled requests are timed too"
+    );
+    assert!(
+        result.late > 100,
+        "requests queued behind the stall are late: {result}"
+    );
     let shortfall = result.shortfall.as_ref().expect("the engine fell behind");
     assert_eq!(shortfall.late, result.late);
     assert!(!result.delivered_as_promised());

@@ -1,8 +1,10 @@
 //! A worker's HTTP client: round-robin over the current targets, one keep-alive
 //! connection per endpoint, reconnect on close, a timeout around each call.
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,7 +42,14 @@ impl RequestTemplate {
         })
     }
 
-    fn build(&self, endpoint: &Endpoint, body_index: usize) -> Request<Full<Bytes>> {
+    /// The headers for requests to `endpoint`: the template's plus `Host`.
+    fn headers_for(&self, endpoint: &Endpoint) -> HeaderMap {
+        let mut headers = self.headers.clone();
+        headers.insert(HOST, endpoint.host_header().clone());
+        headers
+    }
+
+    fn build(&self, headers: &HeaderMap, body_index: usize) -> Request<Full<Bytes>> {
         let body = match self.bodies.len() {
             0 => Bytes::new(),
             n => self.bodies[body_index % n].clone(),
@@ -48,9 +57,7 @@ impl RequestTemplate {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
-        let headers = request.headers_mut();
-        *headers = self.headers.clone();
-        headers.insert(HOST, endpoint.host_header().clone());
+        *request.headers_mut() = headers.clone();
         request
     }
 }
@@ -72,13 +79,15 @@ pub(crate) struct Client {
     /// The target set this worker last saw, and its generation.
     generation: u64,
     endpoints: Arc<[Endpoint]>,
-    /// One slot per entry of `endpoints`, same order.
+    /// Per entry of `endpoints`, same order: its connection and its headers
+    /// (built once, so a request costs one header-map clone).
     connections: Vec<Option<Connection>>,
+    headers: Vec<HeaderMap>,
     /// Round-robin position; starts at the worker's index so workers spread out.
     next_endpoint: usize,
     next_body: usize,
-    /// Reused for every call's timeout instead of registering a new timer.
-    deadline: Pin<Box<Sleep>>,
+    /// The timeout timer, shared by all calls; see [`within`].
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Client {
@@ -91,6 +100,7 @@ impl Client {
         let generation = targets.generation();
         let endpoints = targets.snapshot();
         let connections = endpoints.iter().map(|_| None).collect();
+        let headers = endpoints.iter().map(|e| template.headers_for(e)).collect();
         Self {
             targets,
             template,
@@ -99,9 +109,10 @@ impl Client {
             generation,
             endpoints,
             connections,
+            headers,
             next_endpoint: worker,
             next_body: worker,
-            deadline: Box::pin(tokio::time::sleep(config.timeout)),
+            timer: Box::pin(tokio::time::sleep(config.timeout)),
         }
     }
 
@@ -114,16 +125,18 @@ impl Client {
         self.next_body = self.next_body.wrapping_add(1);
 
         let started = Instant::now();
-        self.deadline.as_mut().reset(started + self.timeout);
-        let endpoint = &self.endpoints[index];
-        let request = self.template.build(endpoint, body_index);
-        let slot = &mut self.connections[index];
-        let outcome = tokio::select! {
-            biased;
-            outcome = send(slot, endpoint, request, self.connect_timeout) => outcome,
-            () = self.deadline.as_mut() => {
+        let request = self.template.build(&self.headers[index], body_index);
+        let sending = send(
+            &mut self.connections[index],
+            &self.endpoints[index],
+            request,
+            self.connect_timeout,
+        );
+        let outcome = match within(&mut self.timer, started + self.timeout, sending).await {
+            Some(outcome) => outcome,
+            None => {
                 // HTTP/1.1 cannot abandon one request and keep the connection.
-                *slot = None;
+                self.connections[index] = None;
                 Err(ErrorKind::Timeout)
             }
         };
@@ -148,6 +161,10 @@ impl Client {
             .cloned()
             .zip(self.connections.drain(..))
             .collect();
+        self.headers = endpoints
+            .iter()
+            .map(|e| self.template.headers_for(e))
+            .collect();
         self.connections = endpoints
             .iter()
             .map(|endpoint| {
@@ -159,6 +176,36 @@ impl Client {
         self.endpoints = endpoints;
         self.generation = generation;
     }
+}
+
+/// Runs `work` until `deadline`; `None` when the deadline came first.
+///
+/// Re-arming a timer per request costs a lock on tokio's timer wheel, so the
+/// worker's one timer stays armed at an earlier call's deadline, which is never
+/// later than this call's (calls run one after another), and is re-armed only
+/// when it fires early: about once per timeout period instead of per request.
+async fn within<F: Future>(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Instant,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(deadline);
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Sends on the slot's connection, opening one first when there is none or the

@@ -2,6 +2,7 @@
 //! the progress display, and turns the tally into a [`LoadResult`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -24,6 +25,16 @@ pub(crate) struct RunContext {
     pub(crate) template: Arc<RequestTemplate>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) cancel: CancellationToken,
+    /// Mirrors `cancel` for the request path: `CancellationToken::is_cancelled`
+    /// takes a mutex, an atomic load does not.
+    stopping: AtomicBool,
+}
+
+impl RunContext {
+    /// Whether the run was cancelled (workers then send nothing new).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
 }
 
 /// Sends load to `targets` as `config` says, until its stop condition or until
@@ -48,7 +59,15 @@ pub async fn run(
         template,
         recorder: Arc::clone(&recorder),
         cancel: cancel.clone(),
+        stopping: AtomicBool::new(cancel.is_cancelled()),
     });
+    let mirror = {
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            context.cancel.cancelled().await;
+            context.stopping.store(true, Ordering::Relaxed);
+        })
+    };
     let progress = (config.progress == Progress::Auto)
         .then(|| ProgressTask::start(Arc::clone(&recorder), start, promised.requests));
 
@@ -63,6 +82,7 @@ pub async fn run(
         } => open::run(context, rate, stop, max_in_flight).await,
     };
     let duration = start.elapsed();
+    mirror.abort();
     if let Some(progress) = progress {
         progress.finish().await;
     }

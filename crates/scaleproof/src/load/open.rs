@@ -45,7 +45,7 @@ pub(crate) async fn run(
     let mut dropped = 0u64;
     let mut next = 0u64;
 
-    while next < total && !context.cancel.is_cancelled() {
+    while next < total && !context.is_stopping() {
         let ticket = Ticket {
             intended: context.start + schedule.offset(next),
         };
