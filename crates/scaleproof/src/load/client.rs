@@ -3,62 +3,108 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HOST;
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::Full;
+use http::Method;
+use http::header::{CONTENT_LENGTH, HOST};
 use tokio::time::{Instant, Sleep};
 
-use super::LoadError;
 use super::config::LoadConfig;
 use super::connection::{Connection, Exchange};
 use super::result::ErrorKind;
 use super::targets::{Endpoint, Targets};
 
-/// The parts of the request that are the same for every call, built once.
+/// The request of a run, serialized once per endpoint and body and shared by
+/// all workers, so sending a request copies no header and allocates nothing.
 pub(crate) struct RequestTemplate {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    /// Everything before the `Host` header: `METHOD /path HTTP/1.1\r\n`.
+    request_line: Vec<u8>,
+    /// The other header lines, each ending in CRLF (no Host, no Content-Length).
+    header_lines: Vec<u8>,
+    /// Whether the caller set its own Host header.
+    has_host: bool,
+    /// Whether to send `Content-Length` even for an empty body (methods whose
+    /// requests normally carry one).
+    length_when_empty: bool,
+    expects_body: bool,
     bodies: Vec<Bytes>,
+    /// Serialized requests per endpoint seen so far (endpoints come and go).
+    by_endpoint: Mutex<Vec<(Endpoint, Arc<[Bytes]>)>>,
 }
 
 impl RequestTemplate {
-    pub(crate) fn new(config: &LoadConfig) -> Result<Self, LoadError> {
+    pub(crate) fn new(config: &LoadConfig) -> Self {
         let spec = &config.request;
-        let uri = spec
-            .path
-            .parse::<Uri>()
-            .map_err(|e| LoadError::InvalidConfig(format!("request path {:?}: {e}", spec.path)))?;
-        Ok(Self {
-            method: spec.method.clone(),
-            uri,
-            headers: spec.headers.clone(),
+        let mut request_line = Vec::new();
+        request_line.extend_from_slice(spec.method.as_str().as_bytes());
+        request_line.push(b' ');
+        request_line.extend_from_slice(spec.path.as_bytes());
+        request_line.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut header_lines = Vec::new();
+        for (name, value) in &spec.headers {
+            header_lines.extend_from_slice(name.as_str().as_bytes());
+            header_lines.extend_from_slice(b": ");
+            header_lines.extend_from_slice(value.as_bytes());
+            header_lines.extend_from_slice(b"\r\n");
+        }
+        let method = &spec.method;
+        Self {
+            request_line,
+            header_lines,
+            has_host: spec.headers.contains_key(HOST),
+            length_when_empty: [Method::POST, Method::PUT, Method::PATCH].contains(method),
+            expects_body: *method != Method::HEAD,
             bodies: spec.bodies.clone(),
-        })
+            by_endpoint: Mutex::new(Vec::new()),
+        }
     }
 
-    /// The headers for requests to `endpoint`: the template's plus `Host`.
-    fn headers_for(&self, endpoint: &Endpoint) -> HeaderMap {
-        let mut headers = self.headers.clone();
-        headers.insert(HOST, endpoint.host_header().clone());
-        headers
+    /// Whether responses to this request have a body (not for HEAD).
+    pub(crate) fn expects_body(&self) -> bool {
+        self.expects_body
     }
 
-    fn build(&self, headers: &HeaderMap, body_index: usize) -> Request<Full<Bytes>> {
-        let body = match self.bodies.len() {
-            0 => Bytes::new(),
-            n => self.bodies[body_index % n].clone(),
+    /// The serialized requests for `endpoint`, one per body (at least one).
+    pub(crate) fn requests_for(&self, endpoint: &Endpoint) -> Arc<[Bytes]> {
+        let mut cache = self
+            .by_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, requests)) = cache.iter().find(|(known, _)| known == endpoint) {
+            return Arc::clone(requests);
+        }
+        let requests: Arc<[Bytes]> = if self.bodies.is_empty() {
+            Arc::from(vec![self.serialize(endpoint, b"")])
+        } else {
+            self.bodies
+                .iter()
+                .map(|body| self.serialize(endpoint, body))
+                .collect()
         };
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.headers_mut() = headers.clone();
-        request
+        cache.push((endpoint.clone(), Arc::clone(&requests)));
+        requests
+    }
+
+    fn serialize(&self, endpoint: &Endpoint, body: &[u8]) -> Bytes {
+        let mut out =
+            Vec::with_capacity(self.request_line.len() + self.header_lines.len() + 64 + body.len());
+        out.extend_from_slice(&self.request_line);
+        if !self.has_host {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(endpoint.host_header().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.header_lines);
+        if !body.is_empty() || self.length_when_empty {
+            out.extend_from_slice(CONTENT_LENGTH.as_str().as_bytes());
+            out.extend_from_slice(format!(": {}\r\n", body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        Bytes::from(out)
     }
 }
 
@@ -79,10 +125,9 @@ pub(crate) struct Client {
     /// The target set this worker last saw, and its generation.
     generation: u64,
     endpoints: Arc<[Endpoint]>,
-    /// Per entry of `endpoints`, same order: its connection and its headers
-    /// (built once, so a request costs one header-map clone).
+    /// Per entry of `endpoints`, same order: its connection and its requests.
     connections: Vec<Option<Connection>>,
-    headers: Vec<HeaderMap>,
+    requests: Vec<Arc<[Bytes]>>,
     /// Round-robin position; starts at the worker's index so workers spread out.
     next_endpoint: usize,
     next_body: usize,
@@ -100,7 +145,7 @@ impl Client {
         let generation = targets.generation();
         let endpoints = targets.snapshot();
         let connections = endpoints.iter().map(|_| None).collect();
-        let headers = endpoints.iter().map(|e| template.headers_for(e)).collect();
+        let requests = endpoints.iter().map(|e| template.requests_for(e)).collect();
         Self {
             targets,
             template,
@@ -109,7 +154,7 @@ impl Client {
             generation,
             endpoints,
             connections,
-            headers,
+            requests,
             next_endpoint: worker,
             next_body: worker,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
@@ -125,11 +170,13 @@ impl Client {
         self.next_body = self.next_body.wrapping_add(1);
 
         let started = Instant::now();
-        let request = self.template.build(&self.headers[index], body_index);
+        let requests = &self.requests[index];
+        let request = &requests[body_index % requests.len()];
         let sending = send(
             &mut self.connections[index],
             &self.endpoints[index],
             request,
+            self.template.expects_body(),
             self.connect_timeout,
         );
         let outcome = match within(&mut self.timer, started + self.timeout, sending).await {
@@ -161,9 +208,9 @@ impl Client {
             .cloned()
             .zip(self.connections.drain(..))
             .collect();
-        self.headers = endpoints
+        self.requests = endpoints
             .iter()
-            .map(|e| self.template.headers_for(e))
+            .map(|e| self.template.requests_for(e))
             .collect();
         self.connections = endpoints
             .iter()
@@ -213,10 +260,10 @@ async fn within<F: Future>(
 async fn send(
     slot: &mut Option<Connection>,
     endpoint: &Endpoint,
-    request: Request<Full<Bytes>>,
+    request: &[u8],
+    expects_body: bool,
     connect_timeout: Duration,
 ) -> Result<u16, ErrorKind> {
-    let mut request = request;
     let mut reconnected = false;
     loop {
         let connection = match slot {
@@ -226,19 +273,16 @@ async fn send(
                 slot.insert(Connection::open(endpoint.address(), connect_timeout).await?)
             }
         };
-        match connection.exchange(request).await {
+        match connection.exchange(request, expects_body).await {
             Exchange::Response(status) => {
                 if !connection.is_open() {
                     *slot = None;
                 }
-                return Ok(status.as_u16());
+                return Ok(status);
             }
-            Exchange::Stale(unsent) if !reconnected => {
-                *slot = None;
-                request = *unsent;
-            }
+            Exchange::Stale if !reconnected => *slot = None,
             // A fresh connection that closes before taking a request.
-            Exchange::Stale(_) => {
+            Exchange::Stale => {
                 *slot = None;
                 return Err(ErrorKind::ConnectionReset);
             }

@@ -61,7 +61,7 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<LoadResult, LoadError> {
     config.validate()?;
-    let template = Arc::new(RequestTemplate::new(config)?);
+    let template = Arc::new(RequestTemplate::new(config));
     // Corrected latency may include waiting up to a timeout for a free worker.
     let recorder = Arc::new(Recorder::new(config.timeout * 2));
     let promised = promised(config);

@@ -23,6 +23,7 @@ mod engine;
 mod open;
 mod progress;
 mod recorder;
+mod response;
 mod result;
 mod schedule;
 mod summary;
