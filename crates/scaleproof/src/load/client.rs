@@ -116,6 +116,26 @@ pub(crate) struct Call {
     pub(crate) outcome: Result<u16, ErrorKind>,
 }
 
+/// What a worker keeps per endpoint.
+struct Slot {
+    connection: Option<Connection>,
+    /// The serialized requests for this endpoint, one per body.
+    requests: Arc<[Bytes]>,
+    /// Which body goes next, per endpoint so that every endpoint cycles
+    /// through all bodies whatever the number of endpoints.
+    next_body: usize,
+}
+
+impl Slot {
+    fn new(template: &RequestTemplate, endpoint: &Endpoint, first_body: usize) -> Self {
+        Self {
+            connection: None,
+            requests: template.requests_for(endpoint),
+            next_body: first_body,
+        }
+    }
+}
+
 /// One worker's client. Not shared: no locks on the request path.
 pub(crate) struct Client {
     targets: Targets,
@@ -125,12 +145,12 @@ pub(crate) struct Client {
     /// The target set this worker last saw, and its generation.
     generation: u64,
     endpoints: Arc<[Endpoint]>,
-    /// Per entry of `endpoints`, same order: its connection and its requests.
-    connections: Vec<Option<Connection>>,
-    requests: Vec<Arc<[Bytes]>>,
-    /// Round-robin position; starts at the worker's index so workers spread out.
-    next_endpoint: usize,
-    next_body: usize,
+    /// One per entry of `endpoints`, same order.
+    slots: Vec<Slot>,
+    /// Offsets this worker's round-robin so workers spread out.
+    worker: usize,
+    /// Calls made so far.
+    calls: usize,
     /// The timeout timer, shared by all calls; see [`within`].
     timer: Pin<Box<Sleep>>,
 }
@@ -144,8 +164,10 @@ impl Client {
     ) -> Self {
         let generation = targets.generation();
         let endpoints = targets.snapshot();
-        let connections = endpoints.iter().map(|_| None).collect();
-        let requests = endpoints.iter().map(|e| template.requests_for(e)).collect();
+        let slots = endpoints
+            .iter()
+            .map(|e| Slot::new(&template, e, worker))
+            .collect();
         Self {
             targets,
             template,
@@ -153,10 +175,9 @@ impl Client {
             connect_timeout: config.connect_timeout,
             generation,
             endpoints,
-            connections,
-            requests,
-            next_endpoint: worker,
-            next_body: worker,
+            slots,
+            worker,
+            calls: 0,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
         }
     }
@@ -164,16 +185,15 @@ impl Client {
     /// Sends the next request and waits for its whole response or its timeout.
     pub(crate) async fn call(&mut self) -> Call {
         self.follow_target_changes();
-        let index = self.next_endpoint % self.endpoints.len();
-        self.next_endpoint = self.next_endpoint.wrapping_add(1);
-        let body_index = self.next_body;
-        self.next_body = self.next_body.wrapping_add(1);
+        let index = self.worker.wrapping_add(self.calls) % self.endpoints.len();
+        self.calls = self.calls.wrapping_add(1);
+        let slot = &mut self.slots[index];
+        let request = &slot.requests[slot.next_body % slot.requests.len()];
+        slot.next_body = slot.next_body.wrapping_add(1);
 
         let started = Instant::now();
-        let requests = &self.requests[index];
-        let request = &requests[body_index % requests.len()];
         let sending = send(
-            &mut self.connections[index],
+            &mut slot.connection,
             &self.endpoints[index],
             request,
             self.template.expects_body(),
@@ -183,7 +203,7 @@ impl Client {
             Some(outcome) => outcome,
             None => {
                 // HTTP/1.1 cannot abandon one request and keep the connection.
-                self.connections[index] = None;
+                self.slots[index].connection = None;
                 Err(ErrorKind::Timeout)
             }
         };
@@ -202,23 +222,20 @@ impl Client {
             return;
         }
         let endpoints = self.targets.snapshot();
-        let mut old: Vec<(Endpoint, Option<Connection>)> = self
+        let mut old: Vec<(Endpoint, Slot)> = self
             .endpoints
             .iter()
             .cloned()
-            .zip(self.connections.drain(..))
+            .zip(self.slots.drain(..))
             .collect();
-        self.requests = endpoints
+        self.slots = endpoints
             .iter()
-            .map(|e| self.template.requests_for(e))
-            .collect();
-        self.connections = endpoints
-            .iter()
-            .map(|endpoint| {
-                old.iter_mut()
-                    .find(|(previous, _)| previous == endpoint)
-                    .and_then(|(_, connection)| connection.take())
-            })
+            .map(
+                |endpoint| match old.iter().position(|(known, _)| known == endpoint) {
+                    Some(kept) => old.swap_remove(kept).1,
+                    None => Slot::new(&self.template, endpoint, self.worker),
+                },
+            )
             .collect();
         self.endpoints = endpoints;
         self.generation = generation;
