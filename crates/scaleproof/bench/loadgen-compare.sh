@@ -10,7 +10,7 @@
 #   --with-oha   install oha with `cargo install oha --locked` if missing
 #                (compiles for minutes; without the flag oha runs only when present)
 #   --bin PATH   scaleproof binary to measure (default: cargo build --release)
-# Needs root for apt-get when nginx, wrk, hey or GNU time are missing.
+# Needs root for apt-get when nginx, wrk, hey, GNU time or python3 are missing.
 set -euo pipefail
 
 ROUNDS=3
@@ -43,6 +43,7 @@ command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v hey >/dev/null || missing+=(hey)
 [[ -x /usr/bin/time ]] || missing+=(time)
+command -v python3 >/dev/null || missing+=(python3)
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "installing ${missing[*]} with apt-get" >&2
     apt-get update -qq
