@@ -14,7 +14,7 @@ fn scaleproof(args: Vec<String>) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scaleproof"))
         .args(args)
         .output()
-        .unwrap()
+        .expect("run the scaleproof binary")
 }
 
 /// Runs the CLI off the async runtime, so test servers keep serving meanwhile.
@@ -22,13 +22,14 @@ async fn scaleproof_async(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || scaleproof(args))
         .await
-        .unwrap()
+        .expect("the CLI thread finishes")
 }
 
 #[test]
 fn bad_input_exits_2_with_a_message() {
     let body_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(body_file.path(), "{not json").unwrap();
+    let empty_bodies = tempfile::NamedTempFile::new().unwrap();
     let url = "http://127.0.0.1:9";
     let cases: Vec<Vec<&str>> = vec![
         vec!["load"],
@@ -50,6 +51,14 @@ fn bad_input_exits_2_with_a_message() {
         vec!["load", "-D", "/nonexistent/body.json", url],
         vec!["load", "-D", body_file.path().to_str().unwrap(), url],
         vec!["load", "-d", "{not json", url],
+        vec!["load", "--bodies", body_file.path().to_str().unwrap(), url],
+        vec![
+            "load",
+            "--bodies",
+            empty_bodies.path().to_str().unwrap(),
+            url,
+        ],
+        vec!["load", "-H", "Content-Length: 3", url],
         vec!["load", "-H", "no colon", url],
         vec!["load", "-m", "NOT A METHOD", url],
         vec!["load", "--out", "/nonexistent/dir/result.json", url],
@@ -150,5 +159,45 @@ async fn an_unreachable_target_is_measured_and_exits_1() {
     assert!(
         stderr.contains("no request got an HTTP response"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_file_is_cycled_line_by_line() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&received);
+    let router = Router::new().route(
+        "/predict",
+        post(move |body: String| {
+            let log = std::sync::Arc::clone(&log);
+            async move {
+                log.lock().expect("body log").push(body);
+                "ok"
+            }
+        }),
+    );
+    let server = TestServer::start(router).await;
+    let bodies = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bodies.path(), "{\"n\": 1}\n\n{\"n\": 2}\n").unwrap();
+    let url = server.url();
+
+    let output = scaleproof_async(&[
+        "load",
+        "-n",
+        "4",
+        "-c",
+        "1",
+        "--bodies",
+        bodies.path().to_str().unwrap(),
+        &url,
+    ])
+    .await;
+
+    assert_eq!(output.status.code(), Some(0));
+    let mut seen = received.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["{\"n\": 1}", "{\"n\": 1}", "{\"n\": 2}", "{\"n\": 2}"]
     );
 }

@@ -111,3 +111,41 @@ async fn result_serializes_with_unit_carrying_field_names() {
     let back: scaleproof::load::LoadResult = serde_json::from_value(json).unwrap();
     assert_eq!(back, result);
 }
+
+/// Counts the bodies it receives, by body.
+async fn body_counting_server() -> (TestServer, Arc<std::sync::Mutex<Vec<String>>>) {
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&received);
+    let router = Router::new().route(
+        "/predict",
+        post(move |body: String| {
+            let log = Arc::clone(&log);
+            async move {
+                log.lock().expect("body log").push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    (TestServer::start(router).await, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_cycle_over_every_endpoint() {
+    let (a, a_bodies) = body_counting_server().await;
+    let (b, b_bodies) = body_counting_server().await;
+    let targets = scaleproof::load::Targets::new(vec![a.endpoint(), b.endpoint()]).unwrap();
+    let mut config = LoadConfig::closed(1, Stop::Requests(40));
+    config.request.bodies = vec![r#"{"n":1}"#.into(), r#"{"n":2}"#.into()];
+
+    let result = run(&config, &targets, &CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_eq!(result.ok, 40);
+    for bodies in [a_bodies, b_bodies] {
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 20, "round robin over the endpoints");
+        let ones = bodies.iter().filter(|b| *b == r#"{"n":1}"#).count();
+        assert_eq!((ones, bodies.len() - ones), (10, 10), "{bodies:?}");
+    }
+}

@@ -62,7 +62,7 @@ fn stall_once_router() -> Router {
             let stall_until = Arc::clone(&stall_until);
             async move {
                 let until = {
-                    let mut stall = stall_until.lock().unwrap();
+                    let mut stall = stall_until.lock().expect("stall state");
                     if received.fetch_add(1, Ordering::SeqCst) == 100 {
                         *stall = Some(Instant::now() + Duration::from_secs(1));
                     }
@@ -140,4 +140,100 @@ async fn a_ramp_delivers_the_integral_of_its_rate() {
     let first = result.timeline[0].requests;
     let second = result.timeline[1].requests;
     assert!(second > first, "the rate rises: {first} then {second}");
+}
+
+/// Stalls every request that arrives between 0.5 s and 1.5 s after the first one
+/// until 1.5 s, and counts the requests that arrived during that window.
+fn stall_window_router(arrived_in_stall: Arc<AtomicU64>) -> Router {
+    let first: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    Router::new().route(
+        "/predict",
+        post(move || {
+            let first = Arc::clone(&first);
+            let arrived_in_stall = Arc::clone(&arrived_in_stall);
+            async move {
+                let now = Instant::now();
+                let first = *first.lock().expect("first arrival").get_or_insert(now);
+                let (from, until) = (
+                    first + Duration::from_millis(500),
+                    first + Duration::from_millis(1500),
+                );
+                if (from..until).contains(&now) {
+                    arrived_in_stall.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep_until(until).await;
+                }
+                "ok"
+            }
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keeps_sending_on_schedule_while_the_service_stalls() {
+    let arrived_in_stall = Arc::new(AtomicU64::new(0));
+    let server = TestServer::start(stall_window_router(Arc::clone(&arrived_in_stall))).await;
+    let config = LoadConfig::open(
+        Rate::constant(200.0),
+        Stop::Duration(Duration::from_secs(2)),
+    );
+
+    let result = run(&config, &server.targets(), &CancellationToken::new())
+        .await
+        .unwrap();
+
+    // An open loop does not wait for answers: about 200 requests arrive during
+    // the one-second stall, each on a connection of its own.
+    let arrived = arrived_in_stall.load(Ordering::SeqCst);
+    assert!(
+        (180..=220).contains(&arrived),
+        "{arrived} arrived in the stall: {result}"
+    );
+    assert_eq!(result.sent, 400);
+    assert_eq!(result.dropped, 0, "{result}");
+    // Starting ~200 workers and connections on a busy 2-core machine may make
+    // a few of them late; far fewer than a stalled closed loop would.
+    assert!(result.late < 20, "{result}");
+    let service = result.service_time_ms.unwrap();
+    assert!(
+        service.p90_ms >= 300.0,
+        "the stall is service time here: {result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_cannot_start_in_time_are_dropped_and_reported() {
+    let slow = Router::new().route(
+        "/predict",
+        post(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "ok"
+        }),
+    );
+    let server = TestServer::start(slow).await;
+    // One request in flight at a time can serve about 3 of the 50 per second.
+    let config = LoadConfig {
+        mode: Mode::Open {
+            rate: Rate::constant(50.0),
+            stop: Stop::Requests(50),
+            max_in_flight: 1,
+        },
+        timeout: Duration::from_millis(700),
+        ..LoadConfig::default()
+    };
+
+    let result = run(&config, &server.targets(), &CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert!(result.dropped > 0, "{result}");
+    assert_eq!(
+        result.sent + result.dropped,
+        50,
+        "every request is accounted for once"
+    );
+    assert_eq!(result.errors.total(), 0, "{result}");
+    let shortfall = result.shortfall.as_ref().expect("the engine fell behind");
+    assert_eq!(shortfall.dropped, result.dropped);
+    assert_eq!(shortfall.missing, result.dropped);
+    assert!(result.to_string().contains("Delivered as promised: NO"));
 }

@@ -42,18 +42,18 @@ async fn run_while_changing_targets(config: LoadConfig) -> (LoadResult, u64, u64
         let (a, b) = (a.endpoint(), b.endpoint());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            assert!(targets.add(b.clone()));
+            assert!(targets.add(b.clone()), "B joins");
             tokio::time::sleep(Duration::from_millis(400)).await;
-            assert!(targets.remove(&a).unwrap());
+            assert!(targets.remove(&a).expect("A may leave: B remains"));
             tokio::time::sleep(Duration::from_millis(400)).await;
-            targets.set(vec![a, b]).unwrap();
+            targets.set(vec![a, b]).expect("a non-empty set");
         })
     };
 
     let result = run(&config, &targets, &CancellationToken::new())
         .await
-        .unwrap();
-    changer.await.unwrap();
+        .expect("a valid run");
+    changer.await.expect("target changes applied");
     (
         result,
         a_answered.load(Ordering::SeqCst),

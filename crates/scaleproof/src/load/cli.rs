@@ -142,6 +142,10 @@ pub struct LoadArgs {
     /// Show no progress while running
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Threads that send requests [default: one per CPU core]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
 /// Runs `scaleproof load`; prints the result and returns the exit status.
@@ -153,10 +157,11 @@ pub fn main(args: LoadArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads as usize);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

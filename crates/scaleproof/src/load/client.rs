@@ -1,57 +1,110 @@
 //! A worker's HTTP client: round-robin over the current targets, one keep-alive
 //! connection per endpoint, reconnect on close, a timeout around each call.
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HOST;
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::Full;
+use http::Method;
+use http::header::{CONTENT_LENGTH, HOST};
 use tokio::time::{Instant, Sleep};
 
-use super::LoadError;
 use super::config::LoadConfig;
 use super::connection::{Connection, Exchange};
 use super::result::ErrorKind;
 use super::targets::{Endpoint, Targets};
 
-/// The parts of the request that are the same for every call, built once.
+/// The request of a run, serialized once per endpoint and body and shared by
+/// all workers, so sending a request copies no header and allocates nothing.
 pub(crate) struct RequestTemplate {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    /// Everything before the `Host` header: `METHOD /path HTTP/1.1\r\n`.
+    request_line: Vec<u8>,
+    /// The other header lines, each ending in CRLF (no Host, no Content-Length).
+    header_lines: Vec<u8>,
+    /// Whether the caller set its own Host header.
+    has_host: bool,
+    /// Whether to send `Content-Length` even for an empty body (methods whose
+    /// requests normally carry one).
+    length_when_empty: bool,
+    expects_body: bool,
     bodies: Vec<Bytes>,
+    /// Serialized requests per endpoint seen so far (endpoints come and go).
+    by_endpoint: Mutex<Vec<(Endpoint, Arc<[Bytes]>)>>,
 }
 
 impl RequestTemplate {
-    pub(crate) fn new(config: &LoadConfig) -> Result<Self, LoadError> {
+    pub(crate) fn new(config: &LoadConfig) -> Self {
         let spec = &config.request;
-        let uri = spec
-            .path
-            .parse::<Uri>()
-            .map_err(|e| LoadError::InvalidConfig(format!("request path {:?}: {e}", spec.path)))?;
-        Ok(Self {
-            method: spec.method.clone(),
-            uri,
-            headers: spec.headers.clone(),
+        let mut request_line = Vec::new();
+        request_line.extend_from_slice(spec.method.as_str().as_bytes());
+        request_line.push(b' ');
+        request_line.extend_from_slice(spec.path.as_bytes());
+        request_line.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut header_lines = Vec::new();
+        for (name, value) in &spec.headers {
+            header_lines.extend_from_slice(name.as_str().as_bytes());
+            header_lines.extend_from_slice(b": ");
+            header_lines.extend_from_slice(value.as_bytes());
+            header_lines.extend_from_slice(b"\r\n");
+        }
+        let method = &spec.method;
+        Self {
+            request_line,
+            header_lines,
+            has_host: spec.headers.contains_key(HOST),
+            length_when_empty: [Method::POST, Method::PUT, Method::PATCH].contains(method),
+            expects_body: *method != Method::HEAD,
             bodies: spec.bodies.clone(),
-        })
+            by_endpoint: Mutex::new(Vec::new()),
+        }
     }
 
-    fn build(&self, endpoint: &Endpoint, body_index: usize) -> Request<Full<Bytes>> {
-        let body = match self.bodies.len() {
-            0 => Bytes::new(),
-            n => self.bodies[body_index % n].clone(),
+    /// Whether responses to this request have a body (not for HEAD).
+    pub(crate) fn expects_body(&self) -> bool {
+        self.expects_body
+    }
+
+    /// The serialized requests for `endpoint`, one per body (at least one).
+    pub(crate) fn requests_for(&self, endpoint: &Endpoint) -> Arc<[Bytes]> {
+        let mut cache = self
+            .by_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, requests)) = cache.iter().find(|(known, _)| known == endpoint) {
+            return Arc::clone(requests);
+        }
+        let requests: Arc<[Bytes]> = if self.bodies.is_empty() {
+            Arc::from(vec![self.serialize(endpoint, b"")])
+        } else {
+            self.bodies
+                .iter()
+                .map(|body| self.serialize(endpoint, body))
+                .collect()
         };
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        let headers = request.headers_mut();
-        *headers = self.headers.clone();
-        headers.insert(HOST, endpoint.host_header().clone());
-        request
+        cache.push((endpoint.clone(), Arc::clone(&requests)));
+        requests
+    }
+
+    fn serialize(&self, endpoint: &Endpoint, body: &[u8]) -> Bytes {
+        let mut out =
+            Vec::with_capacity(self.request_line.len() + self.header_lines.len() + 64 + body.len());
+        out.extend_from_slice(&self.request_line);
+        if !self.has_host {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(endpoint.host_header().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.header_lines);
+        if !body.is_empty() || self.length_when_empty {
+            out.extend_from_slice(CONTENT_LENGTH.as_str().as_bytes());
+            out.extend_from_slice(format!(": {}\r\n", body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        Bytes::from(out)
     }
 }
 
@@ -63,6 +116,26 @@ pub(crate) struct Call {
     pub(crate) outcome: Result<u16, ErrorKind>,
 }
 
+/// What a worker keeps per endpoint.
+struct Slot {
+    connection: Option<Connection>,
+    /// The serialized requests for this endpoint, one per body.
+    requests: Arc<[Bytes]>,
+    /// Which body goes next, per endpoint so that every endpoint cycles
+    /// through all bodies whatever the number of endpoints.
+    next_body: usize,
+}
+
+impl Slot {
+    fn new(template: &RequestTemplate, endpoint: &Endpoint, first_body: usize) -> Self {
+        Self {
+            connection: None,
+            requests: template.requests_for(endpoint),
+            next_body: first_body,
+        }
+    }
+}
+
 /// One worker's client. Not shared: no locks on the request path.
 pub(crate) struct Client {
     targets: Targets,
@@ -72,13 +145,14 @@ pub(crate) struct Client {
     /// The target set this worker last saw, and its generation.
     generation: u64,
     endpoints: Arc<[Endpoint]>,
-    /// One slot per entry of `endpoints`, same order.
-    connections: Vec<Option<Connection>>,
-    /// Round-robin position; starts at the worker's index so workers spread out.
-    next_endpoint: usize,
-    next_body: usize,
-    /// Reused for every call's timeout instead of registering a new timer.
-    deadline: Pin<Box<Sleep>>,
+    /// One per entry of `endpoints`, same order.
+    slots: Vec<Slot>,
+    /// Offsets this worker's round-robin so workers spread out.
+    worker: usize,
+    /// Calls made so far.
+    calls: usize,
+    /// The timeout timer, shared by all calls; see [`within`].
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Client {
@@ -90,7 +164,10 @@ impl Client {
     ) -> Self {
         let generation = targets.generation();
         let endpoints = targets.snapshot();
-        let connections = endpoints.iter().map(|_| None).collect();
+        let slots = endpoints
+            .iter()
+            .map(|e| Slot::new(&template, e, worker))
+            .collect();
         Self {
             targets,
             template,
@@ -98,32 +175,35 @@ impl Client {
             connect_timeout: config.connect_timeout,
             generation,
             endpoints,
-            connections,
-            next_endpoint: worker,
-            next_body: worker,
-            deadline: Box::pin(tokio::time::sleep(config.timeout)),
+            slots,
+            worker,
+            calls: 0,
+            timer: Box::pin(tokio::time::sleep(config.timeout)),
         }
     }
 
     /// Sends the next request and waits for its whole response or its timeout.
     pub(crate) async fn call(&mut self) -> Call {
         self.follow_target_changes();
-        let index = self.next_endpoint % self.endpoints.len();
-        self.next_endpoint = self.next_endpoint.wrapping_add(1);
-        let body_index = self.next_body;
-        self.next_body = self.next_body.wrapping_add(1);
+        let index = self.worker.wrapping_add(self.calls) % self.endpoints.len();
+        self.calls = self.calls.wrapping_add(1);
+        let slot = &mut self.slots[index];
+        let request = &slot.requests[slot.next_body % slot.requests.len()];
+        slot.next_body = slot.next_body.wrapping_add(1);
 
         let started = Instant::now();
-        self.deadline.as_mut().reset(started + self.timeout);
-        let endpoint = &self.endpoints[index];
-        let request = self.template.build(endpoint, body_index);
-        let slot = &mut self.connections[index];
-        let outcome = tokio::select! {
-            biased;
-            outcome = send(slot, endpoint, request, self.connect_timeout) => outcome,
-            () = self.deadline.as_mut() => {
+        let sending = send(
+            &mut slot.connection,
+            &self.endpoints[index],
+            request,
+            self.template.expects_body(),
+            self.connect_timeout,
+        );
+        let outcome = match within(&mut self.timer, started + self.timeout, sending).await {
+            Some(outcome) => outcome,
+            None => {
                 // HTTP/1.1 cannot abandon one request and keep the connection.
-                *slot = None;
+                self.slots[index].connection = None;
                 Err(ErrorKind::Timeout)
             }
         };
@@ -142,23 +222,54 @@ impl Client {
             return;
         }
         let endpoints = self.targets.snapshot();
-        let mut old: Vec<(Endpoint, Option<Connection>)> = self
+        let mut old: Vec<(Endpoint, Slot)> = self
             .endpoints
             .iter()
             .cloned()
-            .zip(self.connections.drain(..))
+            .zip(self.slots.drain(..))
             .collect();
-        self.connections = endpoints
+        self.slots = endpoints
             .iter()
-            .map(|endpoint| {
-                old.iter_mut()
-                    .find(|(previous, _)| previous == endpoint)
-                    .and_then(|(_, connection)| connection.take())
-            })
+            .map(
+                |endpoint| match old.iter().position(|(known, _)| known == endpoint) {
+                    Some(kept) => old.swap_remove(kept).1,
+                    None => Slot::new(&self.template, endpoint, self.worker),
+                },
+            )
             .collect();
         self.endpoints = endpoints;
         self.generation = generation;
     }
+}
+
+/// Runs `work` until `deadline`; `None` when the deadline came first.
+///
+/// Re-arming a timer per request costs a lock on tokio's timer wheel, so the
+/// worker's one timer stays armed at an earlier call's deadline, which is never
+/// later than this call's (calls run one after another), and is re-armed only
+/// when it fires early: about once per timeout period instead of per request.
+async fn within<F: Future>(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Instant,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(deadline);
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Sends on the slot's connection, opening one first when there is none or the
@@ -166,10 +277,10 @@ impl Client {
 async fn send(
     slot: &mut Option<Connection>,
     endpoint: &Endpoint,
-    request: Request<Full<Bytes>>,
+    request: &[u8],
+    expects_body: bool,
     connect_timeout: Duration,
 ) -> Result<u16, ErrorKind> {
-    let mut request = request;
     let mut reconnected = false;
     loop {
         let connection = match slot {
@@ -179,19 +290,16 @@ async fn send(
                 slot.insert(Connection::open(endpoint.address(), connect_timeout).await?)
             }
         };
-        match connection.exchange(request).await {
+        match connection.exchange(request, expects_body).await {
             Exchange::Response(status) => {
                 if !connection.is_open() {
                     *slot = None;
                 }
-                return Ok(status.as_u16());
+                return Ok(status);
             }
-            Exchange::Stale(unsent) if !reconnected => {
-                *slot = None;
-                request = *unsent;
-            }
+            Exchange::Stale if !reconnected => *slot = None,
             // A fresh connection that closes before taking a request.
-            Exchange::Stale(_) => {
+            Exchange::Stale => {
                 *slot = None;
                 return Err(ErrorKind::ConnectionReset);
             }

@@ -43,7 +43,7 @@ async fn work(context: Arc<RunContext>, worker: usize, stop: Stop, claimed: Arc<
     );
     let mut batch = Batch::new();
     loop {
-        if context.cancel.is_cancelled() {
+        if context.is_stopping() {
             break;
         }
         let more = match stop {

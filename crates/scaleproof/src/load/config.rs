@@ -140,6 +140,13 @@ impl RequestSpec {
         }
         http::uri::PathAndQuery::try_from(self.path.as_str())
             .map_err(|e| invalid(format!("request path {:?}: {e}", self.path)))?;
+        for framing in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING] {
+            if self.headers.contains_key(&framing) {
+                return Err(invalid(format!(
+                    "the engine frames the body itself; do not set {framing}"
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -306,6 +313,12 @@ mod tests {
         );
         let mut config = LoadConfig::default();
         config.request.path = "predict".into();
+        assert!(config.validate().is_err());
+        let mut config = LoadConfig::default();
+        config
+            .request
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
         assert!(config.validate().is_err());
     }
 }

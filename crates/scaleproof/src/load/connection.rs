@@ -1,54 +1,59 @@
-//! One HTTP/1.1 keep-alive connection, driven inside the worker's own task.
+//! One HTTP/1.1 keep-alive connection: write a pre-serialized request, read
+//! the response's framing, discard its body, keep the connection for the next.
 //!
-//! Why hyper's low-level `client::conn::http1` and not reqwest: reqwest's pooled
-//! client checks a connection out of a shared, locked pool per request and runs
-//! every connection in a separately spawned task, so each request costs a pool
-//! lock plus cross-task wake-ups. Measured on the 2-core reference machine against
-//! nginx (see `bench/loadgen-compare.sh`), that overhead kept the engine well
-//! below oha. Here each worker owns its connections and polls the connection
-//! driver in the same task as the request, so a request is a write, a read and
-//! no task hand-off, which is what lets the engine match oha.
+//! Why not reqwest or hyper: measured side by side on the 2-core reference
+//! machine (keep-alive POST to nginx `return 200`, 50 connections, closed loop,
+//! see `bench/loadgen-compare.sh`), a reqwest 0.13 client reached about 64k
+//! req/s at about 13 µs of CPU per request (a locked pool checkout and a task
+//! hand-off per request). hyper's `client::conn::http1`, driven in the
+//! worker's own task, reached oha's level (oha is built on it) but not beyond:
+//! per request it still builds a `Request`, a `HeaderMap` for the request and
+//! one for the response, and passes both through channels to its connection
+//! dispatcher. A load generator only needs the status code and the framing, so
+//! here a request is one `write` of bytes built once per run, and a response is
+//! parsed in place (httparse) in a buffer reused for the connection's life: no
+//! allocation and no task hand-off per request.
 
-use std::future::{Future, poll_fn};
 use std::io;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::response::ResponseReader;
 use super::result::ErrorKind;
 
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+/// Read granularity; responses of a load test are small.
+const READ_CHUNK: usize = 8 * 1024;
+/// A response head (or unread data) larger than this is refused.
+const MAX_BUFFERED: usize = 64 * 1024;
 
-/// An open connection: the handle to send on and the future that does its I/O.
+/// An open connection and the bytes read from it but not yet used.
 pub(crate) struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
-    /// `None` once the connection has closed (server sent `Connection: close`,
-    /// an error, or EOF); such a connection is replaced before the next request.
-    driver: Option<Pin<Box<Driver>>>,
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    /// `false` once the connection must not carry another request (the server
+    /// asked to close it, an error, or a body delimited by the close).
+    reusable: bool,
+    /// Whether a request was already sent on it (a server may close an idle
+    /// keep-alive connection; a fresh one that fails is a real failure).
+    used: bool,
 }
 
 /// What one exchange on a connection ended with.
 pub(crate) enum Exchange {
     /// A whole response was read.
-    Response(StatusCode),
-    /// The connection was already closed before the request went out (an idle
-    /// keep-alive connection the server dropped): nothing was sent, so the
-    /// request comes back to be retried on a new connection.
-    Stale(Box<Request<Full<Bytes>>>),
+    Response(u16),
+    /// The connection turned out closed before the request went out (an idle
+    /// keep-alive connection the server dropped): nothing was sent, retry on a
+    /// new connection.
+    Stale,
     /// The request was sent (or may have been) and failed.
     Failed(ErrorKind),
 }
 
 impl Connection {
-    /// Opens a TCP connection (Nagle off: requests are small and latency matters)
-    /// and performs the HTTP/1.1 handshake.
+    /// Opens a TCP connection (Nagle off: requests are small and latency matters).
     pub(crate) async fn open(address: &str, connect_timeout: Duration) -> Result<Self, ErrorKind> {
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(address)).await
         {
@@ -57,66 +62,91 @@ impl Connection {
             Err(_elapsed) => return Err(ErrorKind::Timeout),
         };
         stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| classify_hyper(&e))?;
         Ok(Self {
-            sender,
-            driver: Some(Box::pin(driver)),
+            stream,
+            buffer: Vec::with_capacity(READ_CHUNK),
+            reusable: true,
+            used: false,
         })
     }
 
     /// Whether the connection may carry another request.
     pub(crate) fn is_open(&self) -> bool {
-        self.driver.is_some() && !self.sender.is_closed()
+        self.reusable
     }
 
-    /// Sends `request` and reads the whole response body (discarding it), driving
-    /// the connection's I/O in this task.
-    pub(crate) async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Exchange {
-        let Self { sender, driver } = self;
-        if drive(driver, sender.ready()).await.is_err() {
-            return Exchange::Stale(Box::new(request));
+    /// Sends `request` (a complete HTTP/1.1 message) and reads the whole
+    /// response. `expects_body` is `false` for HEAD requests.
+    pub(crate) async fn exchange(&mut self, request: &[u8], expects_body: bool) -> Exchange {
+        if self.used && self.closed_while_idle() {
+            self.reusable = false;
+            return Exchange::Stale;
         }
-        let response = match drive(driver, sender.send_request(request)).await {
-            Ok(response) => response,
-            Err(e) => return Exchange::Failed(classify_hyper(&e)),
-        };
-        let status = response.status();
-        let mut body = response.into_body();
-        let read_body = async {
-            while let Some(frame) = body.frame().await {
-                frame?;
+        let reused = std::mem::replace(&mut self.used, true);
+        if let Err(e) = self.stream.write_all(request).await {
+            self.reusable = false;
+            // A reused connection refusing the write was closed by the server
+            // before our request: it never reached the service.
+            return if reused {
+                Exchange::Stale
+            } else {
+                Exchange::Failed(classify_io(&e))
+            };
+        }
+        match self.read_response(expects_body).await {
+            Ok(reader) => {
+                self.reusable &= reader.keep_alive();
+                Exchange::Response(reader.status())
             }
-            Ok::<(), hyper::Error>(())
-        };
-        match drive(driver, read_body).await {
-            Ok(()) => Exchange::Response(status),
-            Err(e) => Exchange::Failed(classify_hyper(&e)),
+            Err(kind) => {
+                self.reusable = false;
+                Exchange::Failed(kind)
+            }
         }
     }
-}
 
-/// Polls `work` and, alongside it, the connection driver (which performs the
-/// actual reads and writes). When the driver finishes the connection is closed;
-/// `work` then resolves on its own (with what was received, or an error).
-async fn drive<F: Future>(driver: &mut Option<Pin<Box<Driver>>>, work: F) -> F::Output {
-    let mut work = std::pin::pin!(work);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = work.as_mut().poll(cx) {
-            return Poll::Ready(output);
+    async fn read_response(&mut self, expects_body: bool) -> Result<ResponseReader, ErrorKind> {
+        let mut reader = ResponseReader::new(expects_body);
+        loop {
+            let (used, complete) = reader
+                .advance(&self.buffer)
+                .map_err(|_malformed| ErrorKind::Other)?;
+            self.buffer.drain(..used);
+            if complete {
+                return Ok(reader);
+            }
+            if self.buffer.len() >= MAX_BUFFERED {
+                return Err(ErrorKind::Other);
+            }
+            self.buffer.reserve(READ_CHUNK);
+            match self.stream.read_buf(&mut self.buffer).await {
+                Ok(0) => {
+                    // The server closed: either the end of a close-delimited
+                    // body, or a response cut short.
+                    reader.at_close().map_err(|_| ErrorKind::ConnectionReset)?;
+                    self.reusable = false;
+                    return Ok(reader);
+                }
+                Ok(_) => {}
+                Err(e) => return Err(classify_io(&e)),
+            }
         }
-        if let Some(running) = driver.as_mut()
-            && running.as_mut().poll(cx).is_ready()
-        {
-            *driver = None;
-            // The driver's end changed `work`'s state (response delivered or
-            // channel closed): poll it again so it cannot be left waiting.
-            return work.as_mut().poll(cx);
+    }
+
+    /// Whether the server closed (or wrote to) the connection while it sat idle.
+    /// Free when nothing happened: tokio answers from its cached readiness
+    /// without a system call.
+    fn closed_while_idle(&mut self) -> bool {
+        if !self.buffer.is_empty() {
+            // Bytes nobody asked for: this connection's framing is not trustworthy.
+            return true;
         }
-        Poll::Pending
-    })
-    .await
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Ok(_) | Err(_) => true,
+        }
+    }
 }
 
 fn classify_io(error: &io::Error) -> ErrorKind {
@@ -129,24 +159,5 @@ fn classify_io(error: &io::Error) -> ErrorKind {
         | io::ErrorKind::NotConnected => ErrorKind::ConnectionReset,
         io::ErrorKind::TimedOut => ErrorKind::Timeout,
         _ => ErrorKind::Other,
-    }
-}
-
-fn classify_hyper(error: &hyper::Error) -> ErrorKind {
-    // An I/O error underneath says most precisely what happened.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
-            return classify_io(io_error);
-        }
-        source = cause.source();
-    }
-    if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
-        // The server closed the connection before a complete response.
-        ErrorKind::ConnectionReset
-    } else if error.is_timeout() {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Other
     }
 }

@@ -1,7 +1,8 @@
 //! Runs a load: sets up the shared context, starts the closed or open loop and
 //! the progress display, and turns the tally into a [`LoadResult`].
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -24,6 +25,29 @@ pub(crate) struct RunContext {
     pub(crate) template: Arc<RequestTemplate>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) cancel: CancellationToken,
+    /// Mirrors `cancel` for the request path: `CancellationToken::is_cancelled`
+    /// takes a mutex, an atomic load does not.
+    stopping: AtomicBool,
+    /// When the cancellation was seen.
+    stopped_at: OnceLock<Instant>,
+}
+
+impl RunContext {
+    /// Whether the run was cancelled (workers then send nothing new).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// When the run was cancelled, if it was.
+    pub(crate) fn stopped_at(&self) -> Option<Instant> {
+        self.stopped_at.get().copied()
+    }
+
+    fn stop(&self) {
+        // Only the first stop counts; a later one changes nothing.
+        let _ = self.stopped_at.set(Instant::now());
+        self.stopping.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Sends load to `targets` as `config` says, until its stop condition or until
@@ -37,8 +61,9 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<LoadResult, LoadError> {
     config.validate()?;
-    let template = Arc::new(RequestTemplate::new(config)?);
-    let recorder = Arc::new(Recorder::new());
+    let template = Arc::new(RequestTemplate::new(config));
+    // Corrected latency may include waiting up to a timeout for a free worker.
+    let recorder = Arc::new(Recorder::new(config.timeout * 2));
     let promised = promised(config);
     let start = Instant::now();
     let context = Arc::new(RunContext {
@@ -48,7 +73,19 @@ pub async fn run(
         template,
         recorder: Arc::clone(&recorder),
         cancel: cancel.clone(),
+        stopping: AtomicBool::new(false),
+        stopped_at: OnceLock::new(),
     });
+    if cancel.is_cancelled() {
+        context.stop();
+    }
+    let mirror = {
+        let context = Arc::clone(&context);
+        tokio::spawn(async move {
+            context.cancel.cancelled().await;
+            context.stop();
+        })
+    };
     let progress = (config.progress == Progress::Auto)
         .then(|| ProgressTask::start(Arc::clone(&recorder), start, promised.requests));
 
@@ -63,6 +100,7 @@ pub async fn run(
         } => open::run(context, rate, stop, max_in_flight).await,
     };
     let duration = start.elapsed();
+    mirror.abort();
     if let Some(progress) = progress {
         progress.finish().await;
     }

@@ -1,6 +1,20 @@
 //! The load engine: closed- or open-loop HTTP/1.1 load with HDR latency
 //! histograms, coordinated-omission correction and a changeable target set.
 //!
+//! - [`run`] sends the load a [`LoadConfig`] describes to [`Targets`] and
+//!   returns a [`LoadResult`]; a [`CancellationToken`](tokio_util::sync::CancellationToken)
+//!   stops it early and still yields a result.
+//! - Closed loop ([`Mode::Closed`]): N workers, each sending its next request
+//!   when the previous one ended. Open loop ([`Mode::Open`]): requests start at
+//!   scheduled times whatever the responses do, and latency counts from the
+//!   intended time; requests the engine could not start on time are reported
+//!   as late or dropped ([`LoadResult::shortfall`]).
+//! - Memory does not grow with the request count: outcomes go into histograms
+//!   and per-second counters, never into a list.
+//! - The HTTP/1.1 client is minimal on purpose (see `connection.rs` for the
+//!   measurements behind that choice): the engine must never be the bottleneck
+//!   of what it measures.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), scaleproof::load::LoadError> {
 //! use scaleproof::load::{LoadConfig, Rate, Stop, Targets, run};
@@ -23,6 +37,7 @@ mod engine;
 mod open;
 mod progress;
 mod recorder;
+mod response;
 mod result;
 mod schedule;
 mod summary;

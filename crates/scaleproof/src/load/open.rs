@@ -2,30 +2,51 @@
 //! do, and latency counts from the intended time (coordinated-omission
 //! corrected, like wrk2).
 //!
-//! A dispatcher walks the schedule and hands each due request to an idle
-//! worker, starting a new worker (with its own connection) when none is idle,
-//! up to the in-flight cap. At the cap the request waits for a worker: it
-//! starts late, and the wait counts in its latency. A request that cannot start
-//! within the request timeout of its intended time is dropped. Late and dropped
-//! requests are reported, never hidden.
+//! Free workers take the next request number from a shared counter, wait for
+//! its intended time and send it: no hand-off between tasks per request, so the
+//! open loop costs about what the closed loop does. A watchdog notices when a
+//! request is due and no worker took it (all are busy: the service is slow)
+//! and starts another worker, with its own connection, up to the in-flight cap.
+//! At the cap, due requests wait for a worker: they start late and the wait
+//! counts in their latency. A request that cannot start within the request
+//! timeout of its intended time is dropped. Late and dropped requests are
+//! reported, never hidden.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use super::LoadError;
 use super::client::Client;
 use super::config::{Rate, Stop};
-use super::engine::{RunContext, join_workers};
+use super::engine::RunContext;
 use super::recorder::{Batch, Outcome};
 use super::schedule::Schedule;
 
-/// A request due at `intended`.
-#[derive(Debug, Clone, Copy)]
-struct Ticket {
-    intended: Instant,
+/// A due request nobody took for this long means every worker is busy. Tokio's
+/// timers tick in milliseconds, so waiting less would only add noise.
+const UNTAKEN_GRACE: Duration = Duration::from_millis(1);
+
+/// A worker waiting for a far-off request wakes this often to notice a
+/// cancellation (registering a cancellation waiter per request would cost a lock).
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
+
+/// What the workers of one open-loop run share.
+struct Plan {
+    schedule: Schedule,
+    total: u64,
+    /// Number of the next request nobody has taken yet.
+    next: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Plan {
+    fn intended(&self, context: &RunContext, k: u64) -> Instant {
+        context.start + self.schedule.offset(k)
+    }
 }
 
 /// Runs the schedule; returns how many scheduled requests were dropped.
@@ -36,77 +57,68 @@ pub(crate) async fn run(
     max_in_flight: u32,
 ) -> Result<u64, LoadError> {
     let schedule = Schedule::new(rate);
-    let total = schedule.total(stop);
-    let max_workers = max_in_flight as usize;
-    // Workers announce themselves here when they are free for the next ticket.
-    let (idle_tx, mut idle_rx) = mpsc::unbounded_channel::<usize>();
-    let mut to_worker: Vec<mpsc::Sender<Ticket>> = Vec::new();
+    let plan = Arc::new(Plan {
+        schedule,
+        total: schedule.total(stop),
+        next: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+    });
+    let cap = max_in_flight as usize;
     let mut workers = JoinSet::new();
-    let mut dropped = 0u64;
-    let mut next = 0u64;
+    workers.spawn(work(Arc::clone(&context), Arc::clone(&plan), 0));
+    let mut started = 1usize;
+    let mut failure = None;
+    let mut watching = true;
+    // Requests below this number have a worker that was started for them (it
+    // may not have taken its request yet), so no request gets two.
+    let mut provided_for = 0u64;
 
-    while next < total && !context.cancel.is_cancelled() {
-        let ticket = Ticket {
-            intended: context.start + schedule.offset(next),
-        };
-        if Instant::now() < ticket.intended {
-            tokio::select! {
-                biased;
-                () = context.cancel.cancelled() => break,
-                () = sleep_until(ticket.intended) => {}
-            }
-        }
-        let worker = match idle_rx.try_recv() {
-            Ok(worker) => Some(worker),
-            Err(_) if to_worker.len() < max_workers => {
-                let (tx, rx) = mpsc::channel(1);
-                let id = to_worker.len();
-                to_worker.push(tx);
-                workers.spawn(work(Arc::clone(&context), id, ticket, rx, idle_tx.clone()));
-                next += 1;
-                continue;
-            }
-            // At the cap: wait for a worker, but not past the point where the
-            // request would have timed out anyway, nor past a cancellation.
-            Err(_) => tokio::select! {
-                biased;
-                () = context.cancel.cancelled() => break,
-                worker = idle_rx.recv() => worker,
-                () = sleep_until(ticket.intended + context.config.timeout) => None,
+    loop {
+        // The first request that nobody took and no new worker is coming for.
+        let untaken = plan.next.load(Ordering::Relaxed).max(provided_for);
+        watching &= untaken < plan.total && !context.is_stopping() && started < cap;
+        let overdue_at = plan.intended(&context, untaken.min(plan.total)) + UNTAKEN_GRACE;
+        tokio::select! {
+            joined = workers.join_next() => match joined {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    failure.get_or_insert_with(|| e.to_string());
+                }
             },
-        };
-        let handed_over = worker
-            .and_then(|id| to_worker.get(id))
-            .is_some_and(|tx| tx.try_send(ticket).is_ok());
-        if !handed_over {
-            dropped += 1;
+            () = sleep_until(overdue_at), if watching => {
+                // Every request due by now and not provided for needs a worker.
+                let due = plan.schedule.due_before(context.start.elapsed()).min(plan.total);
+                let untaken = plan.next.load(Ordering::Relaxed).max(provided_for);
+                let more = due.saturating_sub(untaken).min((cap - started) as u64);
+                for _ in 0..more {
+                    workers.spawn(work(Arc::clone(&context), Arc::clone(&plan), started));
+                    started += 1;
+                }
+                provided_for = untaken + more;
+            }
+            () = context.cancel.cancelled(), if watching => watching = false,
         }
-        next += 1;
-        tokio::task::consume_budget().await;
+    }
+    if let Some(message) = failure {
+        return Err(LoadError::Worker(message));
     }
 
-    if context.cancel.is_cancelled() {
-        // Requests already due when the run was cancelled were promised and not
-        // sent; the ones not yet due were never owed.
-        let cancelled_at = context.start.elapsed();
-        while next < total && schedule.offset(next) <= cancelled_at {
+    let mut dropped = plan.dropped.load(Ordering::Relaxed);
+    if let Some(stopped_at) = context.stopped_at() {
+        // Requests already due at the cancellation were promised and not sent;
+        // the ones not yet due were never owed.
+        let stopped_after = stopped_at.saturating_duration_since(context.start);
+        let mut k = plan.next.load(Ordering::Relaxed).min(plan.total);
+        while k < plan.total && plan.schedule.offset(k) <= stopped_after {
             dropped += 1;
-            next += 1;
+            k += 1;
         }
     }
-    // Closing the ticket channels lets each worker finish its request and exit.
-    drop(to_worker);
-    join_workers(workers).await?;
     Ok(dropped)
 }
 
-async fn work(
-    context: Arc<RunContext>,
-    id: usize,
-    first: Ticket,
-    mut tickets: mpsc::Receiver<Ticket>,
-    idle: mpsc::UnboundedSender<usize>,
-) {
+async fn work(context: Arc<RunContext>, plan: Arc<Plan>, id: usize) {
     let mut client = Client::new(
         id,
         context.targets.clone(),
@@ -114,16 +126,34 @@ async fn work(
         &context.config,
     );
     let mut batch = Batch::new();
-    let mut ticket = Some(first);
-    while let Some(Ticket { intended }) = ticket {
-        let late = Instant::now().saturating_duration_since(intended) > context.config.late_after;
+    while !context.is_stopping() {
+        let k = plan.next.fetch_add(1, Ordering::Relaxed);
+        if k >= plan.total {
+            break;
+        }
+        let intended = plan.intended(&context, k);
+        let mut now = Instant::now();
+        while now < intended && !context.is_stopping() {
+            sleep_until(intended.min(now + SLEEP_SLICE)).await;
+            now = Instant::now();
+        }
+        if context.is_stopping() {
+            // Taken but not sent: owed only if it was already due.
+            if context.stopped_at().is_some_and(|at| intended <= at) {
+                plan.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            break;
+        }
+        let behind = now.saturating_duration_since(intended);
+        if behind > context.config.timeout {
+            plan.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let late = behind > context.config.late_after;
         let call = client.call().await;
         let outcome = Outcome::new(&call, intended, context.start, late);
         batch.push(outcome, call.finished, &context.recorder);
-        if idle.send(id).is_err() {
-            break;
-        }
-        ticket = tickets.recv().await;
+        tokio::task::consume_budget().await;
     }
     batch.flush(&context.recorder);
 }

@@ -158,11 +158,19 @@ fn record<T: hdrhistogram::Counter>(histogram: &mut Histogram<T>, micros: u64) {
 }
 
 impl Recorder {
-    pub(crate) fn new() -> Self {
+    /// A recorder whose run-wide histograms already span `expected_max`, so
+    /// their memory does not grow with the run (they still grow past it).
+    pub(crate) fn new(expected_max: Duration) -> Self {
+        let sized = || {
+            let mut histogram: Histogram<u64> = auto_histogram(3);
+            record(&mut histogram, micros(expected_max));
+            histogram.reset();
+            histogram
+        };
         Self {
             tally: Mutex::new(Tally {
-                corrected: auto_histogram(3),
-                service: auto_histogram(3),
+                corrected: sized(),
+                service: sized(),
                 statuses: vec![0; 1000],
                 errors: ErrorCounts::default(),
                 late: 0,

@@ -20,15 +20,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(router: Router) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await
-                .unwrap();
+                .expect("test server failed");
         });
         Self { addr, stop, task }
     }
@@ -38,7 +40,7 @@ impl TestServer {
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint::parse(&self.url()).unwrap()
+        Endpoint::parse(&self.url()).expect("test server URL")
     }
 
     pub fn targets(&self) -> Targets {
@@ -62,8 +64,10 @@ pub struct HangUpServer {
 
 impl HangUpServer {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 use tokio::io::AsyncReadExt;
@@ -76,7 +80,7 @@ impl HangUpServer {
     }
 
     pub fn targets(&self) -> Targets {
-        Targets::parse([format!("http://{}", self.addr)]).unwrap()
+        Targets::parse([format!("http://{}", self.addr)]).expect("test server URL")
     }
 }
 
@@ -88,6 +92,8 @@ impl Drop for HangUpServer {
 
 /// A loopback address nothing listens on (bound, then released).
 pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    listener.local_addr().expect("bound address")
 }

@@ -1,0 +1,169 @@
+//! The engine's HTTP/1.1 client against a real server: bodies of every
+//! framing are read completely, connections closed by the server are
+//! replaced, and every request is counted once.
+
+mod load_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use load_support::TestServer;
+use scaleproof::load::{LoadConfig, LoadResult, Stop, Targets, run};
+use tokio_util::sync::CancellationToken;
+
+async fn load(targets: &Targets, method: Method, path: &str, requests: u64) -> LoadResult {
+    let mut config = LoadConfig::closed(4, Stop::Requests(requests));
+    config.request.method = method;
+    config.request.path = path.to_owned();
+    run(&config, targets, &CancellationToken::new())
+        .await
+        .expect("a valid run")
+}
+
+fn assert_all_ok(result: &LoadResult, requests: u64) {
+    assert_eq!(result.sent, requests, "{result}");
+    assert_eq!(result.ok, requests, "{result}");
+    assert_eq!(result.errors.total(), 0, "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_sized_chunked_and_empty_bodies_completely() {
+    let router = Router::new()
+        .route("/large", post(|| async { vec![b'x'; 256 * 1024] }))
+        .route(
+            "/chunked",
+            post(|| async {
+                let chunks =
+                    (0..5).map(|i| Ok::<_, std::io::Error>(Bytes::from(vec![b'a' + i; 1000])));
+                Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route("/empty", get(|| async { "" }))
+        .route("/text", get(|| async { "some text" }));
+    let server = TestServer::start(router).await;
+    let targets = server.targets();
+
+    assert_all_ok(&load(&targets, Method::POST, "/large", 40).await, 40);
+    assert_all_ok(&load(&targets, Method::POST, "/chunked", 40).await, 40);
+    assert_all_ok(&load(&targets, Method::GET, "/empty", 40).await, 40);
+    // HEAD responses announce a length but carry no body.
+    assert_all_ok(&load(&targets, Method::HEAD, "/text", 40).await, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_closes_are_replaced() {
+    let answered = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&answered);
+    let router = Router::new().route(
+        "/predict",
+        post(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut response: Response = "bye".into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
+        }),
+    );
+    let server = TestServer::start(router).await;
+
+    let result = load(&server.targets(), Method::POST, "/predict", 200).await;
+
+    assert_all_ok(&result, 200);
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        200,
+        "no request sent twice"
+    );
+}
+
+/// A raw server that answers one request per connection as if keeping it
+/// alive, then closes it once it has sat idle for 50 ms (like a server's
+/// keep-alive timeout). Counts connections.
+struct IdleClosingServer {
+    addr: std::net::SocketAddr,
+    connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl IdleClosingServer {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        let task = tokio::spawn(async move {
+            let mut handlers = tokio::task::JoinSet::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                handlers.spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    // Head and the small body arrive together on loopback.
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                });
+            }
+        });
+        Self {
+            addr,
+            connections,
+            task,
+        }
+    }
+}
+
+impl Drop for IdleClosingServer {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts the handlers.
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_closed_by_the_server_are_not_errors() {
+    use scaleproof::load::{Mode, Rate};
+    let server = IdleClosingServer::start().await;
+    let targets = Targets::parse([format!("http://{}", server.addr)]).unwrap();
+    // One connection, a request every 200 ms: the server has closed the
+    // previous connection by the time the next request is due.
+    let config = LoadConfig {
+        mode: Mode::Open {
+            rate: Rate::constant(5.0),
+            stop: Stop::Requests(8),
+            max_in_flight: 1,
+        },
+        ..LoadConfig::default()
+    };
+
+    let result = run(&config, &targets, &CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_all_ok(&result, 8);
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        8,
+        "one per request"
+    );
+}
