@@ -362,12 +362,33 @@ impl StressConfig {
             at.error(e.span(), "", e.message().trim().to_string())
         })?;
         let request = &raw.target.request;
-        if !(request.timeout_s.is_finite() && request.timeout_s > 0.0) {
+        if !(request.timeout_s.is_finite()
+            && request.timeout_s > 0.0
+            && request.timeout_s <= MAX_SECONDS)
+        {
             return Err(at.error(
                 None,
                 "target.request.timeout_s",
-                "must be a positive number of seconds",
+                format!("must be a positive number of seconds (at most {MAX_SECONDS})"),
             ));
+        }
+        if http::Method::from_bytes(request.method.as_bytes()).is_err() {
+            return Err(at.error(
+                None,
+                "target.request.method",
+                format!("{:?} is not an HTTP method", request.method),
+            ));
+        }
+        for (name, value) in &request.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(at.error(
+                    None,
+                    &format!("target.request.headers.{name}"),
+                    "is not a valid HTTP header name and value",
+                ));
+            }
         }
         if !request.path.starts_with('/') {
             return Err(at.error(
@@ -390,12 +411,32 @@ impl StressConfig {
                 ("sync_period_s", settings.sync_period_s),
             ] {
                 if let Some(v) = value
-                    && !(v.is_finite() && v >= 0.0)
+                    && !(0.0..=MAX_SECONDS * 1000.0).contains(&v)
                 {
                     return Err(at.error(
                         None,
                         &format!("backend.{name}.{key}"),
                         format!("must be a non-negative number, got {v}"),
+                    ));
+                }
+            }
+        }
+        // On a cluster these periods belong to the cluster (k8s/kind.yaml and the
+        // metrics-server patch in xtask), not to a run: refuse them rather than
+        // accept a setting that would silently do nothing.
+        for (name, settings) in [
+            ("kind", &raw.backend.kind),
+            ("cluster", &raw.backend.cluster),
+        ] {
+            for (key, value) in [
+                ("metric_resolution_s", settings.metric_resolution_s),
+                ("sync_period_s", settings.sync_period_s),
+            ] {
+                if value.is_some() {
+                    return Err(at.error(
+                        None,
+                        &format!("backend.{name}.{key}"),
+                        "is fixed by the cluster (k8s/kind.yaml: HPA sync period 5 s; metrics-server --metric-resolution=10s), not per run; remove it",
                     ));
                 }
             }
@@ -463,6 +504,58 @@ impl StressConfig {
         base.join(&self.target.manifests)
     }
 
+    /// Checks what needs the manifests too: the names in `[target]` are the objects
+    /// of k8s/, every scenario's HPA overrides make a valid HPA, and no expectation
+    /// asks for more replicas than the scenario's HPA allows.
+    pub fn check_against(
+        &self,
+        manifests: &crate::manifests::Manifests,
+    ) -> Result<(), ConfigError> {
+        let fail = |key: String, message: String| ConfigError {
+            path: self.path.clone(),
+            line: None,
+            column: None,
+            key: Some(key),
+            message,
+        };
+        let names = [
+            (
+                "target.deployment",
+                &self.target.deployment,
+                &manifests.deployment.metadata.name,
+            ),
+            ("target.hpa", &self.target.hpa, &manifests.hpa.metadata.name),
+        ];
+        for (key, configured, actual) in names {
+            if actual.as_deref() != Some(configured.as_str()) {
+                return Err(fail(
+                    key.into(),
+                    format!(
+                        "names {configured:?}, but {} has {:?}",
+                        self.manifests_dir().display(),
+                        actual.as_deref().unwrap_or("no name")
+                    ),
+                ));
+            }
+        }
+        for (i, scenario) in self.scenarios.iter().enumerate() {
+            let max = replica_bounds(scenario, manifests)
+                .map_err(|e| fail(format!("scenario[{i}].hpa"), e.to_string()))?
+                .1;
+            for e in &scenario.expect {
+                if let Expectation::MinPeakReplicas(n) = e
+                    && *n > max
+                {
+                    return Err(fail(
+                        format!("scenario[{i}].expect.min_peak_replicas"),
+                        format!("{n} can never be reached: the HPA allows at most {max}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
     }
@@ -498,6 +591,17 @@ impl StressConfig {
         };
         let raw: RawExpect = toml::from_str(&snippet)
             .map_err(|e| at.error(None, key, e.message().trim().to_string()))?;
+        // `KEY=false` on a yes/no expectation switches it off.
+        let switched_off: Vec<Expectation> = [
+            (&raw.reaches_max_replicas, Expectation::ReachesMaxReplicas),
+            (&raw.scaling_limited, Expectation::ScalingLimited),
+            (&raw.throughput_plateaus, Expectation::ThroughputPlateaus),
+        ]
+        .into_iter()
+        .filter(|(value, _)| value.as_ref().is_some_and(|v| !*v.get_ref()))
+        .map(|(_, expectation)| expectation)
+        .collect();
+        scenario.expect.retain(|e| !switched_off.contains(e));
         let max = scenario.hpa.max_replicas;
         let added = validate_expect(&at, "expect", raw, max.map(|m| m.max(0) as u32))?;
         for new in added {
@@ -510,15 +614,34 @@ impl StressConfig {
     }
 }
 
+/// Longest time any duration in the config may name: a day. Longer is a typo, and
+/// `Duration::from_secs_f64` would panic on absurd values.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// `(minReplicas, maxReplicas)` of the manifests' HPA after the scenario's overrides.
+pub fn replica_bounds(
+    scenario: &Scenario,
+    manifests: &crate::manifests::Manifests,
+) -> Result<(u32, u32), crate::manifests::ManifestError> {
+    let hpa = scenario.hpa.apply_to(&manifests.hpa)?;
+    let spec = hpa.spec.as_ref();
+    let min = spec.and_then(|s| s.min_replicas).unwrap_or(1);
+    let max = spec.map_or(min, |s| s.max_replicas);
+    Ok((
+        u32::try_from(min).unwrap_or(1),
+        u32::try_from(max).unwrap_or(1),
+    ))
+}
+
 fn positive(at: &Locator<'_>, key: &str, v: &Spanned<f64>) -> Result<f64, ConfigError> {
     let x = *v.get_ref();
-    if x.is_finite() && x > 0.0 {
+    if x.is_finite() && x > 0.0 && x <= MAX_SECONDS {
         Ok(x)
     } else {
         Err(at.error(
             Some(v.span()),
             key,
-            format!("must be a positive number, got {x}"),
+            format!("must be a positive number (at most {MAX_SECONDS}), got {x}"),
         ))
     }
 }
@@ -569,6 +692,22 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
                     "an open-loop scenario needs `requests` or `duration_s`",
                 ));
             }
+            if let Some(r) = &s.ramp_to
+                && duration_s.is_none()
+            {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.ramp_to"),
+                    "needs `duration_s`: the ramp runs over the scenario's duration",
+                ));
+            }
+            if let (Some(r), Some(_), None) = (&s.requests, duration_s, &s.ramp_to) {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.requests"),
+                    "conflicts with `duration_s`: give one of them (both only with `ramp_to`, to ramp over duration_s and stop after requests)",
+                ));
+            }
             if let Some(m) = &s.max_in_flight
                 && *m.get_ref() == 0
             {
@@ -608,6 +747,13 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
             if requests.is_none() && duration_s.is_none() {
                 return Err(at.error(Some(s.name.span()), key, "needs `requests` or `duration_s`"));
             }
+            if let (Some(r), Some(_)) = (&s.requests, duration_s) {
+                return Err(at.error(
+                    Some(r.span()),
+                    &format!("{key}.requests"),
+                    "conflicts with `duration_s`: a closed loop stops after a count or a time, give one",
+                ));
+            }
             LoadShape::Closed {
                 requests,
                 duration_s,
@@ -640,7 +786,9 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         ));
     }
     let observe_after_s = match &s.observe_after_s {
-        Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+        Some(v)
+            if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0 && *v.get_ref() <= MAX_SECONDS) =>
+        {
             return Err(at.error(
                 Some(v.span()),
                 &format!("{key}.observe_after_s"),

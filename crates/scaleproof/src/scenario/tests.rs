@@ -197,3 +197,106 @@ fn backend_env_overrides_include_the_cost_knob() {
     assert_eq!(env.get("IRIS_CPU_COST_MS").map(String::as_str), Some("5"));
     assert_eq!(env.get("EXTRA").map(String::as_str), Some("1"));
 }
+
+#[test]
+fn set_false_switches_a_yes_no_expectation_off() {
+    let mut config = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nreaches_max_replicas = true\nscaling_limited = true\n",
+    )
+    .unwrap();
+    config
+        .apply_set("s.expect.reaches_max_replicas=false")
+        .unwrap();
+    assert_eq!(
+        config.scenarios[0].expect,
+        vec![Expectation::ScalingLimited]
+    );
+    config
+        .apply_set("s.expect.reaches_max_replicas=true")
+        .unwrap();
+    assert!(
+        config.scenarios[0]
+            .expect
+            .contains(&Expectation::ReachesMaxReplicas)
+    );
+}
+
+#[test]
+fn counts_and_durations_cannot_both_end_a_run() {
+    let err = parse("[[scenario]]\nname = \"s\"\nrequests = 10\nduration_s = 5.0\n").unwrap_err();
+    assert_eq!(err.line, Some(3), "{err}");
+    assert!(err.message.contains("conflicts with `duration_s`"), "{err}");
+    let ramp = parse("[[scenario]]\nname = \"o\"\nrate = 5.0\nramp_to = 50.0\nrequests = 100\n")
+        .unwrap_err();
+    assert!(ramp.message.contains("needs `duration_s`"), "{ramp}");
+}
+
+#[test]
+fn absurd_durations_and_bad_requests_are_rejected_before_any_run() {
+    let long =
+        parse("[[scenario]]\nname = \"s\"\nrequests = 10\nobserve_after_s = 1e300\n").unwrap_err();
+    assert_eq!(
+        long.key.as_deref(),
+        Some("scenario[0].observe_after_s"),
+        "{long}"
+    );
+    let method = parse(&format!("[target.request]\nmethod = \"GE T\"\n{MINIMAL}")).unwrap_err();
+    assert_eq!(
+        method.key.as_deref(),
+        Some("target.request.method"),
+        "{method}"
+    );
+    let header = parse(&format!(
+        "[target.request]\nheaders = {{ \"bad header\" = \"x\" }}\n{MINIMAL}"
+    ))
+    .unwrap_err();
+    assert!(
+        header
+            .key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("target.request.headers")),
+        "{header}"
+    );
+}
+
+#[test]
+fn cluster_owned_periods_are_refused_for_kind() {
+    let err = parse(&format!("[backend.kind]\nsync_period_s = 1.0\n{MINIMAL}")).unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("backend.kind.sync_period_s"),
+        "{err}"
+    );
+    assert!(err.message.contains("fixed by the cluster"), "{err}");
+}
+
+fn repo_manifests() -> crate::manifests::Manifests {
+    crate::manifests::Manifests::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s"))
+        .unwrap()
+}
+
+#[test]
+fn the_config_is_checked_against_the_manifests() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml");
+    StressConfig::load(&path)
+        .unwrap()
+        .check_against(&repo_manifests())
+        .unwrap();
+
+    let wrong_name = parse(&format!("[target]\ndeployment = \"web\"\n{MINIMAL}")).unwrap();
+    let err = wrong_name.check_against(&repo_manifests()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("target.deployment"), "{err}");
+
+    let min_above_max =
+        parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.hpa]\nmin_replicas = 5\n")
+            .unwrap();
+    let err = min_above_max.check_against(&repo_manifests()).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("scenario[0].hpa"), "{err}");
+
+    let too_many = parse(
+        "[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.expect]\nmin_peak_replicas = 4\n",
+    )
+    .unwrap();
+    let err = too_many.check_against(&repo_manifests()).unwrap_err();
+    assert!(err.message.contains("at most 3"), "{err}");
+}
