@@ -49,7 +49,6 @@ pub(super) struct ControllerConfig {
 struct Managed {
     replica: Replica,
     prober: Prober,
-    in_targets: bool,
     /// (when, cumulative CPU time) at the previous metric sample.
     last_usage: Option<(Instant, Duration)>,
     metric: Option<PodMetric>,
@@ -88,7 +87,6 @@ impl Controller {
             .map(|(replica, prober)| Managed {
                 replica,
                 prober,
-                in_targets: true,
                 last_usage: None,
                 metric: None,
                 kill_at: None,
@@ -124,6 +122,7 @@ impl Controller {
             let now = Instant::now();
             self.reap(now);
             self.update_readiness(now);
+            self.sync_targets();
             if now >= next_metric {
                 self.sample_metrics(now);
                 next_metric = now + self.config.metric_resolution;
@@ -165,9 +164,6 @@ impl Controller {
                 continue;
             };
             let m = self.managed.swap_remove(i);
-            if m.in_targets {
-                remove_endpoint(&self.targets, &m.replica);
-            }
             let t = self.t_s(now);
             if m.replica.terminating {
                 tracing::debug!("{} drained and exited ({status})", m.replica.name);
@@ -183,28 +179,39 @@ impl Controller {
         }
     }
 
-    /// Adds replicas that became ready to the endpoint set and removes those that
-    /// stopped being ready (a saturated replica that fails its probes, as on a cluster).
+    /// Takes the probes' verdicts (a saturated replica that fails its probes becomes
+    /// unready, as on a cluster) and records when readiness changed.
     fn update_readiness(&mut self, now: Instant) {
         for m in &mut self.managed {
             if m.replica.terminating {
                 continue;
             }
             let ready = m.prober.is_ready();
-            if ready && !m.replica.ready {
-                m.replica.ready = true;
+            if ready != m.replica.ready {
+                m.replica.ready = ready;
                 m.replica.ready_since = Some(now);
-                if let Ok(endpoint) = Endpoint::parse(&m.replica.base_url()) {
-                    self.targets.add(endpoint);
-                    m.in_targets = true;
-                }
-            } else if !ready && m.replica.ready {
-                m.replica.ready = false;
-                m.replica.ready_since = Some(now);
-                if m.in_targets {
-                    m.in_targets = !remove_endpoint(&self.targets, &m.replica);
-                }
             }
+        }
+    }
+
+    /// The endpoints controller: the load goes to exactly the ready replicas that are
+    /// not terminating. The set is never emptied: with no ready replica, requests keep
+    /// failing against the last addresses, as against a Service without endpoints,
+    /// until a replica is ready again.
+    fn sync_targets(&self) {
+        let wanted: Vec<Endpoint> = self
+            .managed
+            .iter()
+            .filter(|m| m.replica.ready && !m.replica.terminating)
+            .filter_map(|m| Endpoint::parse(&m.replica.base_url()).ok())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let current = self.targets.snapshot();
+        if current.len() != wanted.len() || wanted.iter().any(|e| !current.contains(e)) {
+            // `set` only refuses an empty list, which was excluded above.
+            let _ = self.targets.set(wanted);
         }
     }
 
@@ -302,7 +309,7 @@ impl Controller {
                 return;
             }
             for _ in live..wanted {
-                if let Err(e) = self.spawn(now) {
+                if let Err(e) = self.spawn() {
                     let message = format!("cannot start a replica: {e}");
                     tracing::error!("{message}");
                     let t = self.t_s(now);
@@ -318,17 +325,15 @@ impl Controller {
         }
     }
 
-    fn spawn(&mut self, now: Instant) -> Result<(), super::replica::ReplicaError> {
+    fn spawn(&mut self) -> Result<(), super::replica::ReplicaError> {
         self.next_index += 1;
         let name = format!("replica-{}", self.next_index);
         let replica = Replica::spawn(&self.config.template, &name, &self.config.cgroups)?;
         let prober = Prober::start(replica.addr, self.config.probe.clone());
         tracing::debug!("started {name} on {} (pid {})", replica.addr, replica.pid());
-        let _ = now;
         self.managed.push(Managed {
             replica,
             prober,
-            in_targets: false,
             last_usage: None,
             metric: None,
             kill_at: None,
@@ -342,13 +347,15 @@ impl Controller {
     fn terminate_one(&mut self, now: Instant) {
         let victim = self
             .managed
-            .iter_mut()
-            .filter(|m| !m.replica.terminating)
-            .min_by_key(|m| (m.replica.ready, std::cmp::Reverse(m.replica.started_at)));
-        let Some(m) = victim else { return };
-        if m.in_targets {
-            m.in_targets = !remove_endpoint(&self.targets, &m.replica);
-        }
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.replica.terminating)
+            .min_by_key(|(_, m)| (m.replica.ready, std::cmp::Reverse(m.replica.started_at)))
+            .map(|(i, _)| i);
+        let Some(i) = victim else { return };
+        self.managed[i].replica.terminating = true;
+        self.sync_targets();
+        let m = &mut self.managed[i];
         m.replica.terminate();
         m.kill_at = Some(now + self.config.termination_grace);
     }
@@ -387,15 +394,5 @@ impl Controller {
         }
         self.managed.clear();
         self.publish_status();
-    }
-}
-
-/// Takes a replica out of the endpoint set; `false` when it is the last endpoint
-/// (the set is never empty: with no replica left, requests fail against the last
-/// address, as they would against a Service without endpoints).
-fn remove_endpoint(targets: &Targets, replica: &Replica) -> bool {
-    match Endpoint::parse(&replica.base_url()) {
-        Ok(endpoint) => targets.remove(&endpoint).is_ok(),
-        Err(_) => false,
     }
 }

@@ -37,6 +37,8 @@ pub enum LocalError {
     Manifest(#[from] crate::manifests::ManifestError),
     #[error("the HPA cannot be run locally: {0}")]
     Hpa(String),
+    #[error("cannot form the endpoint set of the replicas: {0}")]
+    Targets(String),
     #[error("cannot start replica {name}: {source}")]
     Start {
         name: String,
@@ -72,10 +74,8 @@ pub struct LocalSettings {
     pub hpa_overrides: HpaOverrides,
     /// How often CPU usage is sampled (metrics-server's `--metric-resolution`).
     pub metric_resolution: Duration,
-    /// How often the HPA reconciles (`--horizontal-pod-autoscaler-sync-period`).
-    pub sync_period: Duration,
-    /// Controller flags; [`LocalSettings::new`] uses short periods suited to a
-    /// scenario of a minute or two.
+    /// Controller flags, the sync period (how often the HPA reconciles) among them;
+    /// [`LocalSettings::new`] uses short periods suited to a scenario of a minute or two.
     pub controller: ControllerOptions,
     /// How CPU limits are enforced ([`CgroupDriver::detect`] by default).
     pub cgroups: CgroupDriver,
@@ -89,16 +89,14 @@ impl LocalSettings {
     /// Local defaults: metrics every second, an HPA sync every second, CPU limits by
     /// cgroup where the machine allows it.
     pub fn new(program: PathBuf, manifests: Manifests) -> Self {
-        let sync_period = Duration::from_secs(1);
         LocalSettings {
             program,
             manifests,
             env_overrides: BTreeMap::new(),
             hpa_overrides: HpaOverrides::default(),
             metric_resolution: Duration::from_secs(1),
-            sync_period,
             controller: ControllerOptions {
-                sync_period,
+                sync_period: Duration::from_secs(1),
                 ..ControllerOptions::local_fast()
             },
             cgroups: CgroupDriver::detect(),
@@ -241,7 +239,7 @@ impl LocalCluster {
             .iter()
             .filter_map(|(r, _)| Endpoint::parse(&r.base_url()).ok())
             .collect();
-        let targets = Targets::new(endpoints).map_err(|e| LocalError::Hpa(e.to_string()))?;
+        let targets = Targets::new(endpoints).map_err(|e| LocalError::Targets(e.to_string()))?;
 
         let epoch = Instant::now();
         let status = Arc::new(Mutex::new(Vec::new()));
@@ -252,7 +250,7 @@ impl LocalCluster {
             cpu_request_millicores: workload.cpu_request_millicores,
             cpu_target_pct,
             metric_resolution: settings.metric_resolution,
-            sync_period: settings.sync_period,
+            sync_period: settings.controller.sync_period,
             termination_grace: Duration::from_secs(grace_s),
         };
         let autoscaler = Autoscaler::new(spec, settings.controller);
@@ -290,11 +288,6 @@ impl LocalCluster {
             .clone()
     }
 
-    /// When the timeline's clock started.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
     pub fn cpu_limit(&self) -> &CpuLimitMode {
         &self.cpu_limit
     }
@@ -304,7 +297,12 @@ impl LocalCluster {
     pub async fn stop(mut self, zero: Instant) -> LocalRun {
         self.cancel.cancel();
         let mut timeline = match self.task.take() {
-            Some(task) => task.await.unwrap_or_default(),
+            Some(task) => task.await.unwrap_or_else(|e| {
+                // The controller task panicked or was aborted; its replicas were
+                // dropped (and so stopped) with it. Say so rather than hide it.
+                tracing::error!("the local controller ended abnormally: {e}");
+                Timeline::default()
+            }),
             None => Timeline::default(),
         };
         let shift = if zero >= self.epoch {

@@ -51,6 +51,9 @@ async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool
     let Ok(client) = reqwest::Client::builder()
         .timeout(spec.timeout)
         .pool_max_idle_per_host(0)
+        // A proxy from HTTP_PROXY would intercept even 127.0.0.1 and keep every
+        // replica unready.
+        .no_proxy()
         .build()
     else {
         tracing::error!("cannot build the readiness probe client; replica {addr} stays unready");
