@@ -1,6 +1,8 @@
 //! `--baseline OLD/report.json`: compare this run with a previous one and fail on a
 //! regression beyond a margin: p95 latency up, throughput down, or the first
-//! scale-up later. Scenarios missing on either side are reported, not failed.
+//! scale-up later. Scenarios missing on either side are reported, not failed. Runs
+//! on different backends (or CPU limits) measure different things: comparing them is
+//! refused as an error instead of producing meaningless regressions.
 
 use super::{Report, ScenarioReport};
 use crate::verdict::{Outcome, Verdict};
@@ -10,7 +12,37 @@ pub const DEFAULT_MARGIN: f64 = 0.20;
 
 /// Compares every scenario of `current` with the same-named scenario of `baseline`.
 pub fn compare(current: &Report, baseline: &Report, margin: f64) -> Vec<Verdict> {
+    let same_engine = (&current.run.backend, &current.run.cpu_limit)
+        == (&baseline.run.backend, &baseline.run.cpu_limit);
+    if !same_engine {
+        return vec![Verdict {
+            check: "baseline.comparable".into(),
+            expected: "the baseline ran on the same backend with the same CPU limits".into(),
+            measured: format!(
+                "baseline: {} ({}), this run: {} ({})",
+                baseline.run.backend,
+                baseline
+                    .run
+                    .cpu_limit
+                    .as_deref()
+                    .unwrap_or("cluster limits"),
+                current.run.backend,
+                current.run.cpu_limit.as_deref().unwrap_or("cluster limits"),
+            ),
+            outcome: Outcome::Error,
+        }];
+    }
     let mut verdicts = Vec::new();
+    for before in &baseline.scenarios {
+        if current.scenario(&before.name).is_none() {
+            verdicts.push(Verdict {
+                check: format!("baseline.{}", before.name),
+                expected: format!("{}: present in this run", before.name),
+                measured: "in the baseline but not run now: nothing to compare".into(),
+                outcome: Outcome::Pass,
+            });
+        }
+    }
     for now in &current.scenarios {
         let Some(before) = baseline.scenario(&now.name) else {
             verdicts.push(Verdict {

@@ -241,4 +241,30 @@ fn baseline_flags_regressions_beyond_the_margin() {
         .map(|v| v.check.as_str())
         .collect();
     assert_eq!(failed, ["baseline.a.p95", "baseline.a.throughput"]);
+
+    let mut gone = before.clone();
+    gone.scenarios.push(scenario("retired", &[]));
+    let notes = baseline::compare(&before, &gone, 0.2);
+    assert!(
+        notes
+            .iter()
+            .any(|v| v.check == "baseline.retired" && v.passed()),
+        "{notes:#?}"
+    );
+}
+
+#[test]
+fn baseline_from_another_backend_is_refused() {
+    let before = report(vec![scenario("a", &[])]);
+    let mut now = before.clone();
+    now.run.backend = "kind".into();
+    now.run.cpu_limit = None;
+    let verdicts = baseline::compare(&now, &before, 0.2);
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(verdicts[0].outcome, Outcome::Error);
+    assert!(
+        verdicts[0].measured.contains("baseline: local"),
+        "{}",
+        verdicts[0].measured
+    );
 }

@@ -196,9 +196,12 @@ fn latency(check: &str, label: &str, max: f64, measured: Option<f64>) -> Verdict
 /// CPU stays above target while every allowed replica runs.
 fn scaling_limited(timeline: &Timeline, bounds: ReplicaBounds) -> Verdict {
     let condition = timeline.saw_condition("ScalingLimited", "True", "TooManyReplicas");
+    // Above the HPA's tolerance band: within it the controller would not scale even
+    // without a cap, so it is no evidence of excess demand.
     let hot_at_max = timeline.samples.iter().find(|s| {
         s.current_replicas >= bounds.max
-            && s.cpu_utilization_pct.is_some_and(|u| u > s.cpu_target_pct)
+            && s.cpu_utilization_pct
+                .is_some_and(|u| f64::from(u) > f64::from(s.cpu_target_pct) * (1.0 + HPA_TOLERANCE))
     });
     let measured = match (condition, hot_at_max) {
         (true, _) => "ScalingLimited=True (TooManyReplicas) reported".to_string(),
@@ -214,13 +217,16 @@ fn scaling_limited(timeline: &Timeline, bounds: ReplicaBounds) -> Verdict {
     Verdict::new(
         "scaling_limited",
         format!(
-            "demand exceeds maxReplicas ({}): ScalingLimited/TooManyReplicas or CPU above target at max",
+            "demand exceeds maxReplicas ({}): ScalingLimited/TooManyReplicas or CPU above target (+10 % tolerance) at max",
             bounds.max
         ),
         measured,
         condition || hot_at_max.is_some(),
     )
 }
+
+/// The HPA controller's default tolerance: ratios within 1 ± 0.1 keep the count.
+pub const HPA_TOLERANCE: f64 = 0.1;
 
 /// How much more throughput the second half of a run may have than the first and
 /// still count as a plateau.

@@ -194,6 +194,12 @@ fn scaling_limited_accepts_the_condition_or_hot_cpu_at_max() {
         "{}",
         v.measured
     );
+    // 54 % against a 50 % target is within the HPA's tolerance: no evidence.
+    let within_tolerance = timeline(&[(0.0, 3, 3, Some(54))]);
+    assert_eq!(
+        only(Expectation::ScalingLimited, &l, &within_tolerance).outcome,
+        Outcome::Fail
+    );
     let cool = timeline(&[(0.0, 3, 3, Some(45)), (1.0, 2, 2, Some(90))]);
     assert_eq!(
         only(Expectation::ScalingLimited, &l, &cool).outcome,
