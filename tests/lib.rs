@@ -29,16 +29,28 @@ pub fn run(name: &str) {
         Err(e) => panic!("cannot start the async runtime: {e}"),
     };
     let report = runtime.block_on(async {
-        // Ctrl-C stops the load early; the backend still cleans up and the partial
-        // result is written (it fails the "delivered as promised" guard).
+        // Ctrl-C or SIGTERM stops the load early; the backend still cleans up (no
+        // replica or cgroup is left behind) and the partial result is written (it
+        // fails the "delivered as promised" guard).
         let cancel = CancellationToken::new();
         let on_interrupt = tokio::spawn({
             let cancel = cancel.clone();
             async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("interrupted: stopping the scenario and cleaning up");
-                    cancel.cancel();
+                use tokio::signal::unix::{SignalKind, signal};
+                let terminate = async {
+                    match signal(SignalKind::terminate()) {
+                        Ok(mut stream) => {
+                            stream.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate => {}
                 }
+                eprintln!("interrupted: stopping the scenario and cleaning up");
+                cancel.cancel();
             }
         });
         let report = gate::run_scenario(&env, &scenario, cancel).await;

@@ -65,7 +65,7 @@ impl Where {
             cluster_name: self.cluster_name.clone(),
             context: self.context.clone(),
             image: Some("iris-server:unused".to_string()),
-            namespace: self.namespace.clone(),
+            namespace: Some(self.namespace.clone()),
             keep_cluster: true,
             dry_run: false,
             wait_timeout_s: 0,

@@ -101,8 +101,8 @@ pub struct Plan {
 
 /// The plan for `settings`, with the objects prepared from `k8s/`.
 pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
-    let k8s = settings.root.join("k8s");
-    let manifests = Manifests::load(&k8s).with_context(|| format!("reading {}", k8s.display()))?;
+    let k8s = &settings.manifests_dir;
+    let manifests = Manifests::load(k8s).with_context(|| format!("reading {}", k8s.display()))?;
     let mut prepared = Prepared::new(
         &manifests,
         &settings.namespace,
@@ -450,6 +450,7 @@ mod tests {
             dry_run: true,
             wait_timeout: Duration::from_secs(180),
             diagnostics_dir: root.join("target/scaleproof/diagnostics"),
+            manifests_dir: root.join("k8s"),
             root,
             env_overrides: std::collections::BTreeMap::from([(
                 "IRIS_CPU_COST_MS".to_string(),

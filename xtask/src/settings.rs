@@ -8,6 +8,9 @@ use clap::{Args, ValueEnum};
 
 use crate::image;
 
+/// The namespace when neither `--namespace` nor a stress config names one.
+pub const DEFAULT_NAMESPACE: &str = "scaleproof";
+
 /// Where the workload runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClusterBackend {
@@ -31,9 +34,10 @@ pub struct ClusterOptions {
     /// and tagged iris-server:<git short sha>[-dirty-<unix time>].
     #[arg(long)]
     pub image: Option<String>,
-    /// Namespace the workload is deployed into (created, Pod Security `restricted`).
-    #[arg(long, default_value = "scaleproof")]
-    pub namespace: String,
+    /// Namespace the workload is deployed into (created, Pod Security `restricted`)
+    /// [default: `target.namespace` of the stress config, else scaleproof].
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// Keep the kind cluster after the run (also after a failure or Ctrl-C).
     #[arg(long)]
     pub keep_cluster: bool,
@@ -67,6 +71,8 @@ pub struct Settings {
     /// Env vars set on the service container (the stress config's per-backend
     /// settings, such as the cost knob).
     pub env_overrides: std::collections::BTreeMap<String, String>,
+    /// The manifests to deploy (`target.manifests` of the stress config; `k8s/`).
+    pub manifests_dir: PathBuf,
 }
 
 impl Settings {
@@ -104,13 +110,16 @@ impl Settings {
             cluster_name: options.cluster_name,
             context,
             image,
-            namespace: options.namespace,
+            namespace: options
+                .namespace
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
             keep_cluster: options.keep_cluster,
             dry_run: options.dry_run,
             wait_timeout: Duration::from_secs(options.wait_timeout_s),
             diagnostics_dir: options
                 .diagnostics_dir
                 .unwrap_or_else(|| root.join("target/scaleproof/diagnostics")),
+            manifests_dir: root.join("k8s"),
             root,
             env_overrides: Default::default(),
         })

@@ -6,7 +6,8 @@
 //!    anything starts, with `junit.xml` saying so;
 //! 2. set the backend up (local: build the service, probe CPU limits; kind/cluster:
 //!    [`crate::run::setup`]): on error, reports with a failed setup step, exit 2;
-//! 3. run each scenario as `cargo test -p stress-tests --test scenarios -- --ignored`
+//! 3. compile the scenario tests once (`cargo test -p stress-tests --no-run`) and run
+//!    each scenario's test binary with `--ignored --exact <test>`,
 //!    with the run handed over in `SCALEPROOF_*` variables; each test writes its
 //!    report to `<out>/scenarios/<name>.json`;
 //! 4. compare (scaling gain, `--baseline`), write the four artifacts, print the
@@ -23,6 +24,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use scaleproof::gate::{self, BackendKind, vars};
 use scaleproof::local::{CgroupDriver, CpuLimitMode};
+use scaleproof::manifests::Manifests;
 use scaleproof::report::{
     ExitStatus, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep, baseline, table,
 };
@@ -160,25 +162,34 @@ pub async fn run(args: StressArgs, root: PathBuf) -> ExitStatus {
         return run.finish(&args, backend.kind().as_str(), Some(&config));
     };
     let step = Instant::now();
-    let compiled = cargo_test_command(&root, &["--no-run"]).status().await;
-    match compiled {
-        Ok(s) if s.success() => run.pass_setup("compile scenario tests", step),
-        Ok(s) => run.fail_setup(
-            "compile scenario tests",
-            step,
-            &anyhow::anyhow!("cargo test --no-run exited with {s}"),
-        ),
-        Err(e) => run.fail_setup(
-            "compile scenario tests",
-            step,
-            &anyhow::anyhow!("cannot run cargo: {e}"),
-        ),
-    }
+    let tests = cargo_executable(
+        &root,
+        &[
+            "test",
+            "-p",
+            "stress-tests",
+            "--test",
+            "scenarios",
+            "--no-run",
+        ],
+        "scenarios",
+    );
+    let tests = match tests {
+        Ok(exe) => {
+            run.pass_setup("compile scenario tests", step);
+            Some(exe)
+        }
+        Err(e) => {
+            run.fail_setup("compile scenario tests", step, &e);
+            None
+        }
+    };
 
-    if !run.setup_failed() {
+    if let Some(tests) = tests.filter(|_| !run.setup_failed()) {
         for name in &scenarios {
             eprintln!("\n=== scenario {name} ({}) ===", backend.kind().as_str());
             let report = run_one(
+                &tests,
                 &root,
                 &out,
                 &args,
@@ -229,6 +240,9 @@ fn load_config(root: &Path, args: &StressArgs) -> anyhow::Result<StressConfig> {
     for assignment in &args.sets {
         config.apply_set(assignment)?;
     }
+    let dir = config.manifests_dir();
+    let manifests = Manifests::load(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    config.check_against(&manifests)?;
     for name in &args.scenarios {
         if config.scenario(name).is_none() {
             let known: Vec<&str> = config.scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -291,10 +305,9 @@ fn dry_run(
         Backend::Local => {
             println!("plan: backend local");
             println!("setup:");
-            println!("  1. cargo build --release -p iris-server");
+            println!("  1. cargo build --release -p iris-server --bin iris-server");
             println!(
-                "  2. probe cgroup CPU limits ({:?})",
-                CgroupDriver::detect().mode()
+                "  2. probe cgroup CPU limits (v2 cpu.max or v1 cpu.cfs_quota_us; uncapped, with a warning, without permission)"
             );
             println!("  3. cargo test -p stress-tests --test scenarios --no-run");
         }
@@ -303,9 +316,7 @@ fn dry_run(
             print!("{}", crate::plan::plan(&settings)?);
         }
     }
-    println!(
-        "scenarios (each: cargo test -p stress-tests --test scenarios -- --ignored --exact <test>):"
-    );
+    println!("scenarios (each: the scenarios test binary with --ignored --exact <test>):");
     for (i, name) in scenarios.iter().enumerate() {
         println!("  {}. {name} -> test {}", i + 1, test_name(name).0);
     }
@@ -326,43 +337,40 @@ fn cluster_settings(
         Backend::Cluster => (ClusterBackend::Cluster, &config.backend.cluster),
         _ => (ClusterBackend::Kind, &config.backend.kind),
     };
-    let mut settings = Settings::resolve(which, args.cluster.clone(), root.to_path_buf())?;
+    let mut options = args.cluster.clone();
+    options
+        .namespace
+        .get_or_insert_with(|| config.target.namespace.clone());
+    let mut settings = Settings::resolve(which, options, root.to_path_buf())?;
+    settings.manifests_dir = config.manifests_dir();
     settings.env_overrides = per_backend.env_overrides();
     Ok(settings)
 }
 
 fn setup_local(run: &mut RunState, root: &Path) -> Option<PathBuf> {
     let step = Instant::now();
-    let status = std::process::Command::new(cargo())
-        .args([
+    let built = cargo_executable(
+        root,
+        &[
             "build",
             "--release",
             "-p",
             "iris-server",
             "--bin",
             "iris-server",
-        ])
-        .current_dir(root)
-        .status();
-    match status {
-        Ok(s) if s.success() => run.pass_setup("build iris-server (release)", step),
-        Ok(s) => {
-            run.fail_setup(
-                "build iris-server (release)",
-                step,
-                &anyhow::anyhow!("cargo build exited with {s}"),
-            );
-            return None;
+        ],
+        "iris-server",
+    );
+    let program = match built {
+        Ok(program) => {
+            run.pass_setup("build iris-server (release)", step);
+            program
         }
         Err(e) => {
-            run.fail_setup(
-                "build iris-server (release)",
-                step,
-                &anyhow::anyhow!("cannot run cargo: {e}"),
-            );
+            run.fail_setup("build iris-server (release)", step, &e);
             return None;
         }
-    }
+    };
     let step = Instant::now();
     let mode = CgroupDriver::detect().mode().clone();
     run.cpu_limit = Some(describe_cpu_limit(&mode));
@@ -373,7 +381,7 @@ fn setup_local(run: &mut RunState, root: &Path) -> Option<PathBuf> {
         );
     }
     run.pass_setup("probe cgroup CPU limits", step);
-    Some(target_dir(root).join("release").join("iris-server"))
+    Some(program)
 }
 
 fn describe_cpu_limit(mode: &CpuLimitMode) -> String {
@@ -414,12 +422,18 @@ async fn setup_cluster(
         }
     };
     run.pass_setup("bring up cluster, metrics-server, image and workload", step);
-    let url = args
-        .url
-        .clone()
-        .or_else(|| deployed.base_url())
-        .or_else(|| config.backend.cluster.url.clone())
-        .or_else(|| config.backend.kind.url.clone());
+    // Each backend has its own default; never borrow another backend's address.
+    let url = match backend {
+        Backend::Kind => args
+            .url
+            .clone()
+            .or_else(|| config.backend.kind.url.clone())
+            .or_else(|| deployed.base_url()),
+        _ => args
+            .url
+            .clone()
+            .or_else(|| config.backend.cluster.url.clone()),
+    };
     match url {
         Some(url) => Some((deployed, url)),
         None => {
@@ -457,29 +471,35 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
-
-fn cargo_test_command(root: &Path, extra: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(cargo());
-    cmd.args([
-        "test",
-        "--quiet",
-        "-p",
-        "stress-tests",
-        "--test",
-        "scenarios",
-    ])
-    .args(extra)
-    .current_dir(root)
-    .stdin(Stdio::null());
-    cmd
+/// Runs a cargo build command with JSON messages and returns the executable of the
+/// artifact named `target` (so a custom target dir or profile is never guessed).
+/// Compiler diagnostics still reach the terminal, rendered as usual.
+fn cargo_executable(root: &Path, args: &[&str], target: &str) -> anyhow::Result<PathBuf> {
+    let shown = format!("cargo {}", args.join(" "));
+    eprintln!("$ {shown}");
+    let output = std::process::Command::new(cargo())
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        anyhow::bail!("{shown} exited with {}", output.status);
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == target)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .with_context(|| format!("{shown} reported no executable named {target}"))
 }
 
 /// Runs one scenario test and collects its report (or explains why there is none).
 #[allow(clippy::too_many_arguments)]
 async fn run_one(
+    tests: &Path,
     root: &Path,
     out: &Path,
     args: &StressArgs,
@@ -492,17 +512,20 @@ async fn run_one(
     let report_path = gate::scenario_report_path(out, name);
     let _ = std::fs::remove_file(&report_path);
     let (test, dedicated) = test_name(name);
-    let mut cmd = cargo_test_command(
-        root,
-        &[
-            "--",
-            "--ignored",
-            "--exact",
-            test,
-            "--nocapture",
-            "--test-threads=1",
-        ],
-    );
+    // The test binary itself, not `cargo test`: cargo exits at once on Ctrl-C, while
+    // the test winds its backend down and writes its report; waiting for the test is
+    // waiting for the report.
+    let mut cmd = tokio::process::Command::new(tests);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .current_dir(root)
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
     cmd.env(vars::BACKEND, backend.kind().as_str())
         .env(vars::CONFIG, root.join(&args.config))
         .env(vars::SET, args.sets.join("\n"))
@@ -515,7 +538,8 @@ async fn run_one(
             cmd.env(vars::SERVER_BIN, bin);
         }
         Handover::Cluster { deployed, url } => {
-            cmd.env(vars::URL, url);
+            cmd.env(vars::URL, url)
+                .env(vars::NAMESPACE, &deployed.settings.namespace);
             if let Some(context) = &deployed.settings.context {
                 cmd.env(vars::KUBE_CONTEXT, context);
             }

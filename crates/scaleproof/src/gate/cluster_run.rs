@@ -33,7 +33,7 @@ pub(super) async fn run(
     let client = connect(env.kube_context.as_deref())
         .await
         .map_err(Failed::new)?;
-    let namespace = &env.config.target.namespace;
+    let namespace = &env.namespace;
     let target = Target::from_manifests(&env.manifests, namespace).map_err(Failed::new)?;
     let mut base_hpa = env.manifests.hpa.clone();
     base_hpa.metadata.namespace = Some(namespace.clone());

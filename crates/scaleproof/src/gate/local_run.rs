@@ -30,12 +30,15 @@ pub(super) async fn run(
         settings.metric_resolution = std::time::Duration::from_secs_f64(s.max(0.1));
     }
     if let Some(s) = backend.sync_period_s {
-        settings.sync_period = std::time::Duration::from_secs_f64(s.max(0.1));
-        settings.controller.sync_period = settings.sync_period;
+        settings.controller.sync_period = std::time::Duration::from_secs_f64(s.max(0.1));
     }
     let log_dir = env.out_dir.join("logs").join(&scenario.name);
-    if std::fs::create_dir_all(&log_dir).is_ok() {
-        settings.log_dir = Some(log_dir);
+    match std::fs::create_dir_all(&log_dir) {
+        Ok(()) => settings.log_dir = Some(log_dir),
+        Err(e) => eprintln!(
+            "warning: cannot create {} ({e}); replica logs are discarded",
+            log_dir.display()
+        ),
     }
 
     let cluster = LocalCluster::start(settings).await.map_err(Failed::new)?;

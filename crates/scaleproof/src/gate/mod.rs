@@ -38,6 +38,9 @@ pub mod vars {
     pub const SERVER_BIN: &str = "SCALEPROOF_SERVER_BIN";
     /// Cluster backends: where load goes.
     pub const URL: &str = "SCALEPROOF_URL";
+    /// Cluster backends: the namespace the workload was deployed into
+    /// (default: `target.namespace` of the config).
+    pub const NAMESPACE: &str = "SCALEPROOF_NAMESPACE";
     /// Cluster backends: kubeconfig context (current context when unset).
     pub const KUBE_CONTEXT: &str = "SCALEPROOF_KUBE_CONTEXT";
     /// A scenario without a dedicated test: run by the `custom_scenario` test.
@@ -119,6 +122,8 @@ pub struct GateEnv {
     pub server_bin: Option<PathBuf>,
     pub url: Option<String>,
     pub kube_context: Option<String>,
+    /// Cluster backends: where the workload runs.
+    pub namespace: String,
 }
 
 impl GateEnv {
@@ -145,6 +150,8 @@ impl GateEnv {
             path: dir,
             source: Box::new(source),
         })?;
+        config.check_against(&manifests)?;
+        let namespace = get(vars::NAMESPACE).unwrap_or_else(|| config.target.namespace.clone());
         Ok(GateEnv {
             backend,
             config,
@@ -153,6 +160,7 @@ impl GateEnv {
             server_bin: get(vars::SERVER_BIN).map(PathBuf::from),
             url: get(vars::URL),
             kube_context: get(vars::KUBE_CONTEXT),
+            namespace,
         })
     }
 
@@ -162,23 +170,12 @@ impl GateEnv {
             .ok_or_else(|| GateError::UnknownScenario(name.to_string()))
     }
 
-    /// The HPA's replica bounds for `scenario`, after its overrides.
+    /// The HPA's replica bounds for `scenario`, after its overrides (checked when the
+    /// config was loaded, so the fallback never shows).
     pub fn bounds(&self, scenario: &Scenario) -> ReplicaBounds {
-        let spec = self.manifests.hpa.spec.as_ref();
-        let min = scenario
-            .hpa
-            .min_replicas
-            .or(spec.and_then(|s| s.min_replicas))
-            .unwrap_or(1);
-        let max = scenario
-            .hpa
-            .max_replicas
-            .or(spec.map(|s| s.max_replicas))
-            .unwrap_or(min);
-        ReplicaBounds {
-            min: u32::try_from(min).unwrap_or(1),
-            max: u32::try_from(max).unwrap_or(1),
-        }
+        let (min, max) =
+            crate::scenario::replica_bounds(scenario, &self.manifests).unwrap_or((1, 1));
+        ReplicaBounds { min, max }
     }
 }
 
@@ -303,15 +300,10 @@ pub fn load_config(config: &StressConfig, scenario: &Scenario) -> Result<LoadCon
             max_in_flight,
         } => {
             let stop = stop(*requests, *duration_s);
+            // Validation guarantees a ramp has a duration to ramp over.
             let rate = match (ramp_to, duration_s) {
                 (Some(to), Some(over)) => Rate::ramp(*rate, *to, Duration::from_secs_f64(*over)),
-                (Some(_), None) => {
-                    return Err(format!(
-                        "scenario {}: a ramp needs duration_s",
-                        scenario.name
-                    ));
-                }
-                (None, _) => Rate::constant(*rate),
+                _ => Rate::constant(*rate),
             };
             Mode::Open {
                 rate,
@@ -335,21 +327,9 @@ pub fn load_config(config: &StressConfig, scenario: &Scenario) -> Result<LoadCon
             .map_err(|e| format!("target.request.headers {name}: {e}"))?;
         headers.insert(name, value);
     }
-    let mut load = match mode {
-        Mode::Closed { concurrency, stop } => LoadConfig::closed(concurrency, stop),
-        Mode::Open {
-            rate,
-            stop,
-            max_in_flight,
-        } => {
-            let mut c = LoadConfig::open(rate, stop);
-            c.mode = Mode::Open {
-                rate,
-                stop,
-                max_in_flight,
-            };
-            c
-        }
+    let mut load = LoadConfig {
+        mode,
+        ..LoadConfig::default()
     };
     load.request = RequestSpec {
         method,
