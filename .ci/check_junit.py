@@ -17,7 +17,9 @@ def main() -> int:
     args = parser.parse_args()
 
     xml = JUnitXml.fromfile(args.path)
-    suites = list(xml) if hasattr(xml, "__iter__") else [xml]
+    # A <testsuites> root reads as JUnitXml (iterating gives suites); a bare
+    # <testsuite> root reads as a TestSuite (iterating would give testcases).
+    suites = list(xml) if isinstance(xml, JUnitXml) else [xml]
     names = [suite.name for suite in suites]
     tests = failures = errors = 0
     for suite in suites:
