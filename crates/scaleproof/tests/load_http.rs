@@ -167,3 +167,116 @@ async fn idle_connections_closed_by_the_server_are_not_errors() {
         "one per request"
     );
 }
+
+/// A raw keep-alive server: answers every request on a connection until the
+/// client closes it. Counts connections.
+struct KeepAliveServer {
+    addr: std::net::SocketAddr,
+    connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeepAliveServer {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        let task = tokio::spawn(async move {
+            let mut handlers = tokio::task::JoinSet::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                handlers.spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        // One request: its head, then content-length bytes of body.
+                        let head_end = loop {
+                            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&pending[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while pending.len() < head_end + length {
+                            match stream.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        pending.drain(..head_end + length);
+                        if stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            connections,
+            task,
+        }
+    }
+}
+
+impl Drop for KeepAliveServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_connection_bounds_what_one_connection_carries() {
+    let server = KeepAliveServer::start().await;
+    let targets = Targets::parse([format!("http://{}", server.addr)]).unwrap();
+    // Unbounded keep-alive: one connection per worker.
+    let result = run(
+        &LoadConfig::closed(2, Stop::Requests(40)),
+        &targets,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_all_ok(&result, 40);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+
+    // Two workers, 40 requests, 10 per connection: each worker opens 2 connections.
+    let before = server.connections.load(Ordering::SeqCst);
+    let config = LoadConfig {
+        requests_per_connection: Some(10),
+        ..LoadConfig::closed(2, Stop::Requests(40))
+    };
+    let result = run(&config, &targets, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_all_ok(&result, 40);
+    assert_eq!(server.connections.load(Ordering::SeqCst) - before, 4);
+
+    // One request per connection: no keep-alive at all.
+    let before = server.connections.load(Ordering::SeqCst);
+    let config = LoadConfig {
+        requests_per_connection: Some(1),
+        ..LoadConfig::closed(2, Stop::Requests(30))
+    };
+    let result = run(&config, &targets, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_all_ok(&result, 30);
+    assert_eq!(server.connections.load(Ordering::SeqCst) - before, 30);
+}

@@ -29,7 +29,7 @@ pub(super) async fn run(
         .ok_or_else(|| Failed::new(format!("no load target: {} is not set", super::vars::URL)))?;
     let targets = Targets::parse([url.as_str()])
         .map_err(|e| Failed::new(format!("{}={url}: {e}", super::vars::URL)))?;
-    let load_config = load_config(&env.config, scenario).map_err(Failed::new)?;
+    let load_config = load_config(&env.config, scenario, env.backend).map_err(Failed::new)?;
     let client = connect(env.kube_context.as_deref())
         .await
         .map_err(Failed::new)?;

@@ -21,7 +21,8 @@ pub(super) async fn run(
             super::vars::SERVER_BIN
         ))
     })?;
-    let load_config = load_config(&env.config, scenario).map_err(Failed::new)?;
+    let load_config =
+        load_config(&env.config, scenario, super::BackendKind::Local).map_err(Failed::new)?;
     let backend = &env.config.backend.local;
     let mut settings = LocalSettings::new(program, env.manifests.clone());
     settings.env_overrides = backend.env_overrides();

@@ -276,8 +276,12 @@ impl Failed {
     }
 }
 
-/// The load engine's configuration for a scenario.
-pub fn load_config(config: &StressConfig, scenario: &Scenario) -> Result<LoadConfig, String> {
+/// The load engine's configuration for a scenario on `backend`.
+pub fn load_config(
+    config: &StressConfig,
+    scenario: &Scenario,
+    backend: BackendKind,
+) -> Result<LoadConfig, String> {
     let stop = |requests: Option<u64>, duration_s: Option<f64>| match (requests, duration_s) {
         (Some(n), _) => Stop::Requests(n),
         (None, Some(s)) => Stop::Duration(Duration::from_secs_f64(s)),
@@ -338,6 +342,11 @@ pub fn load_config(config: &StressConfig, scenario: &Scenario) -> Result<LoadCon
         bodies: vec![Bytes::from(req.body.clone())],
     };
     load.timeout = Duration::from_secs_f64(req.timeout_s);
+    load.requests_per_connection = match backend {
+        BackendKind::Local => config.backend.local.requests_per_connection,
+        BackendKind::Kind => config.backend.kind.requests_per_connection.or(Some(1)),
+        BackendKind::Cluster => config.backend.cluster.requests_per_connection.or(Some(1)),
+    };
     load.progress = load::Progress::Auto;
     Ok(load)
 }
@@ -348,6 +357,58 @@ async fn observe_for(seconds: f64, cancel: &CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => {}
             _ = cancel.cancelled() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> StressConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml");
+        StressConfig::load(&path).expect("stress.toml")
+    }
+
+    #[test]
+    fn scenarios_become_engine_configs_with_the_request_of_the_config() {
+        let config = config();
+        let scenario = config.scenario("scale-up-1000").expect("scenario");
+        let load = load_config(&config, scenario, BackendKind::Local).expect("load config");
+        assert_eq!(
+            load.mode,
+            Mode::Closed {
+                concurrency: 10,
+                stop: Stop::Requests(1000)
+            }
+        );
+        assert_eq!(load.request.method, Method::POST);
+        assert_eq!(load.request.path, "/predict");
+        assert_eq!(load.timeout, Duration::from_secs(10));
+        load.validate().expect("valid");
+    }
+
+    #[test]
+    fn clusters_reconnect_per_request_so_new_pods_get_traffic() {
+        let config = config();
+        let scenario = config.scenario("bottleneck-2000").expect("scenario");
+        let local = load_config(&config, scenario, BackendKind::Local).expect("local");
+        let kind = load_config(&config, scenario, BackendKind::Kind).expect("kind");
+        assert_eq!(local.requests_per_connection, None);
+        assert_eq!(kind.requests_per_connection, Some(1));
+    }
+
+    #[test]
+    fn open_loop_ramps_over_the_duration() {
+        let text = "[[scenario]]\nname = \"o\"\nrate = 10.0\nramp_to = 50.0\nduration_s = 20.0\n";
+        let config = StressConfig::parse(Path::new("t.toml"), text).expect("config");
+        let load = load_config(&config, &config.scenarios[0], BackendKind::Local).expect("load");
+        match load.mode {
+            Mode::Open { rate, stop, .. } => {
+                assert_eq!(rate, Rate::ramp(10.0, 50.0, Duration::from_secs(20)));
+                assert_eq!(stop, Stop::Duration(Duration::from_secs(20)));
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

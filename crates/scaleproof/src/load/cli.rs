@@ -131,6 +131,12 @@ pub struct LoadArgs {
     #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
 
+    /// Close each connection after N requests and open a new one (1 = no keep-alive).
+    /// Behind a Kubernetes Service, kube-proxy balances connections, not requests:
+    /// reconnecting lets new pods receive traffic [default: keep connections]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_connection: Option<u32>,
+
     /// Print the result as JSON on stdout instead of the summary
     #[arg(long)]
     pub json: bool,
@@ -245,6 +251,7 @@ impl Prepared {
             request,
             timeout: args.timeout,
             connect_timeout: args.connect_timeout,
+            requests_per_connection: args.requests_per_connection,
             progress: if args.no_progress {
                 Progress::Quiet
             } else {

@@ -124,6 +124,8 @@ struct Slot {
     /// Which body goes next, per endpoint so that every endpoint cycles
     /// through all bodies whatever the number of endpoints.
     next_body: usize,
+    /// Requests the current connection has carried.
+    carried: u32,
 }
 
 impl Slot {
@@ -132,6 +134,7 @@ impl Slot {
             connection: None,
             requests: template.requests_for(endpoint),
             next_body: first_body,
+            carried: 0,
         }
     }
 }
@@ -151,6 +154,8 @@ pub(crate) struct Client {
     worker: usize,
     /// Calls made so far.
     calls: usize,
+    /// Close a connection after this many requests (`None`: keep it).
+    per_connection: Option<u32>,
     /// The timeout timer, shared by all calls; see [`within`].
     timer: Pin<Box<Sleep>>,
 }
@@ -178,6 +183,7 @@ impl Client {
             slots,
             worker,
             calls: 0,
+            per_connection: config.requests_per_connection,
             timer: Box::pin(tokio::time::sleep(config.timeout)),
         }
     }
@@ -190,6 +196,9 @@ impl Client {
         let slot = &mut self.slots[index];
         let request = &slot.requests[slot.next_body % slot.requests.len()];
         slot.next_body = slot.next_body.wrapping_add(1);
+        if slot.connection.is_none() {
+            slot.carried = 0;
+        }
 
         let started = Instant::now();
         let sending = send(
@@ -207,6 +216,12 @@ impl Client {
                 Err(ErrorKind::Timeout)
             }
         };
+        let slot = &mut self.slots[index];
+        slot.carried = slot.carried.saturating_add(1);
+        if self.per_connection.is_some_and(|max| slot.carried >= max) {
+            // Dropping the connection closes it; the next request opens a new one.
+            slot.connection = None;
+        }
         Call {
             started,
             finished: Instant::now(),

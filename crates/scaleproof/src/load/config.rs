@@ -180,6 +180,11 @@ pub struct LoadConfig {
     /// counts as late (the engine could not keep its schedule).
     pub late_after: Duration,
     pub progress: Progress,
+    /// Requests one connection carries before the engine closes it and opens a new
+    /// one (`Some(1)`: no keep-alive; `None`: keep connections as long as the
+    /// server does). Behind kube-proxy, which balances connections rather than
+    /// requests, this is what lets pods added by a scale-up receive traffic.
+    pub requests_per_connection: Option<u32>,
 }
 
 /// Defaults of the original script: 1000 requests, 10 workers, closed loop.
@@ -217,11 +222,15 @@ impl LoadConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             late_after: DEFAULT_LATE_AFTER,
             progress: Progress::Quiet,
+            requests_per_connection: None,
         }
     }
 
     /// Checks every number and the request once, before the run starts.
     pub fn validate(&self) -> Result<(), LoadError> {
+        if self.requests_per_connection == Some(0) {
+            return Err(invalid("requests per connection must be at least 1"));
+        }
         match &self.mode {
             Mode::Closed { concurrency, stop } => {
                 if *concurrency == 0 {

@@ -153,6 +153,11 @@ pub struct BackendSettings {
     pub sync_period_s: Option<f64>,
     /// Where load goes (cluster backends; the local backend knows its replicas).
     pub url: Option<String>,
+    /// Requests one connection carries before the load engine reconnects (1: no
+    /// keep-alive). Default: unlimited on the local backend, whose load engine
+    /// balances requests itself; 1 on clusters, where kube-proxy balances
+    /// connections and pods added by a scale-up would otherwise get no traffic.
+    pub requests_per_connection: Option<u32>,
     /// Extra env vars for the service container.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -419,6 +424,19 @@ impl StressConfig {
                         format!("must be a non-negative number, got {v}"),
                     ));
                 }
+            }
+        }
+        for (name, settings) in [
+            ("local", &raw.backend.local),
+            ("kind", &raw.backend.kind),
+            ("cluster", &raw.backend.cluster),
+        ] {
+            if settings.requests_per_connection == Some(0) {
+                return Err(at.error(
+                    None,
+                    &format!("backend.{name}.requests_per_connection"),
+                    "must be at least 1",
+                ));
             }
         }
         // On a cluster these periods belong to the cluster (k8s/kind.yaml and the
