@@ -142,6 +142,8 @@ fn chart(md: &mut String, s: &ScenarioReport) {
                 .iter()
                 .take_while(|x| x.t_s <= t)
                 .last()
+                // Before the first sample, the replicas it reports were already there.
+                .or(s.timeline.samples.first())
                 .map_or(0, |x| x.ready_replicas)
         })
         .collect();

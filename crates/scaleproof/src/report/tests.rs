@@ -163,6 +163,16 @@ fn markdown_has_a_table_per_scenario_a_chart_and_escaped_cells() {
 }
 
 #[test]
+fn chart_shows_the_starting_replicas_before_the_first_sample() {
+    let mut late = scenario("late", &[]);
+    for sample in &mut late.timeline.samples {
+        sample.t_s += 1.5;
+    }
+    let md = markdown::render(&report(vec![late]));
+    assert!(md.contains("bar [1, 1, 1]"), "{md}");
+}
+
+#[test]
 fn svg_draws_every_scenario() {
     let svg = svg::render(&report(vec![scenario("a", &[]), scenario("b", &[])])).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
