@@ -110,6 +110,7 @@ impl Controller {
 
     /// Runs until `cancel` fires, then stops every replica and returns the timeline.
     pub(super) async fn run(mut self, cancel: CancellationToken) -> Timeline {
+        self.record_start();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_metric = Instant::now();
@@ -291,6 +292,32 @@ impl Controller {
             conditions: decision.conditions,
         };
         self.timeline.push(sample);
+    }
+
+    /// The state the scenario starts from, before the HPA's first sync (no metric yet,
+    /// no conditions): charts and "first scale-up" measure from here.
+    fn record_start(&mut self) {
+        let replicas = u32::try_from(self.managed.len()).unwrap_or(u32::MAX);
+        let ready = u32::try_from(self.managed.iter().filter(|m| m.replica.ready).count())
+            .unwrap_or(u32::MAX);
+        self.timeline.push(ScaleSample {
+            t_s: 0.0,
+            desired_replicas: self.spec_replicas,
+            current_replicas: replicas,
+            ready_replicas: ready,
+            cpu_utilization_pct: None,
+            cpu_target_pct: self.config.cpu_target_pct,
+            replicas: self
+                .managed
+                .iter()
+                .map(|m| ReplicaUsage {
+                    name: m.replica.name.clone(),
+                    cpu_millicores: None,
+                    ready: m.replica.ready,
+                })
+                .collect(),
+            conditions: Vec::new(),
+        });
     }
 
     /// The Deployment's job: as many live replicas as `spec_replicas`.
