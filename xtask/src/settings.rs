@@ -31,7 +31,7 @@ pub struct ClusterOptions {
     #[arg(long)]
     pub context: Option<String>,
     /// Image to deploy. Required with --backend cluster; with kind the image is built
-    /// and tagged iris-server:<git short sha>[-dirty-<unix time>].
+    /// and tagged iris-server:GIT_SHORT_SHA[-dirty-UNIX_TIME].
     #[arg(long)]
     pub image: Option<String>,
     /// Namespace the workload is deployed into (created, Pod Security `restricted`)
