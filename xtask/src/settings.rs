@@ -47,8 +47,9 @@ pub struct ClusterOptions {
     /// Seconds to wait for a Deployment rollout or for metrics before giving up.
     #[arg(long, default_value_t = 180)]
     pub wait_timeout_s: u64,
-    /// Where the diagnostics bundle goes when something fails
-    /// (default: target/scaleproof/diagnostics).
+    /// Where the diagnostics bundle goes when bringing the cluster up fails
+    /// (default: target/scaleproof/diagnostics). `stress` writes the bundle of a
+    /// failed scenario to <out>/diagnostics/<scenario>.
     #[arg(long)]
     pub diagnostics_dir: Option<PathBuf>,
 }

@@ -100,7 +100,8 @@ pub struct StressArgs {
     /// Allowed regression against --baseline, as a fraction.
     #[arg(long, default_value_t = baseline::DEFAULT_MARGIN)]
     pub baseline_margin: f64,
-    /// Where load goes on --backend cluster (default: stress.toml backend.cluster.url).
+    /// Where load goes (default: backend.<backend>.url of the config; on kind, the
+    /// NodePort at http://127.0.0.1:30080). Required on --backend cluster without one.
     #[arg(long)]
     pub url: Option<String>,
     #[command(flatten)]

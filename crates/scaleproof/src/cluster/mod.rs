@@ -1,7 +1,7 @@
 //! The kind / cluster backend: everything scaleproof asks of a real Kubernetes API.
 //!
 //! Each submodule does one job against a [`kube::Client`] and is tested against a
-//! mocked API server (see `tests/cluster_*.rs`):
+//! mocked API server (see `crates/scaleproof/tests/cluster_api/`):
 //!
 //! - [`objects`]: the objects to apply, derived from [`crate::manifests::Manifests`]
 //!   (image override, namespace, HPA overrides), pure and printable for dry runs;

@@ -336,7 +336,8 @@ impl History {
             let start = self.period_start(now, current, policy.period);
             match policy.kind {
                 PolicyKind::Pods => start - i64::from(policy.value),
-                // Truncated, as Go's int32 conversion does: removes at most the percent.
+                // Truncated, as Go's int32 conversion does: removes at least the percent
+                // (5 replicas at 50 % go to 2).
                 PolicyKind::Percent => {
                     (start as f64 * (1.0 - f64::from(policy.value) / 100.0)) as i64
                 }

@@ -39,14 +39,14 @@ impl ControllerOptions {
     /// Settings for the local backend, whose scenarios last a minute or two rather than
     /// the quarter hour a cluster needs to show a full scale cycle.
     ///
-    /// The sync period matches the 5 s the kind cluster is configured with, so both
-    /// backends react at the same pace. The periods that distrust fresh replicas are
-    /// shortened in proportion, because local replicas are ready within a second or two
-    /// instead of the tens of seconds an image pull and probe take. The tolerance stays
-    /// upstream's: it decides *whether* to scale, not how fast.
+    /// The controller syncs every second, as often as the local metrics are sampled
+    /// (on kind: every 5 s, with metrics every 10 s). The periods that distrust fresh
+    /// replicas are shortened in proportion, because local replicas are ready within a
+    /// second or two instead of the tens of seconds an image pull and probe take. The
+    /// tolerance stays upstream's: it decides *whether* to scale, not how fast.
     pub fn local_fast() -> Self {
         Self {
-            sync_period: Duration::from_secs(5),
+            sync_period: Duration::from_secs(1),
             tolerance: 0.1,
             cpu_initialization_period: Duration::from_secs(30),
             initial_readiness_delay: Duration::from_secs(5),

@@ -87,7 +87,7 @@ impl CgroupDriver {
         CgroupDriver { mode, run_tag }
     }
 
-    /// A driver that never limits (for `--no-cpu-limit` or tests that want speed).
+    /// A driver that never limits (tests of the "no permission" path).
     pub fn uncapped(reason: impl Into<String>) -> Self {
         CgroupDriver {
             mode: CpuLimitMode::Uncapped {

@@ -95,10 +95,7 @@ impl LocalSettings {
             env_overrides: BTreeMap::new(),
             hpa_overrides: HpaOverrides::default(),
             metric_resolution: Duration::from_secs(1),
-            controller: ControllerOptions {
-                sync_period: Duration::from_secs(1),
-                ..ControllerOptions::local_fast()
-            },
+            controller: ControllerOptions::local_fast(),
             cgroups: CgroupDriver::detect(),
             log_dir: None,
             startup_timeout: Duration::from_secs(20),

@@ -78,7 +78,7 @@ pub struct RunMeta {
     pub config: String,
     /// Tool name to version (`scaleproof`, `rustc`, `kind`, `kubectl`, ...).
     pub tool_versions: BTreeMap<String, String>,
-    /// How CPU limits were enforced (local backend), e.g. `cgroup v1 (200m)` or a
+    /// How CPU limits were enforced (local backend), e.g. `cgroup v1 cpu.cfs_quota_us under /sys/fs/cgroup/cpu` or a
     /// loud `UNCAPPED: ...`.
     pub cpu_limit: Option<String>,
 }
