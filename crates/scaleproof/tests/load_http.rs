@@ -86,64 +86,10 @@ async fn connections_the_server_closes_are_replaced() {
     );
 }
 
-/// A raw server that answers one request per connection as if keeping it
-/// alive, then closes it once it has sat idle for 50 ms (like a server's
-/// keep-alive timeout). Counts connections.
-struct IdleClosingServer {
-    addr: std::net::SocketAddr,
-    connections: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl IdleClosingServer {
-    async fn start() -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
-        let connections = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&connections);
-        let task = tokio::spawn(async move {
-            let mut handlers = tokio::task::JoinSet::new();
-            while let Ok((mut stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                handlers.spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    // Head and the small body arrive together on loopback.
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                        .await;
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                });
-            }
-        });
-        Self {
-            addr,
-            connections,
-            task,
-        }
-    }
-}
-
-impl Drop for IdleClosingServer {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its JoinSet, which aborts the handlers.
-        self.task.abort();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_closed_by_the_server_are_not_errors() {
     use scaleproof::load::{Mode, Rate};
-    let server = IdleClosingServer::start().await;
+    let server = RawServer::start(AfterResponse::CloseWhenIdle).await;
     let targets = Targets::parse([format!("http://{}", server.addr)]).unwrap();
     // One connection, a request every 200 ms: the server has closed the
     // previous connection by the time the next request is due.
@@ -168,16 +114,25 @@ async fn idle_connections_closed_by_the_server_are_not_errors() {
     );
 }
 
-/// A raw keep-alive server: answers every request on a connection until the
-/// client closes it. Counts connections.
-struct KeepAliveServer {
+/// What a [`RawServer`] does with a connection after answering a request.
+#[derive(Clone, Copy, PartialEq)]
+enum AfterResponse {
+    /// Keep serving requests until the client closes the connection.
+    KeepServing,
+    /// Answer as if keeping the connection alive, then close it once it has sat
+    /// idle for 50 ms (like a server's keep-alive timeout).
+    CloseWhenIdle,
+}
+
+/// A raw HTTP/1.1 server that counts the connections it accepts.
+struct RawServer {
     addr: std::net::SocketAddr,
     connections: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl KeepAliveServer {
-    async fn start() -> Self {
+impl RawServer {
+    async fn start(after: AfterResponse) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -223,6 +178,10 @@ impl KeepAliveServer {
                         {
                             return;
                         }
+                        if after == AfterResponse::CloseWhenIdle {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            return;
+                        }
                     }
                 });
             }
@@ -235,15 +194,16 @@ impl KeepAliveServer {
     }
 }
 
-impl Drop for KeepAliveServer {
+impl Drop for RawServer {
     fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts the handlers.
         self.task.abort();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_connection_bounds_what_one_connection_carries() {
-    let server = KeepAliveServer::start().await;
+    let server = RawServer::start(AfterResponse::KeepServing).await;
     let targets = Targets::parse([format!("http://{}", server.addr)]).unwrap();
     // One worker, so the counts are exact (two workers may split 40 as 21 + 19).
     // Unbounded keep-alive: one connection for everything.
