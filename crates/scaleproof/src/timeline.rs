@@ -51,6 +51,17 @@ pub struct Condition {
     pub message: String,
 }
 
+impl From<scaleproof_hpa::Condition> for Condition {
+    fn from(c: scaleproof_hpa::Condition) -> Self {
+        Condition {
+            type_: c.type_,
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+        }
+    }
+}
+
 impl Condition {
     pub fn is(&self, type_: &str, status: &str, reason: &str) -> bool {
         self.type_ == type_ && self.status == status && self.reason == reason

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::hpa::{Autoscaler, PodInput, PodMetric, PodPhase, ReadyCondition};
+use scaleproof_hpa::{Autoscaler, PodInput, PodMetric, PodPhase, ReadyCondition};
 use crate::load::{Endpoint, Targets};
 use crate::timeline::{ReplicaUsage, ScaleSample, Timeline};
 
@@ -289,7 +289,7 @@ impl Controller {
                     ready: m.replica.ready,
                 })
                 .collect(),
-            conditions: decision.conditions,
+            conditions: decision.conditions.into_iter().map(Into::into).collect(),
         };
         self.timeline.push(sample);
     }

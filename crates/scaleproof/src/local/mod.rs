@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::hpa::{Autoscaler, ControllerOptions, HpaSpec};
+use scaleproof_hpa::{Autoscaler, ControllerOptions, HpaSpec};
 use crate::load::{Endpoint, Targets};
 use crate::manifests::{HpaOverrides, Manifests};
 use crate::timeline::Timeline;

@@ -3,10 +3,25 @@
 //! Upstream `setCondition` / `setConditionInList` replace a condition of the same type in
 //! place and append new types, so a condition a reconcile does not touch (for example
 //! `ScalingLimited` while metrics are missing) keeps its last value. This list does the
-//! same; it leaves out `lastTransitionTime`, which the shared [`Condition`] type does not
-//! carry.
+//! same; it leaves out `lastTransitionTime`, which [`Condition`] does not carry.
 
-use crate::timeline::Condition;
+/// An HPA status condition, with the upstream type and reason strings
+/// (for example `ScalingLimited` / `True` / `TooManyReplicas`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    /// `"True"`, `"False"` or `"Unknown"`, as Kubernetes spells them.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Condition {
+    /// Whether this is the condition `type_` with `status` and `reason`.
+    pub fn is(&self, type_: &str, status: &str, reason: &str) -> bool {
+        self.type_ == type_ && self.status == status && self.reason == reason
+    }
+}
 
 /// Condition type: whether the controller can read and update the target's scale.
 pub const ABLE_TO_SCALE: &str = "AbleToScale";

@@ -25,12 +25,11 @@ mod tests;
 
 use std::time::Duration;
 
-use crate::timeline::Condition;
 use behavior::{History, Normalization};
 use conditions::ConditionList;
 use replicas::{Basis, Calculation, Tolerances};
 
-pub use conditions::{ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED};
+pub use conditions::{ABLE_TO_SCALE, Condition, SCALING_ACTIVE, SCALING_LIMITED};
 pub use options::ControllerOptions;
 pub use replicas::{PodInput, PodMetric, PodPhase, ReadyCondition};
 pub use spec::{
