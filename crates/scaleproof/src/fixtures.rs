@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::load::{LatencySummary, LoadMode, LoadResult, Promised, SecondStats, Shortfall};
 use crate::timeline::{Condition, ScaleSample, Timeline};
+use scaleproof_load::{LatencySummary, LoadMode, LoadResult, Promised, SecondStats, Shortfall};
 
 /// A closed-loop result: `sent` requests, `ok` of them 2xx, at `rps` per second for
 /// `seconds` seconds, p95 `p95_ms`.

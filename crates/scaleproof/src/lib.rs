@@ -6,7 +6,6 @@
 
 pub mod cluster;
 pub mod gate;
-pub mod load;
 pub mod local;
 pub mod manifests;
 pub mod report;

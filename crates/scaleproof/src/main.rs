@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli {
+    pub mod load;
+}
+
 /// Prove that a service autoscales, and gate pull requests on it.
 #[derive(Debug, Parser)]
 #[command(name = "scaleproof", version, propagate_version = true)]
@@ -15,11 +19,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send HTTP load to a service and measure throughput, success rate and latency
-    Load(scaleproof::load::cli::LoadArgs),
+    Load(cli::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Load(args) => scaleproof::load::cli::main(args),
+        Command::Load(args) => cli::load::main(args),
     }
 }

@@ -12,8 +12,8 @@ use super::{Failed, GateEnv, Measured, load_config, observe_for};
 use crate::cluster::observer::{self, ObserverConfig};
 use crate::cluster::reset::{self, ResetTimings};
 use crate::cluster::{Target, describe_kube_error};
-use crate::load::{self, Targets};
 use crate::scenario::Scenario;
+use scaleproof_load::{self as load, Targets};
 
 /// How often the observer samples the HPA and PodMetrics.
 const OBSERVE_EVERY: Duration = Duration::from_secs(1);

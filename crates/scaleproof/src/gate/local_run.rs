@@ -6,9 +6,9 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failed, GateEnv, Measured, load_config, observe_for};
-use crate::load;
 use crate::local::{CpuLimitMode, LocalCluster, LocalSettings};
 use crate::scenario::Scenario;
+use scaleproof_load as load;
 
 pub(super) async fn run(
     env: &GateEnv,

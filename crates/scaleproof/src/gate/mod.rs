@@ -17,12 +17,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{self, LoadConfig, LoadResult, Mode, Rate, RequestSpec, Stop};
 use crate::manifests::Manifests;
 use crate::report::ScenarioReport;
 use crate::scenario::{LoadShape, Scenario, StressConfig};
 use crate::timeline::Timeline;
 use crate::verdict::{self, ReplicaBounds};
+use scaleproof_load::{self as load, LoadConfig, LoadResult, Mode, Rate, RequestSpec, Stop};
 
 /// Environment variables through which xtask hands a run to the scenario tests.
 pub mod vars {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use scaleproof_hpa::{Autoscaler, PodInput, PodMetric, PodPhase, ReadyCondition};
-use crate::load::{Endpoint, Targets};
 use crate::timeline::{ReplicaUsage, ScaleSample, Timeline};
+use scaleproof_hpa::{Autoscaler, PodInput, PodMetric, PodPhase, ReadyCondition};
+use scaleproof_load::{Endpoint, Targets};
 
 use super::cgroup::CgroupDriver;
 use super::probe::{ProbeSpec, Prober};

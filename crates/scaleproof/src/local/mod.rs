@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use scaleproof_hpa::{Autoscaler, ControllerOptions, HpaSpec};
-use crate::load::{Endpoint, Targets};
 use crate::manifests::{HpaOverrides, Manifests};
 use crate::timeline::Timeline;
+use scaleproof_hpa::{Autoscaler, ControllerOptions, HpaSpec};
+use scaleproof_load::{Endpoint, Targets};
 
 pub use cgroup::{CgroupDriver, CpuLimitMode};
 pub use controller::ReplicaStatus;

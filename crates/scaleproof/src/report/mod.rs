@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadResult;
 use crate::timeline::Timeline;
 use crate::verdict::{Outcome, ReplicaBounds, Verdict};
+use scaleproof_load::LoadResult;
 
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;

@@ -9,9 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadResult;
 use crate::scenario::{Comparison, Expectation};
 use crate::timeline::Timeline;
+use scaleproof_load::LoadResult;
 
 /// How one check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 # alternating rounds, then shows that scaleproof's memory stays flat as the
 # request count grows (peak RSS at 1,000,000 vs 10,000 requests).
 #
-# Usage: crates/scaleproof/bench/loadgen-compare.sh [--with-oha] [--rounds N]
+# Usage: crates/load/bench/loadgen-compare.sh [--with-oha] [--rounds N]
 #          [--duration SECONDS] [--connections N] [--port PORT] [--bin PATH]
 #   --with-oha   install oha with `cargo install oha --locked` if missing
 #                (compiles for minutes; without the flag oha runs only when present)

@@ -13,7 +13,7 @@ use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderValue, Method};
 use tokio_util::sync::CancellationToken;
 
-use super::{
+use scaleproof_load::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PATH, DEFAULT_REQUESTS, Endpoint,
     LoadConfig, LoadResult, Mode, Progress, Rate, RequestSpec, Stop, Targets,
 };
@@ -177,7 +177,7 @@ pub fn main(args: LoadArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let cancel = CancellationToken::new();
         let interrupts = tokio::spawn(stop_on_ctrl_c(cancel.clone()));
-        let result = super::run(&prepared.config, &prepared.targets, &cancel).await;
+        let result = scaleproof_load::run(&prepared.config, &prepared.targets, &cancel).await;
         interrupts.abort();
         result
     });

@@ -4,7 +4,7 @@ use http::Method;
 use scaleproof::cluster::control_plane::verify_hpa_sync_period;
 use serde_json::json;
 
-use crate::mock::{self, fixture, list, next, with};
+use super::mock::{self, fixture, list, next, with};
 
 const PODS: &str = "/api/v1/namespaces/kube-system/pods";
 

@@ -7,8 +7,8 @@ use scaleproof::cluster::ClusterError;
 use scaleproof::cluster::metrics_server::{MetricsWait, configure_for_kind, wait_for_pod_metrics};
 use serde_json::json;
 
-use crate::mock::{self, fixture, list, next, no_more_requests, with};
-use crate::{NS, SELECTOR_QUERY};
+use super::mock::{self, fixture, list, next, no_more_requests, with};
+use super::{NS, SELECTOR_QUERY};
 
 const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/kube-system/deployments/metrics-server";
 const API_SERVICE: &str = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io";

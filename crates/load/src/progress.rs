@@ -125,6 +125,6 @@ async fn log_lines(
         }
         let reading = read(&recorder, start, &mut previous, total);
         let elapsed = start.elapsed().as_secs();
-        eprintln!("load: {elapsed:>4}s {}", reading.message);
+        tracing::info!("load: {elapsed:>4}s {}", reading.message);
     }
 }

@@ -1,16 +1,14 @@
 //! The endpoint set changes during a run without losing or double-counting a
 //! request: what the servers received is exactly what the engine sent.
 
-mod load_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::support::TestServer;
 use axum::Router;
 use axum::routing::post;
-use load_support::TestServer;
-use scaleproof::load::{LoadConfig, LoadResult, Rate, Stop, Targets, run};
+use scaleproof_load::{LoadConfig, LoadResult, Rate, Stop, Targets, run};
 use tokio_util::sync::CancellationToken;
 
 /// A server that counts the requests it answered; each takes a few

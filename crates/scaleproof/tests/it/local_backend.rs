@@ -5,14 +5,12 @@
 //! Timings are scaled for tests: metrics and HPA sync every second. The cost knob
 //! makes one 200m replica saturate at ~10 req/s, so modest load is "too much".
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use scaleproof::load::{self, LoadConfig, Stop};
 use scaleproof::local::{CgroupDriver, LocalCluster, LocalSettings};
 use scaleproof::manifests::HpaOverrides;
+use scaleproof_load::{self as load, LoadConfig, Stop};
 use tokio_util::sync::CancellationToken;
 
 /// These tests start real processes with real CPU limits on a 2-core machine and
@@ -20,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn settings(cost_ms: u32) -> LocalSettings {
-    let mut s = LocalSettings::new(support::iris_server(), support::manifests());
+    let mut s = LocalSettings::new(crate::support::iris_server(), crate::support::manifests());
     s.env_overrides = BTreeMap::from([("IRIS_CPU_COST_MS".to_string(), cost_ms.to_string())]);
     s
 }
@@ -34,10 +32,13 @@ async fn stop_and_check(cluster: LocalCluster, zero: Instant) -> scaleproof::loc
     let pids: Vec<u32> = cluster.replicas().iter().map(|r| r.pid).collect();
     let run = cluster.stop(zero).await;
     for pid in pids {
-        assert!(!support::is_running(pid), "replica pid {pid} survived stop");
+        assert!(
+            !crate::support::is_running(pid),
+            "replica pid {pid} survived stop"
+        );
     }
     assert_eq!(
-        support::leftover_cgroups(),
+        crate::support::leftover_cgroups(),
         Vec::<std::path::PathBuf>::new()
     );
     run
@@ -272,17 +273,17 @@ fn nothing_is_left_behind_when_a_test_panics_midway() {
     assert!(!pids.is_empty());
     // Dropping the cluster during unwinding killed the replicas and removed the cgroups.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|p| support::is_running(*p)) && Instant::now() < deadline {
+    while pids.iter().any(|p| crate::support::is_running(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     for pid in pids {
         assert!(
-            !support::is_running(pid),
+            !crate::support::is_running(pid),
             "replica pid {pid} survived the panic"
         );
     }
     assert_eq!(
-        support::leftover_cgroups(),
+        crate::support::leftover_cgroups(),
         Vec::<std::path::PathBuf>::new()
     );
 }

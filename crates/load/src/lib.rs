@@ -16,8 +16,8 @@
 //!   of what it measures.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), scaleproof::load::LoadError> {
-//! use scaleproof::load::{LoadConfig, Rate, Stop, Targets, run};
+//! # async fn demo() -> Result<(), scaleproof_load::LoadError> {
+//! use scaleproof_load::{LoadConfig, Rate, Stop, Targets, run};
 //! use std::time::Duration;
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -28,7 +28,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod cli;
 mod client;
 mod closed;
 mod config;

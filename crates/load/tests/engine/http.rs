@@ -2,19 +2,17 @@
 //! framing are read completely, connections closed by the server are
 //! replaced, and every request is counted once.
 
-mod load_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::support::TestServer;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use load_support::TestServer;
-use scaleproof::load::{LoadConfig, LoadResult, Stop, Targets, run};
+use scaleproof_load::{LoadConfig, LoadResult, Stop, Targets, run};
 use tokio_util::sync::CancellationToken;
 
 async fn load(targets: &Targets, method: Method, path: &str, requests: u64) -> LoadResult {
@@ -88,7 +86,7 @@ async fn connections_the_server_closes_are_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_closed_by_the_server_are_not_errors() {
-    use scaleproof::load::{Mode, Rate};
+    use scaleproof_load::{Mode, Rate};
     let server = RawServer::start(AfterResponse::CloseWhenIdle).await;
     let targets = Targets::parse([format!("http://{}", server.addr)]).unwrap();
     // One connection, a request every 200 ms: the server has closed the

@@ -2,7 +2,7 @@
 //! makes is asserted (method, path, query where it matters, body) and answered with
 //! real-shaped JSON from `tests/fixtures/cluster/`, error paths included.
 
-mod mock;
+pub mod mock;
 
 mod apply;
 mod control_plane;

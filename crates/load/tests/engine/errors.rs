@@ -1,14 +1,12 @@
 //! Failures are measurements, never crashes: timeouts, refused and reset
 //! connections are counted by kind.
 
-mod load_support;
-
 use std::time::Duration;
 
+use crate::support::{HangUpServer, TestServer, closed_port};
 use axum::Router;
 use axum::routing::post;
-use load_support::{HangUpServer, TestServer, closed_port};
-use scaleproof::load::{LoadConfig, Rate, Stop, Targets, run};
+use scaleproof_load::{LoadConfig, Rate, Stop, Targets, run};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,16 +1,14 @@
 //! The open loop keeps its schedule against a fast server, and its
 //! coordinated-omission correction shows a stall that the service time hides.
 
-mod load_support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::TestServer;
 use axum::Router;
 use axum::routing::post;
-use load_support::TestServer;
-use scaleproof::load::{LoadConfig, LoadMode, Mode, Rate, Stop, run};
+use scaleproof_load::{LoadConfig, LoadMode, Mode, Rate, Stop, run};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -7,8 +7,8 @@ use scaleproof::cluster::reset::{ResetTimings, reset};
 use scaleproof::cluster::{ClusterError, HpaOverrides};
 use serde_json::json;
 
-use crate::mock::{self, fixture, list, next, no_more_requests, with};
-use crate::{NS, SELECTOR_QUERY, prepared};
+use super::mock::{self, fixture, list, next, no_more_requests, with};
+use super::{NS, SELECTOR_QUERY, prepared};
 
 const HPA: &str =
     "/apis/autoscaling/v2/namespaces/scaleproof/horizontalpodautoscalers/iris-classifier-hpa";

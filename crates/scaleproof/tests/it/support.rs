@@ -74,3 +74,46 @@ pub fn is_running(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// An axum server on a free loopback port, stopped when dropped.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(router: axum::Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let shutdown = stop.clone();
+        let task = tokio::spawn(async move {
+            let serving = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            serving.await.expect("test server failed");
+        });
+        Self { addr, stop, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub async fn closed_port() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    listener.local_addr().expect("bound address")
+}

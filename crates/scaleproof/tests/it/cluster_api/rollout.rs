@@ -7,8 +7,8 @@ use scaleproof::cluster::ClusterError;
 use scaleproof::cluster::rollout::wait_for_rollout;
 use serde_json::json;
 
-use crate::mock::{self, event, fixture, list, next, with};
-use crate::{NS, SELECTOR_QUERY};
+use super::mock::{self, event, fixture, list, next, with};
+use super::{NS, SELECTOR_QUERY};
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/scaleproof/deployments";
 const NAME_FIELD: &str = "fieldSelector=metadata.name%3Diris-classifier";

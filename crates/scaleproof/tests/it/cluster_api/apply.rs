@@ -4,8 +4,8 @@ use http::Method;
 use scaleproof::cluster::{ClusterError, HpaOverrides, apply};
 use serde_json::json;
 
-use crate::mock::{self, fixture, next, no_more_requests};
-use crate::{IMAGE, NS, prepared};
+use super::mock::{self, fixture, next, no_more_requests};
+use super::{IMAGE, NS, prepared};
 
 const APPLY: &str = "application/apply-patch+yaml";
 

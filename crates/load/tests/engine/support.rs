@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use scaleproof::load::{Endpoint, Targets};
+use scaleproof_load::{Endpoint, Targets};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -1,16 +1,14 @@
 //! The engine counts exactly: every request once, by status, with the default
 //! request being the Iris sample POSTed to /predict.
 
-mod load_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::support::TestServer;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use load_support::TestServer;
-use scaleproof::load::{IRIS_SAMPLE, LoadConfig, LoadMode, Stop, run};
+use scaleproof_load::{IRIS_SAMPLE, LoadConfig, LoadMode, Stop, run};
 use tokio_util::sync::CancellationToken;
 
 /// Answers request n (in arrival order) with 200, 500 or 503 by n % 10:
@@ -108,7 +106,7 @@ async fn result_serializes_with_unit_carrying_field_names() {
     assert_eq!(json["errors"]["connection_refused"], 0);
     assert!(json["latency_ms"]["p99_9_ms"].is_number());
     assert!(json["timeline"][0]["p95_ms"].is_number());
-    let back: scaleproof::load::LoadResult = serde_json::from_value(json).unwrap();
+    let back: scaleproof_load::LoadResult = serde_json::from_value(json).unwrap();
     assert_eq!(back, result);
 }
 
@@ -133,7 +131,7 @@ async fn body_counting_server() -> (TestServer, Arc<std::sync::Mutex<Vec<String>
 async fn bodies_cycle_over_every_endpoint() {
     let (a, a_bodies) = body_counting_server().await;
     let (b, b_bodies) = body_counting_server().await;
-    let targets = scaleproof::load::Targets::new(vec![a.endpoint(), b.endpoint()]).unwrap();
+    let targets = scaleproof_load::Targets::new(vec![a.endpoint(), b.endpoint()]).unwrap();
     let mut config = LoadConfig::closed(1, Stop::Requests(40));
     config.request.bodies = vec![r#"{"n":1}"#.into(), r#"{"n":2}"#.into()];
 

@@ -4,8 +4,8 @@ use http::Method;
 use scaleproof::cluster::diagnostics::write_bundle;
 use serde_json::json;
 
-use crate::mock::{self, fixture, list, next, no_more_requests, with};
-use crate::{SELECTOR_QUERY, target};
+use super::mock::{self, fixture, list, next, no_more_requests, with};
+use super::{SELECTOR_QUERY, target};
 
 #[tokio::test]
 async fn writes_each_part_and_records_the_ones_that_failed() {

@@ -1,13 +1,11 @@
 //! `scaleproof load`: bad input exits 2 with a clear message and no panic; the
 //! JSON output is the engine's result; an unreachable target exits 1.
 
-mod load_support;
-
 use std::process::{Command, Output};
 
+use crate::support::{TestServer, closed_port};
 use axum::Router;
 use axum::routing::post;
-use load_support::{TestServer, closed_port};
 use serde_json::Value;
 
 fn scaleproof(args: Vec<String>) -> Output {

@@ -11,8 +11,8 @@ use scaleproof::timeline::Condition;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::mock::{self, Exchange, event, fixture, list, try_next};
-use crate::{SELECTOR_QUERY, target};
+use super::mock::{self, Exchange, event, fixture, list, try_next};
+use super::{SELECTOR_QUERY, target};
 
 const HPAS: &str = "/apis/autoscaling/v2/namespaces/scaleproof/horizontalpodautoscalers";
 const PODS: &str = "/api/v1/namespaces/scaleproof/pods";
