@@ -1,24 +1,20 @@
-//! Orchestration for scaleproof: `cargo xtask <command>` (see `cargo xtask --help`).
+//! `cargo xtask <command>`: the project's chores, as glue (see `cargo xtask --help`).
 //!
-//! Flat and small on purpose, like rust-analyzer's xtask: each command is one module,
-//! external tools run through xshell so every invocation is visible and injection-safe.
+//! Small and flat on purpose, like rust-analyzer's xtask: it depends only on clap,
+//! xshell and anyhow, so `cargo xtask ci` starts in seconds on a cold target
+//! directory, before the harness (kube, tokio, ...) is compiled. Everything with
+//! logic lives in the `scaleproof` crate, where it is tested; `stress` and `cluster`
+//! hand their arguments to the `scaleproof` binary unchanged.
 
 mod ci;
-mod cluster_cmd;
-mod image;
-mod plan;
-mod preflight;
-mod run;
-mod settings;
-mod stress;
-mod versions;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "scaleproof's orchestration commands", long_about = None)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "scaleproof's chores", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,57 +22,65 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run what CI runs: rustfmt check, clippy with -D warnings, cargo test --workspace.
+    /// What CI runs: rustfmt check (first), clippy -D warnings, cargo test --workspace.
     Ci,
-    /// Bring the kind (or an existing) cluster up with the workload, tear it down, or
-    /// show its state. `cluster up --dry-run` prints every step without running any.
-    Cluster(cluster_cmd::ClusterArgs),
-    /// The gate: set a backend up (kind, an existing cluster, or local processes), run
-    /// the scenarios of stress.toml as integration tests, judge them, and write
-    /// junit.xml, report.json, summary.md and timeline.svg. Exit 0 pass, 1 an
-    /// expectation failed, 2 setup/infrastructure error.
-    Stress(Box<stress::StressArgs>),
+    /// The gate: `scaleproof stress ARGS...` (builds it first). Sets a backend up
+    /// (kind, an existing cluster, or local processes), runs the scenarios of
+    /// stress.toml as integration tests, writes junit.xml, report.json, summary.md and
+    /// timeline.svg. Exit 0 pass, 1 an expectation failed, 2 setup/infrastructure
+    /// error. `cargo xtask stress --help` shows every flag.
+    #[command(disable_help_flag = true)]
+    Stress {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The cluster part of `stress` by hand: `scaleproof cluster up|down|status ARGS...`.
+    #[command(disable_help_flag = true)]
+    Cluster {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Stress(args) = cli.command {
-        return stress_main(*args);
-    }
-    let result = (|| -> anyhow::Result<()> {
-        let sh = xshell::Shell::new()?;
-        sh.change_dir(project_root());
-        match cli.command {
-            Command::Ci => ci::run(&sh),
-            Command::Cluster(args) => cluster_cmd::run(args, project_root()),
-            Command::Stress(_) => unreachable!("handled above"),
+    let root = project_root();
+    match cli.command {
+        Command::Ci => {
+            let sh = xshell::Shell::new()?;
+            sh.change_dir(&root);
+            ci::run(&sh)
         }
-    })();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Command::Stress { args } => scaleproof(&root, "stress", &args),
+        Command::Cluster { args } => scaleproof(&root, "cluster", &args),
     }
 }
 
-/// `cargo xtask stress` has its own exit codes (0, 1, 2), so it bypasses the
-/// error-to-exit-1 mapping the other commands share.
-fn stress_main(args: stress::StressArgs) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let status = runtime.block_on(stress::run(args, project_root()));
-    std::process::ExitCode::from(status as u8)
+/// Replaces this process with `cargo run -p scaleproof -- SUBCOMMAND ARGS...`, run
+/// from the repository root (relative paths in ARGS mean the same as in the README).
+///
+/// `exec`, not a child: cargo itself execs the binary once built, so Ctrl-C reaches
+/// the harness alone and it can tear down and write its reports before the shell
+/// prompt returns. The dev profile, like `cargo test`: it reuses what `cargo xtask
+/// ci` built, and the harness spends its time waiting for replicas, not computing.
+fn scaleproof(root: &Path, subcommand: &str, args: &[String]) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let error = std::process::Command::new(&cargo)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "scaleproof",
+            "--bin",
+            "scaleproof",
+            "--",
+        ])
+        .arg(subcommand)
+        .args(args)
+        .current_dir(root)
+        .exec();
+    Err(error).with_context(|| format!("cannot run `{cargo} run -p scaleproof -- {subcommand}`"))
 }
 
 /// The repository root: xtask lives one level below it.

@@ -1,13 +1,11 @@
-//! What a run measured. Field names carry their units (`_ms`, `_per_s`, `_s`)
-//! and are stable: the gate embeds [`LoadResult`] unchanged in `report.json`.
+//! What a run measured. Field names carry their units (`_ms`, `_per_s`, `_s`).
+//! `report.json` and `scaleproof load --json` publish it through their own type
+//! (`scaleproof::report::LoadReport`), so this one can change with the engine.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 /// Closed or open loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMode {
     Closed,
     Open,
@@ -28,7 +26,7 @@ pub(crate) enum ErrorKind {
 }
 
 /// Requests without an HTTP response, by cause.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ErrorCounts {
     pub timeout: u64,
     pub connection_refused: u64,
@@ -54,7 +52,7 @@ impl ErrorCounts {
 
 /// Latency distribution in milliseconds, from an HDR histogram recorded in
 /// microseconds with 3 significant digits.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencySummary {
     pub min_ms: f64,
     pub mean_ms: f64,
@@ -68,7 +66,7 @@ pub struct LatencySummary {
 
 /// One second of the run, for timeline plots (requests are placed in the second
 /// they completed in).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SecondStats {
     /// Start of the second, seconds since the run started.
     pub t_s: f64,
@@ -84,7 +82,7 @@ pub struct SecondStats {
 }
 
 /// What the caller asked the engine to deliver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Promised {
     /// Requests to send: the count asked for, or, in an open loop stopped by
     /// duration, the number its schedule contains. `None` for a closed loop
@@ -107,7 +105,7 @@ pub struct Promised {
 }
 
 /// How a run fell short of its promise (see [`LoadResult::shortfall`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Shortfall {
     /// Promised requests that were never sent.
     pub missing: u64,
@@ -124,7 +122,7 @@ pub struct Shortfall {
 pub const LATE_TOLERANCE: f64 = 0.01;
 
 /// The measurement of one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadResult {
     pub mode: LoadMode,
     pub promised: Promised,

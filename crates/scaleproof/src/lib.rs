@@ -1,12 +1,17 @@
 //! scaleproof: prove that a service autoscales, and gate pull requests on it.
 //!
-//! Data flows one way: a [`scenario`] drives [`load`] while a backend ([`local`] or
-//! [`cluster`]) records the autoscaler's [`timeline`]; [`verdict`] judges both against
-//! the scenario's expectations and [`report`] writes what people and machines read.
+//! Data flows one way: a [`scenario`] drives the load engine (`scaleproof-load`)
+//! while a [`backend`] records the autoscaler's [`timeline`]; [`verdict`] judges both
+//! against the scenario's expectations and [`report`] writes what people and machines
+//! read. [`gate`] runs it all: the orchestrator (`scaleproof stress`) and the
+//! scenario tests it hands the prepared backend to.
 
+pub mod backend;
 pub mod cluster;
+pub mod compile;
 pub mod gate;
 pub mod local;
+pub mod logging;
 pub mod manifests;
 pub mod report;
 pub mod scenario;

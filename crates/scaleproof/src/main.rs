@@ -1,11 +1,17 @@
 //! The `scaleproof` command line: one subcommand per job of the harness.
+//!
+//! The front end: flags in, exit code out, and what people read on the terminal.
+//! Everything else is the library's; it reports progress through `tracing`, which
+//! [`logging`] renders (human on a terminal, plain in CI, `RUST_LOG` respected).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod cluster;
     pub mod load;
+    pub mod stress;
 }
 
 /// Prove that a service autoscales, and gate pull requests on it.
@@ -19,11 +25,32 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send HTTP load to a service and measure throughput, success rate and latency
-    Load(cli::load::LoadArgs),
+    Load(Box<cli::load::LoadArgs>),
+    /// The gate: set a backend up (kind, an existing cluster, or local processes), run
+    /// the scenarios of stress.toml as integration tests, judge them, and write
+    /// junit.xml, report.json, summary.md and timeline.svg. Exit 0 pass, 1 an
+    /// expectation failed, 2 setup/infrastructure error
+    Stress(Box<cli::stress::StressArgs>),
+    /// Bring the kind (or an existing) cluster up with the workload, tear it down, or
+    /// show its state. `cluster up --dry-run` prints every step without running any
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Load(args) => cli::load::main(args),
+    let cli = Cli::parse();
+    scaleproof::logging::init();
+    match cli.command {
+        Command::Load(args) => cli::load::main(*args),
+        Command::Stress(args) => cli::stress::main(*args),
+        Command::Cluster(args) => {
+            let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            match cli::cluster::run(args, root) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

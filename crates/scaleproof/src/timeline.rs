@@ -4,10 +4,8 @@
 //! port of the HPA controller, the kind/cluster backend from the HPA's status and
 //! PodMetrics), so verdicts and reports never care which backend ran.
 
-use serde::{Deserialize, Serialize};
-
 /// One observation of the autoscaler and the replicas it controls.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScaleSample {
     /// Seconds since the scenario started (load starts at 0).
     pub t_s: f64,
@@ -29,7 +27,7 @@ pub struct ScaleSample {
 }
 
 /// CPU usage of one replica (a pod, or a local process).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaUsage {
     /// Pod name, or `replica-N` on the local backend.
     pub name: String,
@@ -41,9 +39,8 @@ pub struct ReplicaUsage {
 
 /// An HPA status condition, with the upstream type and reason strings
 /// (for example `ScalingLimited` / `True` / `TooManyReplicas`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
-    #[serde(rename = "type")]
     pub type_: String,
     /// `"True"`, `"False"` or `"Unknown"`, as Kubernetes spells them.
     pub status: String,
@@ -69,16 +66,15 @@ impl Condition {
 }
 
 /// A whole scenario's samples, in time order, and the scaling events among them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
     pub samples: Vec<ScaleSample>,
     /// Rescales and replica incidents, with the reason the controller gave.
-    #[serde(default)]
     pub events: Vec<ScaleEvent>,
 }
 
 /// Something the autoscaler or the replica set did, for people reading a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScaleEvent {
     /// Seconds since the scenario started.
     pub t_s: f64,

@@ -204,7 +204,7 @@ async fn stop_on_ctrl_c(cancel: CancellationToken) {
 }
 
 fn report(result: &LoadResult, args: &LoadArgs, out: Option<(PathBuf, File)>) -> ExitCode {
-    let json = match serde_json::to_string_pretty(result) {
+    let json = match serde_json::to_string_pretty(&scaleproof::report::LoadReport::from(result)) {
         Ok(json) => json,
         Err(e) => {
             eprintln!("error: cannot serialize the result: {e}");

@@ -121,6 +121,22 @@ pub fn describe_watch_error(error: &kube::runtime::watcher::Error) -> String {
     }
 }
 
+/// A client for a kubeconfig context (`None`: the current one), from `$KUBECONFIG` or
+/// `~/.kube/config`. The only place the harness connects to a cluster.
+pub async fn connect(context: Option<&str>) -> Result<kube::Client, ClusterError> {
+    let what = context.map_or("the current context".to_string(), |c| {
+        format!("context {c}")
+    });
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| ClusterError::Invalid(format!("kubeconfig has no usable {what}: {e}")))?;
+    kube::Client::try_from(config).map_err(ClusterError::kube(format!("build a client for {what}")))
+}
+
 /// Whether `error` is the API server's 404 Not Found.
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)

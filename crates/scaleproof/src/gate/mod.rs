@@ -1,173 +1,118 @@
-//! The gate: runs one scenario of `stress.toml` on a backend and judges it.
+//! The gate: one run of `scaleproof stress`, from the config to the exit code.
 //!
-//! `cargo xtask stress` sets a backend up, then runs each scenario as a Rust
-//! integration test (`tests/`), handing the run's settings over through the
-//! environment ([`GateEnv`]). Each test calls [`run_scenario`] and writes its
-//! [`ScenarioReport`] to `<out>/scenarios/<name>.json`, which xtask collects into
-//! the final reports. Both backends produce the same timeline type, so nothing here
-//! after the backend split cares which one ran.
+//! Two processes take part. The orchestrator ([`run`], in `scaleproof stress`)
+//! validates the config, prepares the backend ([`crate::backend`]), writes the
+//! [`handover`] and runs each scenario's integration test (`tests/`, one test per
+//! scenario of `stress.toml`); then it compares, writes the artifacts and tears down.
+//! Each scenario test calls [`run_scenario`]: a [`session`] on the prepared backend
+//! gives the load its targets and records the autoscaler's timeline, the load engine
+//! measures, [`crate::verdict`] judges, and the test writes its
+//! [`ScenarioReport`] to `<out>/scenarios/<name>.json` for the orchestrator.
+//!
+//! Data flows one way: scenario → load + timeline → verdicts → reports.
 
-mod cluster_run;
-mod local_run;
+pub mod handover;
+pub mod run;
+pub mod session;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::BackendKind;
 use crate::manifests::Manifests;
-use crate::report::ScenarioReport;
-use crate::scenario::{LoadShape, Scenario, StressConfig};
-use crate::timeline::Timeline;
+use crate::report::{
+    Bounds, LoadReport, ScenarioError, ScenarioReport, TimelineReport, VerdictReport,
+};
+use crate::scenario::{ConfigError, Scenario, StressConfig};
 use crate::verdict::{self, ReplicaBounds};
-use scaleproof_load::{self as load, LoadConfig, LoadResult, Mode, Rate, RequestSpec, Stop};
+use handover::{Handover, HandoverError};
 
-/// Environment variables through which xtask hands a run to the scenario tests.
-pub mod vars {
-    /// `local`, `kind` or `cluster`.
-    pub const BACKEND: &str = "SCALEPROOF_BACKEND";
-    /// Path of the stress config.
-    pub const CONFIG: &str = "SCALEPROOF_CONFIG";
-    /// `--set` overrides, one per line.
-    pub const SET: &str = "SCALEPROOF_SET";
-    /// Artifacts directory.
-    pub const OUT: &str = "SCALEPROOF_OUT";
-    /// Local backend: the service executable.
-    pub const SERVER_BIN: &str = "SCALEPROOF_SERVER_BIN";
-    /// Cluster backends: where load goes.
-    pub const URL: &str = "SCALEPROOF_URL";
-    /// Cluster backends: the namespace the workload was deployed into
-    /// (default: `target.namespace` of the config).
-    pub const NAMESPACE: &str = "SCALEPROOF_NAMESPACE";
-    /// Cluster backends: kubeconfig context (current context when unset).
-    pub const KUBE_CONTEXT: &str = "SCALEPROOF_KUBE_CONTEXT";
-    /// A scenario without a dedicated test: run by the `custom_scenario` test.
-    pub const SCENARIO: &str = "SCALEPROOF_SCENARIO";
-}
-
-/// Which engine runs the workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackendKind {
-    /// Replicas as local processes under cgroup CPU limits, the HPA port.
-    Local,
-    /// A kind cluster created by xtask.
-    Kind,
-    /// An existing cluster (current kubeconfig context or `--context`).
-    Cluster,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Local => "local",
-            BackendKind::Kind => "kind",
-            BackendKind::Cluster => "cluster",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "local" => Some(BackendKind::Local),
-            "kind" => Some(BackendKind::Kind),
-            "cluster" => Some(BackendKind::Cluster),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
+/// Why a scenario could not be run or judged. Serialized as `{kind, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum GateError {
-    #[error("{0} is not set: run the scenarios through `cargo xtask stress`, which sets it")]
-    MissingVar(&'static str),
-    #[error("{var}={value:?}: {message}")]
-    BadVar {
-        var: &'static str,
-        value: String,
-        message: String,
-    },
+    /// Ctrl-C or SIGTERM stopped the scenario (it still cleaned up and reported).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// The backend could not give the scenario its starting state (replicas did not
+    /// start, the reset failed, the hand-over was unusable).
+    #[error("setup: {0}")]
+    Setup(String),
+    /// The load engine could not run.
+    #[error("load: {0}")]
+    Load(String),
+    /// The Kubernetes API failed during the scenario.
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+impl GateError {
+    /// `interrupted`, `setup`, `load` or `cluster`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GateError::Interrupted(_) => "interrupted",
+            GateError::Setup(_) => "setup",
+            GateError::Load(_) => "load",
+            GateError::Cluster(_) => "cluster",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            GateError::Interrupted(m)
+            | GateError::Setup(m)
+            | GateError::Load(m)
+            | GateError::Cluster(m) => m,
+        }
+    }
+}
+
+/// A scenario test's view of the run: the hand-over, with the config and manifests
+/// it names read and validated.
+#[derive(Debug, Clone)]
+pub struct ScenarioContext {
+    pub handover: Handover,
+    pub config: StressConfig,
+    pub manifests: Manifests,
+}
+
+/// Why a scenario test could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
     #[error(transparent)]
-    Config(#[from] crate::scenario::ConfigError),
+    Handover(#[from] HandoverError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Manifests {
         path: PathBuf,
         #[source]
         source: Box<crate::manifests::ManifestError>,
     },
-    #[error("no scenario named {0:?} in the config")]
-    UnknownScenario(String),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
-/// A run's settings, as handed over by xtask.
-#[derive(Debug, Clone)]
-pub struct GateEnv {
-    pub backend: BackendKind,
-    pub config: StressConfig,
-    pub manifests: Manifests,
-    pub out_dir: PathBuf,
-    pub server_bin: Option<PathBuf>,
-    pub url: Option<String>,
-    pub kube_context: Option<String>,
-    /// Cluster backends: where the workload runs.
-    pub namespace: String,
-}
-
-impl GateEnv {
-    /// Reads the hand-over variables ([`vars`]) and loads the config and manifests.
-    pub fn from_env() -> Result<Self, GateError> {
-        let get = |var: &'static str| std::env::var(var).ok().filter(|v| !v.is_empty());
-        let need = |var: &'static str| get(var).ok_or(GateError::MissingVar(var));
-        let backend_name = need(vars::BACKEND)?;
-        let backend = BackendKind::parse(&backend_name).ok_or_else(|| GateError::BadVar {
-            var: vars::BACKEND,
-            value: backend_name.clone(),
-            message: "expected local, kind or cluster".into(),
-        })?;
-        let mut config = StressConfig::load(Path::new(&need(vars::CONFIG)?))?;
-        for assignment in get(vars::SET)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-        {
-            config.apply_set(assignment)?;
-        }
+impl ScenarioContext {
+    /// Reads the config and manifests the hand-over names, `--set` overrides applied.
+    pub fn new(handover: Handover) -> Result<Self, ContextError> {
+        let config = read_config(&handover.config, &handover.sets)?;
         let dir = config.manifests_dir();
-        let manifests = Manifests::load(&dir).map_err(|source| GateError::Manifests {
+        let manifests = Manifests::load(&dir).map_err(|source| ContextError::Manifests {
             path: dir,
             source: Box::new(source),
         })?;
         config.check_against(&manifests)?;
-        let namespace = get(vars::NAMESPACE).unwrap_or_else(|| config.target.namespace.clone());
-        Ok(GateEnv {
-            backend,
+        Ok(ScenarioContext {
+            handover,
             config,
             manifests,
-            out_dir: PathBuf::from(need(vars::OUT)?),
-            server_bin: get(vars::SERVER_BIN).map(PathBuf::from),
-            url: get(vars::URL),
-            kube_context: get(vars::KUBE_CONTEXT),
-            namespace,
         })
     }
 
-    pub fn scenario(&self, name: &str) -> Result<&Scenario, GateError> {
-        self.config
-            .scenario(name)
-            .ok_or_else(|| GateError::UnknownScenario(name.to_string()))
+    pub fn backend(&self) -> BackendKind {
+        self.handover.backend
     }
 
     /// The HPA's replica bounds for `scenario`, after its overrides (checked when the
@@ -179,66 +124,73 @@ impl GateEnv {
     }
 }
 
-/// Where a scenario's report goes, for xtask to collect.
+/// The stress config at `path` with `sets` applied (as `--set` does).
+pub fn read_config(path: &Path, sets: &[String]) -> Result<StressConfig, ConfigError> {
+    let mut config = StressConfig::load(path)?;
+    for assignment in sets {
+        config.apply_set(assignment)?;
+    }
+    Ok(config)
+}
+
+/// Where a scenario's report goes, for the orchestrator to collect.
 pub fn scenario_report_path(out_dir: &Path, name: &str) -> PathBuf {
     out_dir.join("scenarios").join(format!("{name}.json"))
 }
 
-/// Writes a scenario's report where xtask collects it.
-pub fn write_scenario_report(
-    out_dir: &Path,
-    report: &ScenarioReport,
-) -> Result<PathBuf, GateError> {
+/// Writes a scenario's report where the orchestrator collects it.
+pub fn write_scenario_report(out_dir: &Path, report: &ScenarioReport) -> std::io::Result<PathBuf> {
     let path = scenario_report_path(out_dir, &report.name);
-    let write = |path: &Path, text: String| -> Result<(), GateError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| GateError::Write {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        std::fs::write(path, text).map_err(|source| GateError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let json = serde_json::to_string_pretty(report).map_err(|e| GateError::Write {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    write(&path, json)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(&path, json)?;
     Ok(path)
 }
 
 /// Reads what [`write_scenario_report`] wrote.
-pub fn read_scenario_report(path: &Path) -> Result<ScenarioReport, GateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| GateError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| GateError::Read {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
+pub fn read_scenario_report(path: &Path) -> std::io::Result<ScenarioReport> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Runs `scenario` on the backend of `env` and judges it. Infrastructure failures are
-/// reported in [`ScenarioReport::error`], never panics.
+/// Runs `scenario` on the prepared backend and judges it. Infrastructure failures
+/// are reported in [`ScenarioReport::error`], never panics.
 pub async fn run_scenario(
-    env: &GateEnv,
+    ctx: &ScenarioContext,
     scenario: &Scenario,
     cancel: CancellationToken,
 ) -> ScenarioReport {
     let started = Instant::now();
-    let bounds = env.bounds(scenario);
-    let measured = match env.backend {
-        BackendKind::Local => local_run::run(env, scenario, &cancel).await,
-        BackendKind::Kind | BackendKind::Cluster => cluster_run::run(env, scenario, &cancel).await,
+    let bounds = ctx.bounds(scenario);
+    let load_config = ctx.config.load_config(scenario, ctx.backend());
+    let mut error = None;
+    let (load, timeline) = match session::Session::open(ctx, scenario).await {
+        Err(e) => {
+            error = Some(e);
+            (None, Default::default())
+        }
+        Ok(mut session) => {
+            let zero = Instant::now();
+            session.start(zero);
+            let result = scaleproof_load::run(&load_config, &session.targets(), &cancel).await;
+            observe_for(scenario.observe_after_s, &cancel).await;
+            let timeline = session.finish(zero).await;
+            match result {
+                Ok(load) => (Some(load), timeline),
+                Err(e) => {
+                    error = Some(GateError::Load(e.to_string()));
+                    (None, timeline)
+                }
+            }
+        }
     };
-    let (load, timeline, error) = match measured {
-        Ok(Measured { load, timeline }) => (Some(load), timeline, None),
-        Err(Failed { error, timeline }) => (None, timeline, Some(error)),
-    };
+    if cancel.is_cancelled() && error.is_none() {
+        error = Some(GateError::Interrupted(
+            "Ctrl-C or SIGTERM stopped the scenario; it cleaned up and reports what it saw".into(),
+        ));
+    }
     let verdicts = match &load {
         Some(load) => verdict::judge(&scenario.expect, load, &timeline, bounds),
         None => Vec::new(),
@@ -246,109 +198,14 @@ pub async fn run_scenario(
     ScenarioReport {
         name: scenario.name.clone(),
         description: scenario.description.clone(),
-        bounds,
+        bounds: Bounds::from(bounds),
         duration_s: started.elapsed().as_secs_f64(),
-        load,
-        timeline,
-        verdicts,
-        error,
+        load: load.as_ref().map(LoadReport::from),
+        first_scale_up_s: timeline.first_scale_up_s(),
+        timeline: TimelineReport::from(&timeline),
+        verdicts: verdicts.iter().map(VerdictReport::from).collect(),
+        error: error.as_ref().map(ScenarioError::from),
     }
-}
-
-/// What a backend measured for one scenario.
-struct Measured {
-    load: LoadResult,
-    timeline: Timeline,
-}
-
-/// Why a backend could not measure, and what it had seen until then.
-struct Failed {
-    error: String,
-    timeline: Timeline,
-}
-
-impl Failed {
-    fn new(error: impl std::fmt::Display) -> Self {
-        Failed {
-            error: error.to_string(),
-            timeline: Timeline::default(),
-        }
-    }
-}
-
-/// The load engine's configuration for a scenario on `backend`.
-pub fn load_config(
-    config: &StressConfig,
-    scenario: &Scenario,
-    backend: BackendKind,
-) -> Result<LoadConfig, String> {
-    let stop = |requests: Option<u64>, duration_s: Option<f64>| match (requests, duration_s) {
-        (Some(n), _) => Stop::Requests(n),
-        (None, Some(s)) => Stop::Duration(Duration::from_secs_f64(s)),
-        (None, None) => Stop::Requests(load::DEFAULT_REQUESTS),
-    };
-    let mode = match &scenario.load {
-        LoadShape::Closed {
-            requests,
-            duration_s,
-            concurrency,
-        } => Mode::Closed {
-            concurrency: *concurrency,
-            stop: stop(*requests, *duration_s),
-        },
-        LoadShape::Open {
-            rate,
-            ramp_to,
-            requests,
-            duration_s,
-            max_in_flight,
-        } => {
-            let stop = stop(*requests, *duration_s);
-            // Validation guarantees a ramp has a duration to ramp over.
-            let rate = match (ramp_to, duration_s) {
-                (Some(to), Some(over)) => Rate::ramp(*rate, *to, Duration::from_secs_f64(*over)),
-                _ => Rate::constant(*rate),
-            };
-            Mode::Open {
-                rate,
-                stop,
-                max_in_flight: max_in_flight.unwrap_or(load::DEFAULT_MAX_IN_FLIGHT),
-            }
-        }
-    };
-    let req = &config.target.request;
-    let method = Method::from_bytes(req.method.as_bytes())
-        .map_err(|e| format!("target.request.method {:?}: {e}", req.method))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for (name, value) in &req.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| format!("target.request.headers {name:?}: {e}"))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|e| format!("target.request.headers {name}: {e}"))?;
-        headers.insert(name, value);
-    }
-    let mut load = LoadConfig {
-        mode,
-        ..LoadConfig::default()
-    };
-    load.request = RequestSpec {
-        method,
-        path: req.path.clone(),
-        headers,
-        bodies: vec![Bytes::from(req.body.clone())],
-    };
-    load.timeout = Duration::from_secs_f64(req.timeout_s);
-    load.requests_per_connection = match backend {
-        BackendKind::Local => config.backend.local.requests_per_connection,
-        BackendKind::Kind => config.backend.kind.requests_per_connection.or(Some(1)),
-        BackendKind::Cluster => config.backend.cluster.requests_per_connection.or(Some(1)),
-    };
-    load.progress = load::Progress::Auto;
-    Ok(load)
 }
 
 /// Sleeps `seconds` unless cancelled first.
@@ -357,58 +214,6 @@ async fn observe_for(seconds: f64, cancel: &CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => {}
             _ = cancel.cancelled() => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> StressConfig {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml");
-        StressConfig::load(&path).expect("stress.toml")
-    }
-
-    #[test]
-    fn scenarios_become_engine_configs_with_the_request_of_the_config() {
-        let config = config();
-        let scenario = config.scenario("scale-up-1000").expect("scenario");
-        let load = load_config(&config, scenario, BackendKind::Local).expect("load config");
-        assert_eq!(
-            load.mode,
-            Mode::Closed {
-                concurrency: 10,
-                stop: Stop::Requests(1000)
-            }
-        );
-        assert_eq!(load.request.method, Method::POST);
-        assert_eq!(load.request.path, "/predict");
-        assert_eq!(load.timeout, Duration::from_secs(10));
-        load.validate().expect("valid");
-    }
-
-    #[test]
-    fn clusters_reconnect_per_request_so_new_pods_get_traffic() {
-        let config = config();
-        let scenario = config.scenario("bottleneck-2000").expect("scenario");
-        let local = load_config(&config, scenario, BackendKind::Local).expect("local");
-        let kind = load_config(&config, scenario, BackendKind::Kind).expect("kind");
-        assert_eq!(local.requests_per_connection, None);
-        assert_eq!(kind.requests_per_connection, Some(1));
-    }
-
-    #[test]
-    fn open_loop_ramps_over_the_duration() {
-        let text = "[[scenario]]\nname = \"o\"\nrate = 10.0\nramp_to = 50.0\nduration_s = 20.0\n";
-        let config = StressConfig::parse(Path::new("t.toml"), text).expect("config");
-        let load = load_config(&config, &config.scenarios[0], BackendKind::Local).expect("load");
-        match load.mode {
-            Mode::Open { rate, stop, .. } => {
-                assert_eq!(rate, Rate::ramp(10.0, 50.0, Duration::from_secs(20)));
-                assert_eq!(stop, Stop::Duration(Duration::from_secs(20)));
-            }
-            other => panic!("{other:?}"),
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
+use super::{Outcome, VerdictReport};
 use super::{Report, ScenarioReport};
-use crate::verdict::{Outcome, Verdict};
 
 pub fn render(report: &Report) -> String {
     let mut md = String::new();
@@ -18,7 +18,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         md,
         "Backend **{}**{}, config `{}`, {} → {}.\n",
-        report.run.backend,
+        report.run.backend_name(),
         report
             .run
             .git_sha
@@ -76,7 +76,7 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
         let _ = writeln!(md, "{}\n", s.description);
     }
     if let Some(error) = &s.error {
-        let _ = writeln!(md, "> **Could not run:** {}\n", cell(error));
+        let _ = writeln!(md, "> **Could not run:** {}\n", cell(&error.to_string()));
     }
     if let Some(load) = &s.load {
         let latency = load
@@ -111,7 +111,7 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
     }
 }
 
-fn verdict_table<'a>(md: &mut String, verdicts: impl Iterator<Item = &'a Verdict>) {
+fn verdict_table<'a>(md: &mut String, verdicts: impl Iterator<Item = &'a VerdictReport>) {
     let _ = writeln!(md, "| | expected | measured |\n|---|---|---|");
     for v in verdicts {
         let _ = writeln!(

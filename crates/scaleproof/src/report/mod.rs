@@ -1,8 +1,9 @@
 //! Reports: what people and machines get from a run.
 //!
 //! - `junit.xml` for CI test UIs ([`junit`]),
-//! - `report.json` for machines (this module's [`Report`], schema in
-//!   `docs/report-schema.md`),
+//! - `report.json` for machines (this module's [`Report`], its own types converted
+//!   from the harness's; `docs/report-schema.md` is generated from them by
+//!   [`schema_doc`]),
 //! - `summary.md` for the GitHub job summary ([`markdown`]),
 //! - `timeline.svg` for people who would rather look than read ([`svg`]),
 //! - a table on the terminal ([`table`]).
@@ -12,20 +13,19 @@
 pub mod baseline;
 pub mod junit;
 pub mod markdown;
+mod model;
+pub mod schema_doc;
 pub mod svg;
 pub mod table;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::timeline::Timeline;
-use crate::verdict::{Outcome, ReplicaBounds, Verdict};
-use scaleproof_load::LoadResult;
+pub use model::*;
 
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: a scenario's `error` became `{kind, message}` (was a string); `run.backend` is
+/// null instead of `"none"` when no backend was chosen.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -51,69 +51,6 @@ pub enum ReportError {
     Render { what: &'static str, message: String },
 }
 
-/// A whole `cargo xtask stress` run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub schema_version: u32,
-    pub run: RunMeta,
-    /// Infrastructure steps (cluster, metrics-server, image, deploy), in order.
-    pub setup: Vec<SetupStep>,
-    pub scenarios: Vec<ScenarioReport>,
-    /// Cross-scenario checks (the scaling gain).
-    #[serde(default)]
-    pub comparisons: Vec<Verdict>,
-    /// Checks against a previous run (`--baseline`).
-    #[serde(default)]
-    pub baseline: Vec<Verdict>,
-}
-
-/// Where and when the run happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    pub backend: String,
-    pub git_sha: Option<String>,
-    /// RFC 3339, UTC.
-    pub started_at: String,
-    pub ended_at: String,
-    pub config: String,
-    /// Tool name to version (`scaleproof`, `rustc`, `kind`, `kubectl`, ...).
-    pub tool_versions: BTreeMap<String, String>,
-    /// How CPU limits were enforced (local backend), e.g. `cgroup v1 cpu.cfs_quota_us under /sys/fs/cgroup/cpu` or a
-    /// loud `UNCAPPED: ...`.
-    pub cpu_limit: Option<String>,
-}
-
-/// One infrastructure step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SetupStep {
-    pub name: String,
-    pub outcome: Outcome,
-    pub duration_s: f64,
-    /// The error, when it failed.
-    pub message: Option<String>,
-}
-
-/// One scenario: what was run, measured, observed and judged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioReport {
-    pub name: String,
-    pub description: String,
-    pub bounds: ReplicaBounds,
-    pub duration_s: f64,
-    /// `None` when the scenario failed before or during load.
-    pub load: Option<LoadResult>,
-    pub timeline: Timeline,
-    pub verdicts: Vec<Verdict>,
-    /// Why the scenario could not be run or judged (an infrastructure error).
-    pub error: Option<String>,
-}
-
-impl ScenarioReport {
-    pub fn passed(&self) -> bool {
-        self.error.is_none() && self.verdicts.iter().all(Verdict::passed)
-    }
-}
-
 /// The process exit code of a run: documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -127,8 +64,8 @@ pub enum ExitStatus {
 
 impl Report {
     pub fn exit_status(&self) -> ExitStatus {
-        let all: Vec<&Verdict> = self.all_verdicts().collect();
-        let setup_failed = self.setup.iter().any(|s| s.outcome != Outcome::Pass);
+        let all: Vec<&VerdictReport> = self.all_verdicts().collect();
+        let setup_failed = self.setup.iter().any(|s| !s.passed());
         let scenario_error = self.scenarios.iter().any(|s| s.error.is_some());
         if setup_failed || scenario_error || all.iter().any(|v| v.outcome == Outcome::Error) {
             ExitStatus::InfrastructureError
@@ -139,7 +76,7 @@ impl Report {
         }
     }
 
-    fn all_verdicts(&self) -> impl Iterator<Item = &Verdict> {
+    fn all_verdicts(&self) -> impl Iterator<Item = &VerdictReport> {
         self.scenarios
             .iter()
             .flat_map(|s| s.verdicts.iter())

@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
+use super::Outcome;
 use super::{ExitStatus, Report};
-use crate::verdict::Outcome;
 
 pub fn render(report: &Report) -> String {
     let mut rows: Vec<[String; 4]> = Vec::new();
@@ -21,7 +21,7 @@ pub fn render(report: &Report) -> String {
                 s.name.clone(),
                 "scenario ran".into(),
                 mark(Outcome::Error).into(),
-                error.clone(),
+                error.to_string(),
             ]);
         }
         for v in &s.verdicts {

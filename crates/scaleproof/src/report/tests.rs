@@ -1,17 +1,24 @@
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::fixtures::{load, timeline, too_many_replicas};
-use crate::verdict::{Outcome, ReplicaBounds, Verdict};
+use crate::gate::GateError;
+use crate::verdict::{self, ReplicaBounds, Verdict};
 
-fn verdict(check: &str, outcome: Outcome) -> Verdict {
-    Verdict {
+fn verdict(check: &str, outcome: verdict::Outcome) -> VerdictReport {
+    VerdictReport::from(&Verdict {
         check: check.into(),
         expected: format!("{check} holds"),
         measured: format!("{check} measured <&> value"),
         outcome,
-    }
+    })
 }
 
-fn scenario(name: &str, outcomes: &[Outcome]) -> ScenarioReport {
+use verdict::Outcome as V;
+
+/// A scenario as the gate reports it: built from the harness's own types through
+/// the same conversions, so these tests cover them too.
+fn scenario(name: &str, outcomes: &[V]) -> ScenarioReport {
     let mut tl = timeline(&[
         (0.0, 1, 1, Some(180)),
         (1.0, 3, 1, Some(200)),
@@ -22,10 +29,11 @@ fn scenario(name: &str, outcomes: &[Outcome]) -> ScenarioReport {
     ScenarioReport {
         name: name.into(),
         description: format!("{name} | described"),
-        bounds: ReplicaBounds { min: 1, max: 3 },
+        bounds: ReplicaBounds { min: 1, max: 3 }.into(),
         duration_s: 4.0,
-        load: Some(load(300, 297, &[80, 100, 120], 42.0)),
-        timeline: tl,
+        load: Some(LoadReport::from(&load(300, 297, &[80, 100, 120], 42.0))),
+        first_scale_up_s: tl.first_scale_up_s(),
+        timeline: TimelineReport::from(&tl),
         verdicts: outcomes
             .iter()
             .enumerate()
@@ -39,7 +47,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
     Report {
         schema_version: SCHEMA_VERSION,
         run: RunMeta {
-            backend: "local".into(),
+            backend: Some(crate::backend::BackendKind::Local),
             git_sha: Some("abc1234".into()),
             started_at: "2026-11-28T03:00:00Z".into(),
             ended_at: "2026-11-28T03:05:00Z".into(),
@@ -59,18 +67,22 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
     }
 }
 
+fn could_not_start(mut s: ScenarioReport) -> ScenarioReport {
+    s.error = Some((&GateError::Setup("replicas did not start".into())).into());
+    s
+}
+
 #[test]
 fn exit_status_distinguishes_pass_fail_and_infrastructure() {
     assert_eq!(
-        report(vec![scenario("a", &[Outcome::Pass])]).exit_status(),
+        report(vec![scenario("a", &[V::Pass])]).exit_status(),
         ExitStatus::Passed
     );
     assert_eq!(
-        report(vec![scenario("a", &[Outcome::Pass, Outcome::Fail])]).exit_status(),
+        report(vec![scenario("a", &[V::Pass, V::Fail])]).exit_status(),
         ExitStatus::ExpectationFailed
     );
-    let mut broken = scenario("a", &[Outcome::Fail]);
-    broken.error = Some("replicas did not start".into());
+    let broken = could_not_start(scenario("a", &[V::Fail]));
     assert_eq!(
         report(vec![broken]).exit_status(),
         ExitStatus::InfrastructureError
@@ -82,9 +94,9 @@ fn exit_status_distinguishes_pass_fail_and_infrastructure() {
 
 #[test]
 fn json_round_trips_and_carries_the_schema_version() {
-    let r = report(vec![scenario("a", &[Outcome::Pass])]);
+    let r = report(vec![scenario("a", &[V::Pass])]);
     let json = serde_json::to_value(&r).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], SCHEMA_VERSION);
     assert_eq!(json["scenarios"][0]["load"]["throughput_per_s"], 100.0);
     assert_eq!(
         json["scenarios"][0]["timeline"]["samples"][1]["conditions"][0]["type"],
@@ -96,14 +108,9 @@ fn json_round_trips_and_carries_the_schema_version() {
 
 #[test]
 fn junit_has_a_setup_suite_and_a_suite_per_scenario_with_readable_failures() {
-    let mut broken = scenario("b", &[]);
-    broken.error = Some("replicas did not start".into());
+    let mut broken = could_not_start(scenario("b", &[]));
     broken.load = None;
-    let xml = junit::render(&report(vec![
-        scenario("a", &[Outcome::Pass, Outcome::Fail]),
-        broken,
-    ]))
-    .unwrap();
+    let xml = junit::render(&report(vec![scenario("a", &[V::Pass, V::Fail]), broken])).unwrap();
     assert!(xml.contains(r#"<testsuite id="0" name="setup""#), "{xml}");
     assert!(
         xml.contains(r#"name="a""#) && xml.contains(r#"name="b""#),
@@ -118,7 +125,7 @@ fn junit_has_a_setup_suite_and_a_suite_per_scenario_with_readable_failures() {
         "{xml}"
     );
     assert!(
-        xml.contains(r#"<error type="infrastructure" message="replicas did not start""#),
+        xml.contains(r#"<error type="setup" message="replicas did not start""#),
         "{xml}"
     );
 }
@@ -137,10 +144,7 @@ fn junit_reports_a_failed_setup_as_an_error() {
 
 #[test]
 fn markdown_has_a_table_per_scenario_a_chart_and_escaped_cells() {
-    let md = markdown::render(&report(vec![scenario(
-        "a",
-        &[Outcome::Pass, Outcome::Fail],
-    )]));
+    let md = markdown::render(&report(vec![scenario("a", &[V::Pass, V::Fail])]));
     assert!(
         md.starts_with("# scaleproof: ❌ expectations failed"),
         "{md}"
@@ -184,10 +188,7 @@ fn svg_draws_every_scenario() {
 
 #[test]
 fn terminal_table_lists_every_verdict_and_the_exit_code() {
-    let text = table::render(&report(vec![scenario(
-        "a",
-        &[Outcome::Pass, Outcome::Fail],
-    )]));
+    let text = table::render(&report(vec![scenario("a", &[V::Pass, V::Fail])]));
     assert!(
         text.contains("check1 holds") && text.contains("FAIL"),
         "{text}"
@@ -202,7 +203,7 @@ fn terminal_table_lists_every_verdict_and_the_exit_code() {
 #[test]
 fn write_all_writes_the_four_artifacts() {
     let dir = tempfile::tempdir().unwrap();
-    let written = report(vec![scenario("a", &[Outcome::Pass])])
+    let written = report(vec![scenario("a", &[V::Pass])])
         .write_all(dir.path())
         .unwrap();
     let names: Vec<_> = written
@@ -234,7 +235,7 @@ fn baseline_flags_regressions_beyond_the_margin() {
     let before = report(vec![scenario("a", &[])]);
     let mut now = report(vec![scenario("a", &[]), scenario("new", &[])]);
     let same = baseline::compare(&now, &before, 0.2);
-    assert!(same.iter().all(Verdict::passed), "{same:#?}");
+    assert!(same.iter().all(VerdictReport::passed), "{same:#?}");
     assert_eq!(
         same.len(),
         4,
@@ -267,7 +268,7 @@ fn baseline_flags_regressions_beyond_the_margin() {
 fn baseline_from_another_backend_is_refused() {
     let before = report(vec![scenario("a", &[])]);
     let mut now = before.clone();
-    now.run.backend = "kind".into();
+    now.run.backend = Some(crate::backend::BackendKind::Kind);
     now.run.cpu_limit = None;
     let verdicts = baseline::compare(&now, &before, 0.2);
     assert_eq!(verdicts.len(), 1);
@@ -276,5 +277,54 @@ fn baseline_from_another_backend_is_refused() {
         verdicts[0].measured.contains("baseline: local"),
         "{}",
         verdicts[0].measured
+    );
+}
+
+/// One report with every kind of row: a passing scenario, a failing one, one that
+/// could not run, a failed setup step after a passed one, and a comparison.
+fn everything() -> Report {
+    let mut r = report(vec![
+        scenario("scale-up", &[V::Pass, V::Pass]),
+        scenario("bottleneck", &[V::Pass, V::Fail]),
+        could_not_start(scenario("broken", &[])),
+    ]);
+    r.scenarios[2].load = None;
+    r.scenarios[2].verdicts.clear();
+    r.setup.push(SetupStep {
+        name: "read baseline".into(),
+        outcome: Outcome::Error,
+        duration_s: 0.0,
+        message: Some("cannot read old/report.json: No such file or directory".into()),
+    });
+    r.comparisons.push(VerdictReport {
+        check: "scaling-gain".into(),
+        expected: "throughput(bottleneck) / throughput(restricted) >= 1.50".into(),
+        measured: "2.61x (101.0 vs 38.7 req/s)".into(),
+        outcome: Outcome::Pass,
+    });
+    r
+}
+
+#[test]
+fn junit_xml_snapshot() {
+    insta::assert_snapshot!(junit::render(&everything()).unwrap());
+}
+
+#[test]
+fn summary_md_snapshot() {
+    insta::assert_snapshot!(markdown::render(&everything()));
+}
+
+#[test]
+fn terminal_table_snapshot() {
+    insta::assert_snapshot!(table::render(&everything()));
+}
+
+#[test]
+fn a_scenario_suite_takes_as_long_as_its_scenario() {
+    let xml = junit::render(&report(vec![scenario("a", &[V::Pass])])).unwrap();
+    assert!(
+        xml.contains(r#"name="a" package="testsuite/a" tests="2" errors="0" failures="0" hostname="localhost" timestamp="2026-11-28T03:00:00Z" time="4""#),
+        "{xml}"
     );
 }

@@ -10,10 +10,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use scaleproof_load::{LoadConfig, Mode, Rate, RequestSpec, Stop};
+use serde::Deserialize;
 use toml::Spanned;
 
+use crate::backend::BackendKind;
 use crate::manifests::HpaOverrides;
 
 /// Where in which file something is wrong.
@@ -47,7 +52,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The whole file, validated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StressConfig {
     pub path: PathBuf,
     pub target: Target,
@@ -56,10 +61,25 @@ pub struct StressConfig {
     pub compare: Vec<Comparison>,
 }
 
-/// What is under test.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What is under test, validated: the request is in the load engine's own types.
+#[derive(Debug, Clone)]
 pub struct Target {
+    /// Namespace the cluster backends deploy into (labeled Pod Security "restricted").
+    pub namespace: String,
+    pub deployment: String,
+    pub hpa: String,
+    /// Directory of the manifests, relative to the config file.
+    pub manifests: PathBuf,
+    /// The request every scenario sends.
+    pub request: RequestSpec,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// `[target]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
     /// Namespace the cluster backends deploy into (labeled Pod Security "restricted").
     #[serde(default = "default_namespace")]
     pub namespace: String,
@@ -71,7 +91,7 @@ pub struct Target {
     #[serde(default = "default_manifests")]
     pub manifests: PathBuf,
     #[serde(default)]
-    pub request: RequestSettings,
+    pub request: RawRequest,
 }
 
 fn default_namespace() -> String {
@@ -87,10 +107,10 @@ fn default_manifests() -> PathBuf {
     PathBuf::from("k8s")
 }
 
-/// The request every scenario sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[target.request]` as written.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequestSettings {
+struct RawRequest {
     #[serde(default = "default_method")]
     pub method: String,
     #[serde(default = "default_path")]
@@ -104,9 +124,9 @@ pub struct RequestSettings {
     pub timeout_s: f64,
 }
 
-impl Default for RequestSettings {
+impl Default for RawRequest {
     fn default() -> Self {
-        RequestSettings {
+        RawRequest {
             method: default_method(),
             path: default_path(),
             body: default_body(),
@@ -130,7 +150,7 @@ fn default_timeout_s() -> f64 {
 }
 
 /// Per-backend settings, so scenarios stay backend-neutral.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backends {
     #[serde(default)]
@@ -142,7 +162,7 @@ pub struct Backends {
 }
 
 /// How one backend runs the workload.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSettings {
     /// The service's simulated model cost (`IRIS_CPU_COST_MS`), overriding k8s/.
@@ -163,6 +183,17 @@ pub struct BackendSettings {
     pub env: BTreeMap<String, String>,
 }
 
+impl Backends {
+    /// The settings of `backend`.
+    pub fn of(&self, backend: BackendKind) -> &BackendSettings {
+        match backend {
+            BackendKind::Local => &self.local,
+            BackendKind::Kind => &self.kind,
+            BackendKind::Cluster => &self.cluster,
+        }
+    }
+}
+
 impl BackendSettings {
     /// The env overrides this backend applies to the service.
     pub fn env_overrides(&self) -> BTreeMap<String, String> {
@@ -174,31 +205,8 @@ impl BackendSettings {
     }
 }
 
-/// How load is generated in a scenario.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum LoadShape {
-    /// `concurrency` workers send `requests` requests (or for `duration_s`), each
-    /// waiting for its response before the next: the original load_test.py.
-    Closed {
-        requests: Option<u64>,
-        duration_s: Option<f64>,
-        concurrency: u32,
-    },
-    /// Requests arrive at `rate` per second (ramping to `ramp_to` if set) whatever
-    /// the responses do; latency is measured from the intended send time.
-    Open {
-        rate: f64,
-        ramp_to: Option<f64>,
-        requests: Option<u64>,
-        duration_s: Option<f64>,
-        max_in_flight: Option<u32>,
-    },
-}
-
 /// One expectation of a scenario. Each becomes a JUnit testcase.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Expectation {
     MinSuccessRate(f64),
     MaxP95Ms(f64),
@@ -217,11 +225,14 @@ pub enum Expectation {
 }
 
 /// One scenario: a load shape, optional HPA overrides and its expectations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: String,
     pub description: String,
-    pub load: LoadShape,
+    /// How load is generated, in the load engine's own terms: closed loop (workers
+    /// waiting for responses, as the original load_test.py) or open loop (arrivals
+    /// at a rate, ramped or not, latency from the intended send time).
+    pub load: Mode,
     pub hpa: HpaOverrides,
     /// Keep watching the autoscaler this long after the load ends.
     pub observe_after_s: f64,
@@ -230,7 +241,7 @@ pub struct Scenario {
 
 /// A cross-scenario expectation, e.g. the scaling gain
 /// `throughput(bottleneck-2000) / throughput(restricted-2000)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub name: String,
     pub numerator: String,
@@ -245,7 +256,7 @@ pub struct Comparison {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default = "default_target")]
-    target: Target,
+    target: RawTarget,
     #[serde(default)]
     backend: Backends,
     #[serde(default)]
@@ -254,13 +265,13 @@ struct RawConfig {
     compare: Vec<RawComparison>,
 }
 
-fn default_target() -> Target {
-    Target {
+fn default_target() -> RawTarget {
+    RawTarget {
         namespace: default_namespace(),
         deployment: default_deployment(),
         hpa: default_hpa(),
         manifests: default_manifests(),
-        request: RequestSettings::default(),
+        request: RawRequest::default(),
     }
 }
 
@@ -366,45 +377,7 @@ impl StressConfig {
             // toml's message names the key; the span gives the place.
             at.error(e.span(), "", e.message().trim().to_string())
         })?;
-        let request = &raw.target.request;
-        if !(request.timeout_s.is_finite()
-            && request.timeout_s > 0.0
-            && request.timeout_s <= MAX_SECONDS)
-        {
-            return Err(at.error(
-                None,
-                "target.request.timeout_s",
-                format!("must be a positive number of seconds (at most {MAX_SECONDS})"),
-            ));
-        }
-        if http::Method::from_bytes(request.method.as_bytes()).is_err() {
-            return Err(at.error(
-                None,
-                "target.request.method",
-                format!("{:?} is not an HTTP method", request.method),
-            ));
-        }
-        for (name, value) in &request.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(at.error(
-                    None,
-                    &format!("target.request.headers.{name}"),
-                    "is not a valid HTTP header name and value",
-                ));
-            }
-        }
-        if !request.path.starts_with('/') {
-            return Err(at.error(
-                None,
-                "target.request.path",
-                format!("must start with `/`, got {:?}", request.path),
-            ));
-        }
-        if serde_json::from_str::<serde_json::Value>(&request.body).is_err() {
-            return Err(at.error(None, "target.request.body", "is not valid JSON"));
-        }
+        let (request, timeout) = validate_request(&at, &raw.target.request)?;
         for (name, settings) in [
             ("local", &raw.backend.local),
             ("kind", &raw.backend.kind),
@@ -507,9 +480,17 @@ impl StressConfig {
                 min_ratio: c.min_ratio.map(Spanned::into_inner),
             });
         }
+        let raw_target = raw.target;
         Ok(StressConfig {
             path: path.to_path_buf(),
-            target: raw.target,
+            target: Target {
+                namespace: raw_target.namespace,
+                deployment: raw_target.deployment,
+                hpa: raw_target.hpa,
+                manifests: raw_target.manifests,
+                request,
+                timeout,
+            },
             backend: raw.backend,
             scenarios,
             compare,
@@ -576,6 +557,25 @@ impl StressConfig {
 
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// The load engine's configuration for `scenario` on `backend`: the scenario's
+    /// mode, the target's request and timeout, and the backend's connection reuse.
+    pub fn load_config(&self, scenario: &Scenario, backend: BackendKind) -> LoadConfig {
+        let mut load = LoadConfig::closed(1, Stop::Requests(1));
+        load.mode = scenario.load.clone();
+        load.request = self.target.request.clone();
+        load.timeout = self.target.timeout;
+        // Clusters balance connections, not requests (kube-proxy): one request per
+        // connection unless the config says otherwise.
+        let per_connection = self.backend.of(backend).requests_per_connection;
+        load.requests_per_connection = if backend.is_cluster() {
+            per_connection.or(Some(1))
+        } else {
+            per_connection
+        };
+        load.progress = scaleproof_load::Progress::Auto;
+        load
     }
 
     /// Applies a `--set SCENARIO.expect.KEY=VALUE` override (VALUE in TOML syntax),
@@ -651,6 +651,71 @@ pub fn replica_bounds(
     ))
 }
 
+/// `[target.request]` into the load engine's request, and the timeout.
+fn validate_request(
+    at: &Locator<'_>,
+    request: &RawRequest,
+) -> Result<(RequestSpec, Duration), ConfigError> {
+    if !(request.timeout_s.is_finite()
+        && request.timeout_s > 0.0
+        && request.timeout_s <= MAX_SECONDS)
+    {
+        return Err(at.error(
+            None,
+            "target.request.timeout_s",
+            format!("must be a positive number of seconds (at most {MAX_SECONDS})"),
+        ));
+    }
+    let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+        at.error(
+            None,
+            "target.request.method",
+            format!("{:?} is not an HTTP method", request.method),
+        )
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in &request.headers {
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .ok()
+            .zip(HeaderValue::from_str(value).ok());
+        let Some((name_, value_)) = parsed else {
+            return Err(at.error(
+                None,
+                &format!("target.request.headers.{name}"),
+                "is not a valid HTTP header name and value",
+            ));
+        };
+        headers.insert(name_, value_);
+    }
+    if !request.path.starts_with('/') {
+        return Err(at.error(
+            None,
+            "target.request.path",
+            format!("must start with `/`, got {:?}", request.path),
+        ));
+    }
+    if serde_json::from_str::<serde_json::Value>(&request.body).is_err() {
+        return Err(at.error(None, "target.request.body", "is not valid JSON"));
+    }
+    let spec = RequestSpec {
+        method,
+        path: request.path.clone(),
+        headers,
+        bodies: vec![Bytes::from(request.body.clone())],
+    };
+    // The engine's own checks (path syntax, framing headers), reported here.
+    let mut probe = LoadConfig::closed(1, Stop::Requests(1));
+    probe.request = spec.clone();
+    probe
+        .validate()
+        .map_err(|e| at.error(None, "target.request", e.to_string()))?;
+    Ok((spec, Duration::from_secs_f64(request.timeout_s)))
+}
+
 fn positive(at: &Locator<'_>, key: &str, v: &Spanned<f64>) -> Result<f64, ConfigError> {
     let x = *v.get_ref();
     if x.is_finite() && x > 0.0 && x <= MAX_SECONDS {
@@ -661,6 +726,16 @@ fn positive(at: &Locator<'_>, key: &str, v: &Spanned<f64>) -> Result<f64, Config
             key,
             format!("must be a positive number (at most {MAX_SECONDS}), got {x}"),
         ))
+    }
+}
+
+/// A count takes precedence (an open loop may ramp over a duration and stop after a
+/// count); validation guarantees at least one of them.
+fn stop(requests: Option<u64>, duration_s: Option<f64>) -> Stop {
+    match (requests, duration_s) {
+        (Some(n), _) => Stop::Requests(n),
+        (None, Some(s)) => Stop::Duration(Duration::from_secs_f64(s)),
+        (None, None) => Stop::Requests(scaleproof_load::DEFAULT_REQUESTS),
     }
 }
 
@@ -735,12 +810,18 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
                     "must be at least 1",
                 ));
             }
-            LoadShape::Open {
-                rate: rate_v,
-                ramp_to,
-                requests,
-                duration_s,
-                max_in_flight: s.max_in_flight.as_ref().map(|m| *m.get_ref()),
+            // Validated above: a ramp always has a duration to ramp over.
+            let rate = match (ramp_to, duration_s) {
+                (Some(to), Some(over)) => Rate::ramp(rate_v, to, Duration::from_secs_f64(over)),
+                _ => Rate::constant(rate_v),
+            };
+            Mode::Open {
+                rate,
+                stop: stop(requests, duration_s),
+                max_in_flight: s
+                    .max_in_flight
+                    .as_ref()
+                    .map_or(scaleproof_load::DEFAULT_MAX_IN_FLIGHT, |m| *m.get_ref()),
             }
         }
         (None, concurrency) => {
@@ -772,10 +853,9 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
                     "conflicts with `duration_s`: a closed loop stops after a count or a time, give one",
                 ));
             }
-            LoadShape::Closed {
-                requests,
-                duration_s,
+            Mode::Closed {
                 concurrency,
+                stop: stop(requests, duration_s),
             }
         }
     };

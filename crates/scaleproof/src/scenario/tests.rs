@@ -1,5 +1,9 @@
 use super::*;
 
+fn repo_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml")
+}
+
 fn parse(text: &str) -> Result<StressConfig, ConfigError> {
     StressConfig::parse(Path::new("stress.toml"), text)
 }
@@ -25,10 +29,9 @@ fn the_repository_config_is_valid_and_names_the_three_scenarios() {
     let scale_up = config.scenario("scale-up-1000").unwrap();
     assert_eq!(
         scale_up.load,
-        LoadShape::Closed {
-            requests: Some(1000),
-            duration_s: None,
-            concurrency: 10
+        Mode::Closed {
+            concurrency: 10,
+            stop: Stop::Requests(1000)
         }
     );
     assert!(scale_up.expect.contains(&Expectation::MinSuccessRate(0.95)));
@@ -43,10 +46,9 @@ fn defaults_fill_what_is_not_written() {
     assert_eq!(config.target.request.path, "/predict");
     assert_eq!(
         config.scenarios[0].load,
-        LoadShape::Closed {
-            requests: Some(10),
-            duration_s: None,
-            concurrency: 10
+        Mode::Closed {
+            concurrency: 10,
+            stop: Stop::Requests(10)
         }
     );
     assert!(config.scenarios[0].expect.is_empty());
@@ -156,14 +158,40 @@ fn open_loop_with_ramp_parses() {
             .unwrap();
     assert_eq!(
         config.scenarios[0].load,
-        LoadShape::Open {
-            rate: 50.0,
-            ramp_to: Some(200.0),
-            requests: None,
-            duration_s: Some(30.0),
-            max_in_flight: None
+        Mode::Open {
+            rate: Rate::ramp(50.0, 200.0, Duration::from_secs(30)),
+            stop: Stop::Duration(Duration::from_secs(30)),
+            max_in_flight: scaleproof_load::DEFAULT_MAX_IN_FLIGHT,
         }
     );
+}
+
+#[test]
+fn scenarios_become_engine_configs_with_the_request_of_the_config() {
+    let config = StressConfig::load(&repo_config()).unwrap();
+    let scenario = config.scenario("scale-up-1000").unwrap();
+    let load = config.load_config(scenario, BackendKind::Local);
+    assert_eq!(
+        load.mode,
+        Mode::Closed {
+            concurrency: 10,
+            stop: Stop::Requests(1000)
+        }
+    );
+    assert_eq!(load.request.method, http::Method::POST);
+    assert_eq!(load.request.path, "/predict");
+    assert_eq!(load.timeout, Duration::from_secs(10));
+    load.validate().unwrap();
+}
+
+#[test]
+fn clusters_reconnect_per_request_so_new_pods_get_traffic() {
+    let config = StressConfig::load(&repo_config()).unwrap();
+    let scenario = config.scenario("bottleneck-2000").unwrap();
+    let local = config.load_config(scenario, BackendKind::Local);
+    let kind = config.load_config(scenario, BackendKind::Kind);
+    assert_eq!(local.requests_per_connection, None);
+    assert_eq!(kind.requests_per_connection, Some(1));
 }
 
 #[test]

@@ -7,15 +7,12 @@
 //! half its requests says nothing about the service), and the timeline must contain
 //! CPU metrics (an HPA that never saw a metric cannot have been tested).
 
-use serde::{Deserialize, Serialize};
-
 use crate::scenario::{Comparison, Expectation};
 use crate::timeline::Timeline;
 use scaleproof_load::LoadResult;
 
 /// How one check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
     Fail,
@@ -24,7 +21,7 @@ pub enum Outcome {
 }
 
 /// One check, as a JUnit testcase and a row of the summary table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     /// Stable identifier, e.g. `min_success_rate`.
     pub check: String,
@@ -51,7 +48,7 @@ impl Verdict {
 }
 
 /// The HPA's replica bounds for the scenario (after its overrides).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaBounds {
     pub min: u32,
     pub max: u32,
@@ -103,6 +100,21 @@ fn metrics_seen(timeline: &Timeline) -> Verdict {
     )
 }
 
+/// A threshold as written in the config: whole numbers without decimals, others
+/// with as many as they need (up to 3), so `0.001` never prints as `0`.
+pub fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{x:.0}");
+    }
+    let text = format!("{x:.3}");
+    let trimmed = text.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "0" || trimmed == "-0" {
+        format!("{x}")
+    } else {
+        trimmed.to_string()
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1} %", x * 100.0)
 }
@@ -134,7 +146,7 @@ fn check(
         }
         Expectation::MinThroughputPerS(min) => Verdict::new(
             "min_throughput_per_s",
-            format!("throughput >= {min:.1} req/s"),
+            format!("throughput >= {} req/s", number(min)),
             format!("{:.1} req/s", load.throughput_per_s),
             load.throughput_per_s >= min,
         ),
@@ -173,7 +185,7 @@ fn check(
             let first = timeline.first_scale_up_s();
             Verdict::new(
                 "scale_up_within_s",
-                format!("first scale-up within {within:.0} s of load start"),
+                format!("first scale-up within {} s of load start", number(within)),
                 first.map_or_else(|| "no scale-up".into(), |t| format!("at {t:.1} s")),
                 first.is_some_and(|t| t <= within),
             )
@@ -186,7 +198,7 @@ fn check(
 fn latency(check: &str, label: &str, max: f64, measured: Option<f64>) -> Verdict {
     Verdict::new(
         check,
-        format!("{label} latency <= {max:.0} ms"),
+        format!("{label} latency <= {} ms", number(max)),
         measured.map_or_else(|| "no response was timed".into(), |m| format!("{m:.1} ms")),
         measured.is_some_and(|m| m <= max),
     )
@@ -272,8 +284,8 @@ fn plateau(load: &LoadResult) -> Verdict {
 /// A cross-scenario comparison, e.g. the scaling gain.
 pub fn compare(
     comparison: &Comparison,
-    numerator: Option<&LoadResult>,
-    denominator: Option<&LoadResult>,
+    numerator_per_s: Option<f64>,
+    denominator_per_s: Option<f64>,
 ) -> Verdict {
     let expected = match comparison.min_ratio {
         Some(min) => format!(
@@ -285,7 +297,7 @@ pub fn compare(
             comparison.numerator, comparison.denominator
         ),
     };
-    let (Some(n), Some(d)) = (numerator, denominator) else {
+    let (Some(n), Some(d)) = (numerator_per_s, denominator_per_s) else {
         return Verdict {
             check: comparison.name.clone(),
             expected,
@@ -293,18 +305,11 @@ pub fn compare(
             outcome: Outcome::Error,
         };
     };
-    let ratio = if d.throughput_per_s > 0.0 {
-        n.throughput_per_s / d.throughput_per_s
-    } else {
-        0.0
-    };
+    let ratio = if d > 0.0 { n / d } else { 0.0 };
     Verdict::new(
         &comparison.name,
         expected,
-        format!(
-            "{ratio:.2}x ({:.1} vs {:.1} req/s)",
-            n.throughput_per_s, d.throughput_per_s
-        ),
+        format!("{ratio:.2}x ({n:.1} vs {d:.1} req/s)"),
         comparison.min_ratio.is_none_or(|min| ratio >= min),
     )
 }

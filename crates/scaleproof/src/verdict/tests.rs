@@ -231,14 +231,22 @@ fn scaling_gain_is_a_throughput_ratio() {
         denominator: "restricted".into(),
         min_ratio: Some(1.5),
     };
-    let three = load(2000, 2000, &[100; 20], 10.0);
-    let one = load(2000, 2000, &[40; 50], 10.0);
-    let v = compare(&gain, Some(&three), Some(&one));
+    let (three, one) = (100.0, 40.0);
+    let v = compare(&gain, Some(three), Some(one));
     assert_eq!(
         (v.outcome, v.measured.as_str()),
         (Outcome::Pass, "2.50x (100.0 vs 40.0 req/s)")
     );
-    let v = compare(&gain, Some(&one), Some(&three));
+    let v = compare(&gain, Some(one), Some(three));
     assert_eq!(v.outcome, Outcome::Fail);
-    assert_eq!(compare(&gain, None, Some(&one)).outcome, Outcome::Error);
+    assert_eq!(compare(&gain, None, Some(one)).outcome, Outcome::Error);
+}
+
+#[test]
+fn thresholds_print_as_written() {
+    assert_eq!(super::number(2000.0), "2000");
+    assert_eq!(super::number(0.001), "0.001");
+    assert_eq!(super::number(250.5), "250.5");
+    assert_eq!(super::number(0.0001), "0.0001");
+    assert_eq!(super::number(45.0), "45");
 }

@@ -113,6 +113,34 @@ async fn json_output_is_the_result_and_out_writes_it_too() {
     assert_eq!(printed["success_rate"], 1.0);
     assert_eq!(printed["promised"]["concurrency"], 2);
     assert!(printed["latency_ms"]["p95_ms"].is_number());
+    // The published shape (docs/report-schema.md, LoadReport): every field, with
+    // units in the names.
+    for field in [
+        "mode",
+        "promised",
+        "sent",
+        "ok",
+        "failed",
+        "status_counts",
+        "errors",
+        "success_rate",
+        "throughput_per_s",
+        "duration_s",
+        "late",
+        "dropped",
+        "latency_ms",
+        "service_time_ms",
+        "timeline",
+        "shortfall",
+    ] {
+        assert!(
+            printed.get(field).is_some(),
+            "missing field {field}: {printed}"
+        );
+    }
+    assert_eq!(printed["mode"], "closed");
+    assert_eq!(printed["errors"]["connection_refused"], 0);
+    assert!(printed["timeline"][0]["p95_ms"].is_number());
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(written, printed);
 }

@@ -7,8 +7,9 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use xshell::{Shell, cmd};
+
+use super::BackendError;
 
 /// The image repository the service is built as.
 pub const REPOSITORY: &str = "iris-server";
@@ -24,17 +25,11 @@ pub fn tag_for(short_sha: &str, dirty: bool, unix_seconds: u64) -> String {
 }
 
 /// The tag for the repository at `root`, from `git rev-parse` and `git status`.
-pub fn tag_from_git(root: &Path) -> anyhow::Result<String> {
+pub fn tag_from_git(root: &Path) -> Result<String, xshell::Error> {
     let sh = Shell::new()?;
     sh.change_dir(root);
-    let sha = cmd!(sh, "git rev-parse --short HEAD")
-        .quiet()
-        .read()
-        .context("`git rev-parse --short HEAD` failed")?;
-    let status = cmd!(sh, "git status --porcelain")
-        .quiet()
-        .read()
-        .context("`git status --porcelain` failed")?;
+    let sha = cmd!(sh, "git rev-parse --short HEAD").quiet().read()?;
+    let status = cmd!(sh, "git status --porcelain").quiet().read()?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -43,7 +38,7 @@ pub fn tag_from_git(root: &Path) -> anyhow::Result<String> {
 }
 
 /// Refuses untagged and `:latest` images, for the reason in the module docs.
-pub fn check_tag(image: &str) -> anyhow::Result<()> {
+pub fn check_tag(image: &str) -> Result<(), BackendError> {
     let name = image.rsplit('/').next().unwrap_or(image);
     let tag = name
         .split_once('@')
@@ -53,10 +48,10 @@ pub fn check_tag(image: &str) -> anyhow::Result<()> {
     match tag {
         _ if name.contains('@') => Ok(()), // pinned by digest
         Some(t) if t != "latest" && !t.is_empty() => Ok(()),
-        _ => anyhow::bail!(
+        _ => Err(BackendError::Invalid(format!(
             "image `{image}` has no tag or uses `:latest`: give it a unique tag \
              (`:latest` makes Kubernetes pull it, and kind nodes cannot)"
-        ),
+        ))),
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::versions::KIND_VERSION;
+use super::versions::KIND_VERSION;
 
 /// How long `docker info` may take: a reachable daemon answers in milliseconds, an
 /// absent one fails at once; only an unreachable remote DOCKER_HOST would hang.
@@ -181,7 +181,7 @@ fn tool(name: &str, version_args: &[&str]) -> Result<String, Problem> {
             if name == "kind" && !version.contains(KIND_VERSION) {
                 // Another kind may not support the pinned node image: say so, but let
                 // the user try (they may know better).
-                eprintln!("warning: found {version}; scaleproof pins kind {KIND_VERSION}");
+                tracing::warn!("found {version}; scaleproof pins kind {KIND_VERSION}");
             }
             Ok(version)
         }

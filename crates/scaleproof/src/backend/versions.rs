@@ -31,7 +31,7 @@ mod tests {
     use super::*;
 
     fn kind_yaml() -> String {
-        let path = crate::project_root().join("k8s/kind.yaml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s/kind.yaml");
         std::fs::read_to_string(&path).expect("k8s/kind.yaml is readable")
     }
 

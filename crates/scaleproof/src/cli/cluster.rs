@@ -1,4 +1,5 @@
-//! `cargo xtask cluster up | down | status`: the cluster part of `stress`, by hand.
+//! `scaleproof cluster up | down | status` (`cargo xtask cluster ...`): the cluster
+//! part of `stress`, by hand.
 
 use std::path::PathBuf;
 
@@ -10,12 +11,11 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::Api;
 use kube::api::DeleteParams;
-use scaleproof::cluster::{describe_kube_error, metrics_server};
+use scaleproof::backend::plan::{TeardownWhen, plan};
+use scaleproof::backend::settings::ClusterOptions;
+use scaleproof::backend::{BackendKind, Settings, SetupLog, provision};
+use scaleproof::cluster::{connect, describe_kube_error, metrics_server};
 use xshell::{Shell, cmd};
-
-use crate::plan::{TeardownWhen, plan};
-use crate::run::{self, connect};
-use crate::settings::{ClusterBackend, ClusterOptions, Settings};
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -30,7 +30,7 @@ enum ClusterCommand {
     /// metrics. Deletes the cluster again if any step fails (unless --keep-cluster).
     Up {
         #[arg(long, value_enum, default_value = "kind")]
-        backend: ClusterBackend,
+        backend: BackendKind,
         /// Once everything is up, write the diagnostics bundle and tear down again: a
         /// smoke test of the whole cluster path (for CI).
         #[arg(long)]
@@ -48,7 +48,7 @@ enum ClusterCommand {
 #[derive(Debug, Args)]
 struct Where {
     #[arg(long, value_enum, default_value = "kind")]
-    backend: ClusterBackend,
+    backend: BackendKind,
     #[arg(long, default_value = "scaleproof")]
     cluster_name: String,
     /// kubeconfig context for --backend cluster (default: the current one).
@@ -71,7 +71,11 @@ impl Where {
             wait_timeout_s: 0,
             diagnostics_dir: None,
         };
-        Settings::resolve(self.backend, options, root)
+        Ok(Settings::resolve(
+            cluster_only(self.backend)?,
+            options,
+            root,
+        )?)
     }
 }
 
@@ -87,7 +91,7 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
             down_after,
             options,
         } => {
-            let settings = Settings::resolve(backend, options, root)?;
+            let settings = Settings::resolve(cluster_only(backend)?, options, root)?;
             if settings.dry_run {
                 let mut plan = plan(&settings)?;
                 if !down_after {
@@ -97,15 +101,21 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
                 return Ok(());
             }
             runtime.block_on(async {
-                let deployed = run::setup(&settings).await?;
+                let deployed = provision::setup(&settings, &mut SetupLog::default()).await?;
                 let target = deployed.target();
                 println!(
                     "up: Deployment {}/{} ready with image {}, HPA {} has metrics",
-                    target.namespace, target.deployment, settings.image, target.hpa
+                    target.namespace,
+                    target.deployment,
+                    settings.image(),
+                    target.hpa
                 );
                 if down_after {
-                    deployed.write_diagnostics().await?;
-                    return run::teardown(deployed).await;
+                    deployed
+                        .write_diagnostics_to(&settings.diagnostics_dir)
+                        .await?;
+                    provision::teardown(deployed).await?;
+                    return Ok(());
                 }
                 if let Some(url) = deployed.base_url() {
                     println!("service: {url}  (tear down with `cargo xtask cluster down`)");
@@ -117,15 +127,16 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
         ClusterCommand::Down(place) => {
             let settings = place.settings(root)?;
             match settings.backend {
-                ClusterBackend::Kind => {
+                BackendKind::Kind => {
                     let sh = Shell::new()?;
                     let name = &settings.cluster_name;
                     cmd!(sh, "kind delete cluster --name {name}")
                         .run()
                         .with_context(|| format!("`kind delete cluster --name {name}` failed"))?;
                 }
-                ClusterBackend::Cluster => runtime.block_on(async {
-                    let client = connect(&settings).await?;
+                // (Local was refused by `cluster_only`.)
+                BackendKind::Cluster | BackendKind::Local => runtime.block_on(async {
+                    let client = connect(settings.context.as_deref()).await?;
                     Api::<Namespace>::all(client)
                         .delete(&settings.namespace, &DeleteParams::default())
                         .await
@@ -153,7 +164,7 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
 async fn status(settings: &Settings) -> anyhow::Result<()> {
     let plan = plan(settings)?;
     let target = &plan.prepared.target;
-    let client = connect(settings).await?;
+    let client = connect(settings.context.as_deref()).await?;
     let ns = target.namespace.as_str();
     println!(
         "context {}",
@@ -220,4 +231,16 @@ async fn status(settings: &Settings) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The cluster commands are for kind and existing clusters; the local backend has
+/// no cluster to bring up (its replicas live and die with each scenario).
+fn cluster_only(backend: BackendKind) -> anyhow::Result<BackendKind> {
+    if backend == BackendKind::Local {
+        anyhow::bail!(
+            "`cluster` works on --backend kind or --backend cluster; the local backend starts \
+             its replicas per scenario (`cargo xtask stress --backend local`)"
+        );
+    }
+    Ok(backend)
 }

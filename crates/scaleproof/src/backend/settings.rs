@@ -1,25 +1,15 @@
-//! What a cluster run needs to know, from the command line.
+//! What a run needs to know about its backend, from the command line and the
+//! stress config.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use crate::image;
+use super::{BackendError, BackendKind, image};
 
 /// The namespace when neither `--namespace` nor a stress config names one.
 pub const DEFAULT_NAMESPACE: &str = "scaleproof";
-
-/// Where the workload runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClusterBackend {
-    /// A throwaway kind cluster (needs Docker, kind, kubectl).
-    Kind,
-    /// An existing cluster from the kubeconfig (current context, or --context);
-    /// the image must already be pullable by its nodes (--image).
-    Cluster,
-}
 
 /// Options shared by `cargo xtask cluster up` and `cargo xtask stress`.
 #[derive(Debug, Clone, Args)]
@@ -54,14 +44,31 @@ pub struct ClusterOptions {
     pub diagnostics_dir: Option<PathBuf>,
 }
 
-/// Everything a cluster run is decided by.
+impl Default for ClusterOptions {
+    /// The command line's defaults.
+    fn default() -> Self {
+        ClusterOptions {
+            cluster_name: "scaleproof".into(),
+            context: None,
+            image: None,
+            namespace: None,
+            keep_cluster: false,
+            dry_run: false,
+            wait_timeout_s: 180,
+            diagnostics_dir: None,
+        }
+    }
+}
+
+/// Everything the setup of a backend is decided by.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub backend: ClusterBackend,
+    pub backend: BackendKind,
     pub cluster_name: String,
     /// The kubeconfig context to talk to (`None`: the current context).
     pub context: Option<String>,
-    pub image: String,
+    /// The service image (kind and cluster; `None` on the local backend).
+    pub image: Option<String>,
     pub namespace: String,
     pub keep_cluster: bool,
     pub dry_run: bool,
@@ -80,31 +87,41 @@ impl Settings {
     /// Resolves `options` for `backend`. With kind and no `--image`, the tag comes from
     /// git (a read-only query, also in dry runs).
     pub fn resolve(
-        backend: ClusterBackend,
+        backend: BackendKind,
         options: ClusterOptions,
         root: PathBuf,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, BackendError> {
         let image = match (backend, options.image) {
-            (_, Some(image)) => image,
-            (ClusterBackend::Kind, None) => image::tag_from_git(&root)
-                .context("cannot name the image from git (pass --image NAME:TAG)")?,
-            (ClusterBackend::Cluster, None) => anyhow::bail!(
-                "--backend cluster needs --image: an image the cluster's nodes can pull \
-                 (scaleproof builds and loads images only into kind)"
-            ),
+            (BackendKind::Local, _) => None,
+            (_, Some(image)) => Some(image),
+            (BackendKind::Kind, None) => Some(image::tag_from_git(&root).map_err(|e| {
+                BackendError::Invalid(format!(
+                    "cannot name the image from git ({e}); pass --image NAME:TAG"
+                ))
+            })?),
+            (BackendKind::Cluster, None) => {
+                return Err(BackendError::Invalid(
+                    "--backend cluster needs --image: an image the cluster's nodes can pull \
+                     (scaleproof builds and loads images only into kind)"
+                        .into(),
+                ));
+            }
         };
-        image::check_tag(&image)?;
+        if let Some(image) = &image {
+            image::check_tag(image)?;
+        }
         let context = match backend {
-            ClusterBackend::Kind => {
+            BackendKind::Kind => {
                 if options.context.is_some() {
-                    anyhow::bail!(
+                    return Err(BackendError::Invalid(format!(
                         "--context is for --backend cluster; kind's context is kind-{}",
                         options.cluster_name
-                    );
+                    )));
                 }
                 Some(format!("kind-{}", options.cluster_name))
             }
-            ClusterBackend::Cluster => options.context,
+            BackendKind::Cluster => options.context,
+            BackendKind::Local => None,
         };
         Ok(Settings {
             backend,
@@ -124,5 +141,10 @@ impl Settings {
             root,
             env_overrides: Default::default(),
         })
+    }
+
+    /// The image; resolved for kind and cluster, so only a local run lacks one.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or("iris-server:local")
     }
 }

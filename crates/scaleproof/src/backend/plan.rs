@@ -7,16 +7,15 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use scaleproof::cluster::{HpaOverrides, Prepared, Target, metrics_server};
-use scaleproof::manifests::Manifests;
-
-use crate::preflight::Check;
-use crate::settings::{ClusterBackend, Settings};
-use crate::versions::{
+use super::preflight::Check;
+use super::settings::Settings;
+use super::versions::{
     HPA_SYNC_PERIOD, KIND_NODE_IMAGE, KIND_VERSION, METRICS_SERVER_VERSION,
     metrics_server_manifest_url,
 };
+use super::{BackendError, BackendKind};
+use crate::cluster::{HpaOverrides, Prepared, Target, metrics_server};
+use crate::manifests::Manifests;
 
 /// The Dockerfile of the service, relative to the repository root.
 pub const DOCKERFILE: &str = "crates/iris-server/Dockerfile";
@@ -34,6 +33,33 @@ pub enum Step {
     Run(ExternalCommand),
     /// Work against the Kubernetes API.
     Kube(KubeStep),
+    /// Build a binary of the workspace with cargo (release profile).
+    Build {
+        package: &'static str,
+        bin: &'static str,
+    },
+    /// Find out how replica CPU can be limited here (cgroup v2, v1, or not at all).
+    ProbeCpuLimits,
+}
+
+impl Step {
+    /// A short name for the step, as `report.json` and `junit.xml` list it.
+    pub fn title(&self) -> String {
+        match self {
+            Step::Preflight(_) => "preflight".into(),
+            Step::Run(command) => {
+                let words: Vec<&str> = std::iter::once(command.program.as_str())
+                    .chain(command.args.iter().map(String::as_str))
+                    .take_while(|w| !w.starts_with('-'))
+                    .take(3)
+                    .collect();
+                words.join(" ")
+            }
+            Step::Kube(step) => step.title(),
+            Step::Build { package, .. } => format!("build {package} (release)"),
+            Step::ProbeCpuLimits => "probe cgroup CPU limits".into(),
+        }
+    }
 }
 
 /// A command line, and why it runs.
@@ -78,6 +104,18 @@ pub enum KubeStep {
     WaitPodMetrics(Target),
 }
 
+impl KubeStep {
+    fn title(&self) -> String {
+        match self {
+            KubeStep::VerifyHpaSyncPeriod(_) => "check the HPA sync period".into(),
+            KubeStep::ConfigureMetricsServer => "configure metrics-server".into(),
+            KubeStep::WaitRollout { deployment, .. } => format!("roll out {deployment}"),
+            KubeStep::Apply(_) => "apply the workload".into(),
+            KubeStep::WaitPodMetrics(_) => "wait for PodMetrics".into(),
+        }
+    }
+}
+
 /// When the teardown steps run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeardownWhen {
@@ -90,9 +128,9 @@ pub enum TeardownWhen {
 /// Everything a run does, in order.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub backend: ClusterBackend,
+    pub backend: BackendKind,
     pub context: Option<String>,
-    pub image: String,
+    pub image: Option<String>,
     pub prepared: Prepared,
     pub setup: Vec<Step>,
     pub teardown: Vec<Step>,
@@ -100,17 +138,18 @@ pub struct Plan {
 }
 
 /// The plan for `settings`, with the objects prepared from `k8s/`.
-pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
+pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
     let k8s = &settings.manifests_dir;
-    let manifests = Manifests::load(k8s).with_context(|| format!("reading {}", k8s.display()))?;
+    let manifests = Manifests::load(k8s)
+        .map_err(|e| BackendError::Invalid(format!("reading {}: {e}", k8s.display())))?;
     let mut prepared = Prepared::new(
         &manifests,
         &settings.namespace,
-        &settings.image,
+        settings.image(),
         &HpaOverrides::default(),
     )
-    .context("preparing the objects of k8s/")?;
-    scaleproof::cluster::objects::set_env(&mut prepared.deployment, &settings.env_overrides);
+    .map_err(|e| BackendError::Invalid(format!("preparing the objects of k8s/: {e}")))?;
+    crate::cluster::objects::set_env(&mut prepared.deployment, &settings.env_overrides);
     let target = prepared.target.clone();
     let wait_workload = Step::Kube(KubeStep::WaitRollout {
         namespace: target.namespace.clone(),
@@ -120,10 +159,17 @@ pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
     let mut setup = Vec::new();
     let mut teardown = Vec::new();
     match settings.backend {
-        ClusterBackend::Kind => {
+        BackendKind::Local => {
+            setup.push(Step::Build {
+                package: "iris-server",
+                bin: "iris-server",
+            });
+            setup.push(Step::ProbeCpuLimits);
+        }
+        BackendKind::Kind => {
             let name = settings.cluster_name.as_str();
             let context = format!("kind-{name}");
-            let image = settings.image.as_str();
+            let image = settings.image();
             setup.push(Step::Preflight(vec![
                 Check::DockerDaemon,
                 Check::Tool {
@@ -192,7 +238,7 @@ pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
                 )));
             }
         }
-        ClusterBackend::Cluster => {
+        BackendKind::Cluster => {
             // Not our cluster: no kind, no image loading, and metrics-server is
             // expected to be there already (installing it would change a shared cluster).
             setup.push(Step::Kube(KubeStep::Apply(Box::new(prepared.clone()))));
@@ -213,17 +259,16 @@ pub fn plan(settings: &Settings) -> anyhow::Result<Plan> {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let backend = match self.backend {
-            ClusterBackend::Kind => "kind",
-            ClusterBackend::Cluster => "cluster",
-        };
-        writeln!(
-            f,
-            "plan: backend {backend}, context {}, image {}",
-            self.context.as_deref().unwrap_or("(current)"),
-            self.image
-        )?;
-        if self.backend == ClusterBackend::Kind {
+        let backend = self.backend;
+        match &self.image {
+            Some(image) => writeln!(
+                f,
+                "plan: backend {backend}, context {}, image {image}",
+                self.context.as_deref().unwrap_or("(current)"),
+            )?,
+            None => writeln!(f, "plan: backend {backend}")?,
+        }
+        if self.backend == BackendKind::Kind {
             writeln!(
                 f,
                 "pinned: kind {KIND_VERSION}, node {KIND_NODE_IMAGE}, metrics-server {METRICS_SERVER_VERSION}"
@@ -234,8 +279,12 @@ impl fmt::Display for Plan {
             write!(f, "{:>3}. {step}", i + 1)?;
         }
         match (self.teardown.is_empty(), self.backend, self.teardown_when) {
-            (true, ClusterBackend::Kind, _) => writeln!(f, "teardown: none (--keep-cluster)")?,
-            (true, ClusterBackend::Cluster, _) => writeln!(
+            (true, BackendKind::Local, _) => writeln!(
+                f,
+                "teardown: each scenario stops its replicas and removes their cgroups"
+            )?,
+            (true, BackendKind::Kind, _) => writeln!(f, "teardown: none (--keep-cluster)")?,
+            (true, BackendKind::Cluster, _) => writeln!(
                 f,
                 "teardown: none (not our cluster; `cargo xtask cluster down --backend cluster` deletes namespace {})",
                 self.prepared.target.namespace
@@ -269,6 +318,14 @@ impl fmt::Display for Step {
                 writeln!(f, "       # {}", command.why)
             }
             Step::Kube(step) => write!(f, "{step}"),
+            Step::Build { package, bin } => {
+                writeln!(f, "$ cargo build --release -p {package} --bin {bin}")?;
+                writeln!(f, "       # the service the replicas run")
+            }
+            Step::ProbeCpuLimits => writeln!(
+                f,
+                "probe cgroup CPU limits (v2 cpu.max or v1 cpu.cfs_quota_us; uncapped, with a warning, without permission)"
+            ),
         }
     }
 }
@@ -434,17 +491,17 @@ mod tests {
     use super::*;
 
     fn settings(
-        backend: ClusterBackend,
+        backend: BackendKind,
         context: Option<&str>,
         image: &str,
         keep_cluster: bool,
     ) -> Settings {
-        let root = crate::project_root();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         Settings {
             backend,
             cluster_name: "scaleproof".to_string(),
             context: context.map(str::to_string),
-            image: image.to_string(),
+            image: Some(image.to_string()),
             namespace: "scaleproof".to_string(),
             keep_cluster,
             dry_run: true,
@@ -462,7 +519,7 @@ mod tests {
     #[test]
     fn kind_plan() {
         let plan = plan(&settings(
-            ClusterBackend::Kind,
+            BackendKind::Kind,
             Some("kind-scaleproof"),
             "iris-server:abc1234",
             false,
@@ -474,7 +531,7 @@ mod tests {
     #[test]
     fn cluster_plan() {
         let plan = plan(&settings(
-            ClusterBackend::Cluster,
+            BackendKind::Cluster,
             Some("staging"),
             "registry.example/iris-server:v1.2.3",
             false,
@@ -486,7 +543,7 @@ mod tests {
     #[test]
     fn keep_cluster_drops_the_teardown_and_up_labels_it_on_failure_only() {
         let kept = plan(&settings(
-            ClusterBackend::Kind,
+            BackendKind::Kind,
             Some("kind-scaleproof"),
             "iris-server:abc1234",
             true,
@@ -496,7 +553,7 @@ mod tests {
         assert!(kept.to_string().contains("teardown: none (--keep-cluster)"));
 
         let mut up = plan(&settings(
-            ClusterBackend::Kind,
+            BackendKind::Kind,
             Some("kind-scaleproof"),
             "iris-server:abc1234",
             false,
@@ -512,7 +569,7 @@ mod tests {
     #[test]
     fn the_cluster_is_created_by_exactly_one_step_and_after_the_image_build() {
         let plan = plan(&settings(
-            ClusterBackend::Kind,
+            BackendKind::Kind,
             Some("kind-scaleproof"),
             "iris-server:abc1234",
             false,

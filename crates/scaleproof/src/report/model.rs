@@ -1,0 +1,606 @@
+//! The types of `report.json`, and their conversion from the harness's own types.
+//!
+//! They are the published format: `docs/report-schema.md` and
+//! `docs/report.schema.json` are generated from them (their doc comments are the
+//! field descriptions), and a test fails when either is out of date. The internal
+//! types (`LoadResult`, `Timeline`, `Verdict`) can change freely; a change here
+//! changes what machines read, so it bumps [`super::SCHEMA_VERSION`] when a field
+//! changes meaning or disappears. Every field carries its unit in its name (`_ms`,
+//! `_s`, `_per_s`, `_pct`, `_millicores`); rates are fractions between 0 and 1.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::gate::GateError;
+use crate::timeline::{Condition, ReplicaUsage, ScaleEvent, ScaleSample, Timeline};
+use crate::verdict::{self, ReplicaBounds, Verdict};
+use scaleproof_load::{
+    ErrorCounts, LatencySummary, LoadMode, LoadResult, Promised, SecondStats, Shortfall,
+};
+
+/// A whole `cargo xtask stress` run: what was set up, what each scenario sent and
+/// measured, what the autoscaler did, and how every expectation was judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    /// The version of this format (see Compatibility above).
+    pub schema_version: u32,
+    /// Where and when the run happened.
+    pub run: RunMeta,
+    /// Infrastructure steps (build, cluster, metrics-server, image, deploy), in order.
+    pub setup: Vec<SetupStep>,
+    /// The scenarios, in the order they ran.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Cross-scenario checks (`[[compare]]` in stress.toml, e.g. the scaling gain).
+    #[serde(default)]
+    pub comparisons: Vec<VerdictReport>,
+    /// Checks against a previous run (`--baseline`); empty without it.
+    #[serde(default)]
+    pub baseline: Vec<VerdictReport>,
+}
+
+/// Where and when the run happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunMeta {
+    /// `local`, `kind` or `cluster`; null when the run ended before a backend was
+    /// chosen (an invalid config, no backend usable).
+    pub backend: Option<BackendKind>,
+    /// Commit of the checkout (with `-dirty` when tracked files had changes).
+    pub git_sha: Option<String>,
+    /// When the run started, RFC 3339, UTC.
+    pub started_at: String,
+    /// When the run ended, RFC 3339, UTC.
+    pub ended_at: String,
+    /// Path of the stress config.
+    pub config: String,
+    /// Tool name to version string (`scaleproof`, `rustc`, `kind`, `kubectl`, ...).
+    pub tool_versions: BTreeMap<String, String>,
+    /// How replica CPU was limited (local backend), e.g. `cgroup v1 cpu.cfs_quota_us
+    /// under /sys/fs/cgroup/cpu`; starts with `UNCAPPED` when it was not.
+    pub cpu_limit: Option<String>,
+}
+
+impl RunMeta {
+    /// The backend's name, `none` when there was none.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.map_or("none", BackendKind::as_str)
+    }
+}
+
+/// One infrastructure step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetupStep {
+    /// What the step did, e.g. `read stress config`, `build iris-server (release)`,
+    /// `kind create cluster`, `roll out metrics-server`, `compile scenario tests`.
+    pub name: String,
+    /// `pass`, or `error` when it failed.
+    pub outcome: Outcome,
+    /// Wall time of the step.
+    pub duration_s: f64,
+    /// The error, when it failed.
+    pub message: Option<String>,
+}
+
+impl SetupStep {
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+
+    pub(crate) fn passed_step(name: &str, duration_s: f64) -> Self {
+        SetupStep {
+            name: name.into(),
+            outcome: Outcome::Pass,
+            duration_s,
+            message: None,
+        }
+    }
+
+    pub(crate) fn failed_step(name: &str, duration_s: f64, message: String) -> Self {
+        SetupStep {
+            name: name.into(),
+            outcome: Outcome::Error,
+            duration_s,
+            message: Some(message),
+        }
+    }
+}
+
+/// One scenario: what was run, measured, observed and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioReport {
+    /// From stress.toml.
+    pub name: String,
+    /// From stress.toml.
+    pub description: String,
+    /// The HPA's replica bounds after the scenario's overrides.
+    pub bounds: Bounds,
+    /// Wall time of the whole scenario (starting replicas or the reset included).
+    pub duration_s: f64,
+    /// What the load engine measured; null when the scenario failed before or
+    /// during load.
+    pub load: Option<LoadReport>,
+    /// What the autoscaler saw and did.
+    pub timeline: TimelineReport,
+    /// Seconds from load start to the first sample whose desired replica count
+    /// exceeds the count the scenario started with; null without a scale-up.
+    pub first_scale_up_s: Option<f64>,
+    /// Two guards (`load_delivered`, `metrics_observed`), then one per expectation;
+    /// empty when the scenario could not run.
+    pub verdicts: Vec<VerdictReport>,
+    /// Why the scenario could not run or be judged (when its test wrote no result at
+    /// all, `bounds` is `{0, 0}` and `description` empty).
+    pub error: Option<ScenarioError>,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.verdicts.iter().all(VerdictReport::passed)
+    }
+
+    /// A scenario that produced no measurement, only an error.
+    pub fn failed(name: &str, duration_s: f64, error: &GateError) -> Self {
+        ScenarioReport {
+            name: name.to_string(),
+            description: String::new(),
+            bounds: Bounds { min: 0, max: 0 },
+            duration_s,
+            load: None,
+            timeline: TimelineReport::default(),
+            first_scale_up_s: None,
+            verdicts: Vec::new(),
+            error: Some(ScenarioError::from(error)),
+        }
+    }
+}
+
+/// The HPA's `minReplicas` and `maxReplicas` for a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// Why a scenario could not run or be judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioError {
+    /// `interrupted` (Ctrl-C or SIGTERM), `setup` (the backend could not give the
+    /// scenario its starting state), `load` (the load engine could not run) or
+    /// `cluster` (the Kubernetes API failed during the scenario).
+    pub kind: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl From<&GateError> for ScenarioError {
+    fn from(error: &GateError) -> Self {
+        ScenarioError {
+            kind: error.kind().to_string(),
+            message: error.message().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// What the load engine measured (`scaleproof load --json` prints the same object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadReport {
+    /// `closed`: workers wait for responses; `open`: arrivals on a schedule.
+    pub mode: LoadModeReport,
+    /// What was asked of the engine.
+    pub promised: PromisedReport,
+    /// Stopped early (Ctrl-C).
+    pub cancelled: bool,
+    /// Requests that ended, with a response or an error; `sent = ok + failed`.
+    pub sent: u64,
+    /// 2xx responses.
+    pub ok: u64,
+    /// Non-2xx responses plus requests without a response.
+    pub failed: u64,
+    /// HTTP status (as a string key) to count.
+    pub status_counts: BTreeMap<String, u64>,
+    /// Requests without a response, by cause.
+    pub errors: ErrorCountsReport,
+    /// `ok / sent`.
+    pub success_rate: f64,
+    /// `sent / duration_s`.
+    pub throughput_per_s: f64,
+    /// From the first send until the last request ended.
+    pub duration_s: f64,
+    /// Open loop: requests sent late because the schedule could not be kept.
+    pub late: u64,
+    /// Open loop: requests never sent because the schedule could not be kept.
+    pub dropped: u64,
+    /// Latency from the intended send time (coordinated-omission corrected; equals
+    /// `service_time_ms` in a closed loop); null when nothing was timed.
+    pub latency_ms: Option<LatencyReport>,
+    /// Latency from the actual send; null when nothing was timed.
+    pub service_time_ms: Option<LatencyReport>,
+    /// One entry per second of the run.
+    pub timeline: Vec<SecondReport>,
+    /// Null when the engine delivered what was promised; else how it fell short.
+    pub shortfall: Option<ShortfallReport>,
+}
+
+/// Closed loop (workers wait for responses) or open loop (arrivals on a schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadModeReport {
+    Closed,
+    Open,
+}
+
+/// What the load engine was asked to deliver (null where not applicable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromisedReport {
+    /// Requests to send (in an open loop stopped by time: the schedule's count).
+    pub requests: Option<u64>,
+    /// Run length asked for, when the run is stopped by time.
+    pub duration_s: Option<f64>,
+    /// Closed loop: number of workers.
+    pub concurrency: Option<u32>,
+    /// Open loop: arrival rate at the start.
+    pub rate_per_s: Option<f64>,
+    /// Open loop with a ramp: the rate at the end of the ramp.
+    pub ramp_to_per_s: Option<f64>,
+    /// Open loop with a ramp: the ramp's length.
+    pub ramp_over_s: Option<f64>,
+    /// Open loop: cap on outstanding requests.
+    pub max_in_flight: Option<u32>,
+    /// Open loop: a request starting later than this after its intended time is late.
+    pub late_after_ms: Option<f64>,
+    /// Per-request timeout.
+    pub timeout_s: f64,
+}
+
+/// Requests without an HTTP response, by cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorCountsReport {
+    pub timeout: u64,
+    pub connection_refused: u64,
+    pub connection_reset: u64,
+    pub other: u64,
+}
+
+/// A latency distribution, from an HDR histogram with 3 significant digits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyReport {
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p99_9_ms: f64,
+    pub max_ms: f64,
+}
+
+/// One second of load (requests count in the second they completed in).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SecondReport {
+    /// Start of the second, since the load started.
+    pub t_s: f64,
+    /// Requests that completed in this second.
+    pub requests: u64,
+    /// Of those, the ones that failed.
+    pub errors: u64,
+    /// Null in a second without responses (as are the other percentiles).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// How the load engine fell short of its promise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShortfallReport {
+    /// Promised requests never sent.
+    pub missing: u64,
+    /// Requests sent late.
+    pub late: u64,
+    /// Scheduled requests that could not start within their timeout.
+    pub dropped: u64,
+    /// Sentences, one per failed check.
+    pub reasons: Vec<String>,
+}
+
+/// What the autoscaler saw and did over a scenario.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimelineReport {
+    /// Observations, in time order.
+    pub samples: Vec<SampleReport>,
+    /// Rescales with the controller's reason, replica incidents, readiness changes.
+    #[serde(default)]
+    pub events: Vec<EventReport>,
+}
+
+impl TimelineReport {
+    /// Highest ready replica count seen.
+    pub fn peak_ready_replicas(&self) -> u32 {
+        self.samples
+            .iter()
+            .map(|s| s.ready_replicas)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Highest desired replica count seen.
+    pub fn peak_desired_replicas(&self) -> u32 {
+        self.samples
+            .iter()
+            .map(|s| s.desired_replicas)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// One observation of the autoscaler and the replicas it controls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SampleReport {
+    /// Since the load started (negative: before it).
+    pub t_s: f64,
+    /// The replica count the autoscaler asked for (HPA `status.desiredReplicas`).
+    pub desired_replicas: u32,
+    /// Replicas that exist (HPA `status.currentReplicas`).
+    pub current_replicas: u32,
+    /// Replicas that pass their readiness probe and receive traffic.
+    pub ready_replicas: u32,
+    /// Average CPU utilization in percent of the request, as the HPA computed it;
+    /// null while no metric is available.
+    pub cpu_utilization_pct: Option<u32>,
+    /// The HPA's target average utilization, in percent of the request.
+    pub cpu_target_pct: u32,
+    /// Each replica's CPU usage.
+    pub replicas: Vec<ReplicaReport>,
+    /// The HPA's status conditions at this moment.
+    pub conditions: Vec<ConditionReport>,
+}
+
+/// CPU usage of one replica (a pod, or a local process).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplicaReport {
+    /// Pod name, or `replica-N` on the local backend.
+    pub name: String,
+    /// Usage over the last metric window; null when no metric is available yet.
+    pub cpu_millicores: Option<u64>,
+    /// Whether the replica is ready (receives traffic).
+    pub ready: bool,
+}
+
+/// An HPA status condition, with Kubernetes' type and reason strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConditionReport {
+    /// `AbleToScale`, `ScalingActive` or `ScalingLimited`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// E.g. `TooManyReplicas`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Something the autoscaler or the replica set did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventReport {
+    /// Since the load started.
+    pub t_s: f64,
+    /// E.g. `scaled 1 -> 3: cpu utilization 210% of request is above target 50%`.
+    pub message: String,
+}
+
+/// One check: a JUnit testcase and a row of the summary table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VerdictReport {
+    /// Stable identifier, e.g. `min_success_rate`.
+    pub check: String,
+    /// What was expected, for people: `success rate >= 95.0 %`.
+    pub expected: String,
+    /// What was measured, for people: `99.2 %`.
+    pub measured: String,
+    /// How the check ended.
+    pub outcome: Outcome,
+}
+
+impl VerdictReport {
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+}
+
+/// How a check ended: `pass`, `fail`, or `error` (it could not be made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Error,
+}
+
+// ---- conversions from the harness's own types ----
+
+impl From<verdict::Outcome> for Outcome {
+    fn from(outcome: verdict::Outcome) -> Self {
+        match outcome {
+            verdict::Outcome::Pass => Outcome::Pass,
+            verdict::Outcome::Fail => Outcome::Fail,
+            verdict::Outcome::Error => Outcome::Error,
+        }
+    }
+}
+
+impl From<&Verdict> for VerdictReport {
+    fn from(v: &Verdict) -> Self {
+        VerdictReport {
+            check: v.check.clone(),
+            expected: v.expected.clone(),
+            measured: v.measured.clone(),
+            outcome: v.outcome.into(),
+        }
+    }
+}
+
+impl From<ReplicaBounds> for Bounds {
+    fn from(b: ReplicaBounds) -> Self {
+        Bounds {
+            min: b.min,
+            max: b.max,
+        }
+    }
+}
+
+impl From<&Timeline> for TimelineReport {
+    fn from(t: &Timeline) -> Self {
+        TimelineReport {
+            samples: t.samples.iter().map(SampleReport::from).collect(),
+            events: t.events.iter().map(EventReport::from).collect(),
+        }
+    }
+}
+
+impl From<&ScaleSample> for SampleReport {
+    fn from(s: &ScaleSample) -> Self {
+        SampleReport {
+            t_s: s.t_s,
+            desired_replicas: s.desired_replicas,
+            current_replicas: s.current_replicas,
+            ready_replicas: s.ready_replicas,
+            cpu_utilization_pct: s.cpu_utilization_pct,
+            cpu_target_pct: s.cpu_target_pct,
+            replicas: s.replicas.iter().map(ReplicaReport::from).collect(),
+            conditions: s.conditions.iter().map(ConditionReport::from).collect(),
+        }
+    }
+}
+
+impl From<&ReplicaUsage> for ReplicaReport {
+    fn from(r: &ReplicaUsage) -> Self {
+        ReplicaReport {
+            name: r.name.clone(),
+            cpu_millicores: r.cpu_millicores,
+            ready: r.ready,
+        }
+    }
+}
+
+impl From<&Condition> for ConditionReport {
+    fn from(c: &Condition) -> Self {
+        ConditionReport {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        }
+    }
+}
+
+impl From<&ScaleEvent> for EventReport {
+    fn from(e: &ScaleEvent) -> Self {
+        EventReport {
+            t_s: e.t_s,
+            message: e.message.clone(),
+        }
+    }
+}
+
+impl From<&LoadResult> for LoadReport {
+    fn from(l: &LoadResult) -> Self {
+        LoadReport {
+            mode: match l.mode {
+                LoadMode::Closed => LoadModeReport::Closed,
+                LoadMode::Open => LoadModeReport::Open,
+            },
+            promised: PromisedReport::from(&l.promised),
+            cancelled: l.cancelled,
+            sent: l.sent,
+            ok: l.ok,
+            failed: l.failed,
+            status_counts: l
+                .status_counts
+                .iter()
+                .map(|(status, count)| (status.to_string(), *count))
+                .collect(),
+            errors: ErrorCountsReport::from(&l.errors),
+            success_rate: l.success_rate,
+            throughput_per_s: l.throughput_per_s,
+            duration_s: l.duration_s,
+            late: l.late,
+            dropped: l.dropped,
+            latency_ms: l.latency_ms.as_ref().map(LatencyReport::from),
+            service_time_ms: l.service_time_ms.as_ref().map(LatencyReport::from),
+            timeline: l.timeline.iter().map(SecondReport::from).collect(),
+            shortfall: l.shortfall.as_ref().map(ShortfallReport::from),
+        }
+    }
+}
+
+impl From<&Promised> for PromisedReport {
+    fn from(p: &Promised) -> Self {
+        PromisedReport {
+            requests: p.requests,
+            duration_s: p.duration_s,
+            concurrency: p.concurrency,
+            rate_per_s: p.rate_per_s,
+            ramp_to_per_s: p.ramp_to_per_s,
+            ramp_over_s: p.ramp_over_s,
+            max_in_flight: p.max_in_flight,
+            late_after_ms: p.late_after_ms,
+            timeout_s: p.timeout_s,
+        }
+    }
+}
+
+impl From<&ErrorCounts> for ErrorCountsReport {
+    fn from(e: &ErrorCounts) -> Self {
+        ErrorCountsReport {
+            timeout: e.timeout,
+            connection_refused: e.connection_refused,
+            connection_reset: e.connection_reset,
+            other: e.other,
+        }
+    }
+}
+
+impl From<&LatencySummary> for LatencyReport {
+    fn from(l: &LatencySummary) -> Self {
+        LatencyReport {
+            min_ms: l.min_ms,
+            mean_ms: l.mean_ms,
+            p50_ms: l.p50_ms,
+            p90_ms: l.p90_ms,
+            p95_ms: l.p95_ms,
+            p99_ms: l.p99_ms,
+            p99_9_ms: l.p99_9_ms,
+            max_ms: l.max_ms,
+        }
+    }
+}
+
+impl From<&SecondStats> for SecondReport {
+    fn from(s: &SecondStats) -> Self {
+        SecondReport {
+            t_s: s.t_s,
+            requests: s.requests,
+            errors: s.errors,
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            p99_ms: s.p99_ms,
+        }
+    }
+}
+
+impl From<&Shortfall> for ShortfallReport {
+    fn from(s: &Shortfall) -> Self {
+        ShortfallReport {
+            missing: s.missing,
+            late: s.late,
+            dropped: s.dropped,
+            reasons: s.reasons.clone(),
+        }
+    }
+}
