@@ -31,7 +31,7 @@ use replicas::{Basis, Calculation, Tolerances};
 
 pub use conditions::{ABLE_TO_SCALE, Condition, SCALING_ACTIVE, SCALING_LIMITED};
 pub use options::ControllerOptions;
-pub use replicas::{PodInput, PodMetric, PodPhase, ReadyCondition};
+pub use replicas::{ConditionStatus, PodInput, PodMetric, PodPhase, ReadyCondition};
 pub use spec::{
     Behavior, HpaSpec, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy, SpecError,
 };

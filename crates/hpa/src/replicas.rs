@@ -34,17 +34,36 @@ pub enum PodPhase {
     Pending,
     /// Running: counts according to its readiness and metric.
     Running,
-    /// Finished: upstream gives it no special treatment, like `Running`.
+    /// Finished successfully (terminal): ignored, like upstream `IsPodTerminal`.
     Succeeded,
-    /// Failed: ignored.
+    /// Failed (terminal): ignored.
     Failed,
+    /// The kubelet cannot report the phase: treated like `Running`, as upstream does.
+    Unknown,
+}
+
+impl PodPhase {
+    /// Upstream `IsPodTerminal`: the pod will never run again.
+    fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// The `status` of a pod condition, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionStatus {
+    True,
+    False,
+    /// Neither: for the `Ready` condition upstream treats it like `True`, because its
+    /// readiness rules only look for `False`.
+    Unknown,
 }
 
 /// A pod's `Ready` condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadyCondition {
-    /// `status == "True"`.
-    pub ready: bool,
+    /// `status`.
+    pub status: ConditionStatus,
     /// `lastTransitionTime`.
     pub last_transition: Duration,
 }
@@ -127,7 +146,7 @@ struct PodGroups<'a> {
     unready: Vec<&'a PodInput>,
     /// Running pods without a metric.
     missing: Vec<&'a PodInput>,
-    /// Terminating or failed pods: they are leaving and count for nothing.
+    /// Terminating or terminal (failed, succeeded) pods: they count for nothing.
     ignored: usize,
 }
 
@@ -138,7 +157,7 @@ fn group_pods<'a>(
 ) -> PodGroups<'a> {
     let mut groups = PodGroups::default();
     for pod in pods {
-        if pod.deleted || pod.phase == PodPhase::Failed {
+        if pod.deleted || pod.phase.is_terminal() {
             groups.ignored += 1;
             continue;
         }
@@ -169,15 +188,16 @@ fn cpu_sample_is_unready(
     let (Some(condition), Some(start)) = (pod.ready, pod.start_time) else {
         return true;
     };
+    // Only `False` counts as not ready: a `Ready` condition of `Unknown` does not.
+    let not_ready = condition.status == ConditionStatus::False;
     if start.saturating_add(options.cpu_initialization_period) > now {
         // Still initializing: trust the sample only once the pod is ready and the
         // sample's whole window lies after the readiness change.
-        !condition.ready
-            || metric.timestamp < condition.last_transition.saturating_add(metric.window)
+        not_ready || metric.timestamp < condition.last_transition.saturating_add(metric.window)
     } else {
         // Initialized: only a pod that has never become ready is distrusted. Its last
         // transition then happened within the initial readiness delay after start.
-        !condition.ready
+        not_ready
             && start.saturating_add(options.initial_readiness_delay) > condition.last_transition
     }
 }

@@ -20,7 +20,7 @@ fn pod(usage_m: u64) -> PodInput {
         phase: PodPhase::Running,
         deleted: false,
         ready: Some(ReadyCondition {
-            ready: true,
+            status: ConditionStatus::True,
             last_transition: secs(10),
         }),
         start_time: Some(secs(0)),
@@ -59,7 +59,7 @@ fn fresh(usage_m: u64, sample_end: u64) -> PodInput {
     tweak(pod(usage_m), |p| {
         p.start_time = Some(secs(900));
         p.ready = Some(ReadyCondition {
-            ready: true,
+            status: ConditionStatus::True,
             last_transition: secs(950),
         });
         if let Some(metric) = &mut p.usage {
@@ -277,6 +277,58 @@ fn replica_calculator_rules() {
             100,
             4,
         ),
+        // Succeeded pods are terminal and ignored like failed ones: only the 2 pods at
+        // 100 % count -> ratio 2; ceil(2 x 2) = 4. Counted as missing they would force a
+        // re-check: (200 + 0 + 0)/400 = 50 % -> ratio 1.0 -> keep 2.
+        CalcCase::new(
+            "succeeded pods are ignored",
+            50,
+            2,
+            vec![
+                pod(100),
+                pod(100),
+                tweak(missing(), |p| p.phase = PodPhase::Succeeded),
+                tweak(missing(), |p| p.phase = PodPhase::Succeeded),
+            ],
+            100,
+            4,
+        ),
+        // Ready=Unknown is not "unready" (only False is): past initialization the pod
+        // counts -> 2 x 100 % -> ratio 2 -> 4 (as unready: (100 + 0)/200 -> keep 2).
+        CalcCase::new(
+            "Ready Unknown pod counts after initialization",
+            50,
+            2,
+            vec![
+                pod(100),
+                tweak(pod(100), |p| {
+                    p.ready = Some(ReadyCondition {
+                        status: ConditionStatus::Unknown,
+                        last_transition: secs(10),
+                    });
+                }),
+            ],
+            100,
+            4,
+        ),
+        // While initializing, Unknown passes too once the sample's window lies after the
+        // transition: 970 >= 950 + 15 -> counts -> (100 + 200)/200 = 150 % -> ratio 3 -> 6.
+        CalcCase::new(
+            "Ready Unknown pod counts while initializing",
+            50,
+            2,
+            vec![
+                pod(100),
+                tweak(fresh(200, 970), |p| {
+                    p.ready = Some(ReadyCondition {
+                        status: ConditionStatus::Unknown,
+                        last_transition: secs(950),
+                    });
+                }),
+            ],
+            150,
+            6,
+        ),
         // Pending pod is unready; on a scale-up it counts as 0 % of its request:
         // (100 + 0) / 200 = 50 % -> ratio 1.0, within tolerance -> keep 2.
         CalcCase::new(
@@ -400,7 +452,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(fresh(200, 970), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(950),
                     });
                 }),
@@ -418,7 +470,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(pod(100), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(500),
                     });
                 }),
@@ -436,7 +488,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(pod(100), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(10),
                     });
                 }),
