@@ -1,24 +1,30 @@
 //! A port of kube-controller-manager's HorizontalPodAutoscaler controller
-//! (`pkg/controller/podautoscaler`) for one cpu Resource metric with a Utilization
-//! target. The local backend scales its replicas with it, so both backends follow
-//! the same rules.
+//! (`pkg/controller/podautoscaler`) for `Resource` and `ContainerResource` metrics on cpu
+//! and memory, with `Utilization` and `AverageValue` targets, any number of them per HPA.
+//! The local backend scales its replicas with it, so both backends follow the same rules.
 //!
 //! Pure: no I/O and no clock. The caller passes `now` (an offset from any fixed
 //! epoch; pod and metric times use the same epoch) and what the pod lister and the
-//! metrics API would have returned.
+//! resource metrics API would have returned ([`PodInput`]).
 //!
 //! - `spec`: HPA manifest → [`HpaSpec`], with the API server's defaults.
-//! - `replicas`: the replica calculator (`GetResourceReplicas`, `groupPods`).
+//! - `replicas`: the replica calculator for one metric (`GetResourceReplicas`,
+//!   `GetRawResourceReplicas`, `groupPods`, `calculateRequests`).
 //! - `behavior`: stabilization windows, rate-limit policies, clamping.
 //! - `conditions`: the status conditions kept between reconciles.
+//! - `status`: what each metric measured ([`MetricStatus`], `status.currentMetrics`).
+//! - `quantity`: reading and writing Kubernetes quantities.
 //! - `options`: the controller-manager flags ([`ControllerOptions`]).
-//! - this file: [`Autoscaler::reconcile`] (upstream `reconcileAutoscaler`).
+//! - this file: [`Autoscaler::reconcile`] (upstream `reconcileAutoscaler` and
+//!   `computeReplicasForMetrics`).
 
 mod behavior;
 mod conditions;
 mod options;
+mod quantity;
 mod replicas;
 mod spec;
+mod status;
 
 #[cfg(test)]
 mod tests;
@@ -27,14 +33,18 @@ use std::time::Duration;
 
 use behavior::{History, Normalization};
 use conditions::ConditionList;
-use replicas::{Basis, Calculation, Tolerances};
+use replicas::{Basis, MetricError, Proposal, Tolerances};
 
 pub use conditions::{ABLE_TO_SCALE, Condition, SCALING_ACTIVE, SCALING_LIMITED};
 pub use options::ControllerOptions;
-pub use replicas::{ConditionStatus, PodInput, PodMetric, PodPhase, ReadyCondition};
-pub use spec::{
-    Behavior, HpaSpec, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy, SpecError,
+pub use replicas::{
+    ConditionStatus, ContainerInput, ContainerUsage, PodInput, PodMetrics, PodPhase, ReadyCondition,
 };
+pub use spec::{
+    Behavior, HpaSpec, MetricSpec, MetricTarget, PolicyKind, ResourceName, ScalingPolicy,
+    ScalingRules, SelectPolicy, SpecError,
+};
+pub use status::{MetricStatus, MetricValue};
 
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,33 +52,69 @@ pub struct Decision {
     /// The replica count the target should have now (HPA `status.desiredReplicas`).
     /// Equal to the current count when nothing changes.
     pub desired_replicas: u32,
-    /// Average cpu utilization of the ready pods in percent of their requests, when
-    /// it could be computed.
-    pub utilization_pct: Option<u32>,
-    /// The replica calculator's proposal before stabilization, rate limits and
-    /// min/max, when metrics allowed one.
+    /// The highest proposal of the metrics, before stabilization, rate limits and
+    /// min/max; `None` when the metrics allowed none.
     pub recommended_replicas: Option<u32>,
+    /// Index in [`Decision::metrics`] of the metric whose proposal was followed (upstream
+    /// names it in `ScalingActive` and in the rescale event); `None` when no metric
+    /// drove the decision (metrics failed, or the count was outside min/max).
+    pub driving_metric: Option<usize>,
+    /// One entry per `spec.metrics` entry, in spec order (`status.currentMetrics`).
+    /// Empty when the reconcile did not look at metrics (0 replicas, or outside
+    /// min/max), as upstream clears `currentMetrics` then.
+    pub metrics: Vec<MetricStatus>,
     /// All status conditions after this reconcile (`AbleToScale`, `ScalingActive`,
     /// `ScalingLimited`), with upstream's type, reason and message strings.
     pub conditions: Vec<Condition>,
-    /// One sentence on why this count, for reports.
+    /// When the decision rescales: upstream's reason in the `SuccessfulRescale` event
+    /// (`New size: N; reason: R`), e.g. `memory resource utilization (percentage of
+    /// request) above target`, `All metrics below target` or `Current number of replicas
+    /// above Spec.MaxReplicas`.
+    pub rescale_reason: Option<String>,
+    /// One sentence on why this count, naming the driving metric, for reports.
     pub explanation: String,
+}
+
+impl Decision {
+    /// The status of the metric that drove the decision.
+    pub fn driving(&self) -> Option<&MetricStatus> {
+        self.driving_metric.and_then(|i| self.metrics.get(i))
+    }
+
+    /// The current utilization of the first `Resource` cpu metric with a `Utilization`
+    /// target, in percent (what `kubectl get hpa` shows for cpu).
+    pub fn cpu_utilization_pct(&self) -> Option<u32> {
+        self.metrics
+            .iter()
+            .filter(|m| m.spec.resource == ResourceName::Cpu && m.spec.container.is_none())
+            .find_map(|m| m.current.and_then(|v| v.average_utilization))
+    }
+
+    /// `status.currentMetrics` as upstream writes it (see [`MetricStatus::to_k8s`]).
+    pub fn current_metrics(&self) -> Vec<k8s_openapi::api::autoscaling::v2::MetricStatus> {
+        self.metrics.iter().map(MetricStatus::to_k8s).collect()
+    }
 }
 
 /// What a reconcile branch settled on, before the rescale bookkeeping.
 struct Outcome {
     desired: u32,
-    utilization_pct: Option<u32>,
     recommended_replicas: Option<u32>,
+    driving_metric: Option<usize>,
+    metrics: Vec<MetricStatus>,
+    /// Upstream's rescale reason, used if the outcome rescales.
+    reason: String,
     explanation: String,
 }
 
 impl Outcome {
-    fn without_metrics(desired: u32, explanation: impl Into<String>) -> Self {
+    fn without_metrics(desired: u32, reason: &str, explanation: impl Into<String>) -> Self {
         Self {
             desired,
-            utilization_pct: None,
             recommended_replicas: None,
+            driving_metric: None,
+            metrics: Vec::new(),
+            reason: reason.to_owned(),
             explanation: explanation.into(),
         }
     }
@@ -138,15 +184,21 @@ impl Autoscaler {
                 "ScalingDisabled",
                 "scaling is disabled since the replica count of the target is zero",
             );
-            Outcome::without_metrics(0, "the target has 0 replicas, so autoscaling is disabled")
+            Outcome::without_metrics(
+                0,
+                "",
+                "the target has 0 replicas, so autoscaling is disabled",
+            )
         } else if current_replicas > max {
             Outcome::without_metrics(
                 max,
+                "Current number of replicas above Spec.MaxReplicas",
                 format!("{current_replicas} replicas are above maxReplicas {max}"),
             )
         } else if current_replicas < min {
             Outcome::without_metrics(
                 min,
+                "Current number of replicas below Spec.MinReplicas",
                 format!("{current_replicas} replicas are below minReplicas {min}"),
             )
         } else {
@@ -154,7 +206,7 @@ impl Autoscaler {
         };
 
         let rescale = outcome.desired != current_replicas;
-        let (desired_replicas, ending) = if rescale {
+        let (desired_replicas, ending, rescale_reason) = if rescale {
             let desired = outcome.desired;
             self.conditions.set(
                 ABLE_TO_SCALE,
@@ -165,61 +217,153 @@ impl Autoscaler {
             let behavior = self.spec.behavior.as_ref();
             self.history
                 .record_scale_event(behavior, current_replicas, desired, now);
-            (desired, format!("scaling {current_replicas} -> {desired}"))
+            (
+                desired,
+                format!("scaling {current_replicas} -> {desired}"),
+                Some(outcome.reason),
+            )
         } else {
-            (current_replicas, format!("keeping {current_replicas}"))
+            (
+                current_replicas,
+                format!("keeping {current_replicas}"),
+                None,
+            )
         };
         Decision {
             desired_replicas,
-            utilization_pct: outcome.utilization_pct,
             recommended_replicas: outcome.recommended_replicas,
+            driving_metric: outcome.driving_metric,
+            metrics: outcome.metrics,
             conditions: self.conditions.to_vec(),
+            rescale_reason,
             explanation: format!("{}: {ending}", outcome.explanation),
         }
     }
 
     /// The metric-driven branch of `reconcileAutoscaler`: upstream
-    /// `computeReplicasForMetrics` for the single cpu metric, then normalization.
-    /// When no count can be computed the target keeps its current count.
+    /// `computeReplicasForMetrics` (a proposal per metric, the highest wins), then
+    /// normalization.
+    ///
+    /// Failed metrics: when every metric failed, or some failed and the valid ones would
+    /// not keep the current count (a scale-down), `ScalingActive` takes the first
+    /// failure and the target keeps its count; otherwise the valid metrics decide.
     fn scale_on_metrics(&mut self, now: Duration, current: u32, pods: &[PodInput]) -> Outcome {
-        let target_pct = self.spec.target_utilization_pct;
-        let calculation = replicas::resource_replicas(
-            current,
-            target_pct,
-            self.tolerances(),
-            pods,
-            now,
-            &self.options,
+        let tolerances = self.tolerances();
+        let results: Vec<Result<Proposal, MetricError>> = self
+            .spec
+            .metrics
+            .iter()
+            .map(|metric| replicas::propose(metric, current, tolerances, pods, now, &self.options))
+            .collect();
+
+        // Upstream starts from 0 and replaces it with any later proposal when it is 0,
+        // so among proposals of 0 the last one names the metric.
+        let mut highest = 0;
+        let mut driving_metric = None;
+        for (i, result) in results.iter().enumerate() {
+            if let Ok(proposal) = result
+                && (highest == 0 || proposal.replicas > highest)
+            {
+                highest = proposal.replicas;
+                driving_metric = Some(i);
+            }
+        }
+        let statuses: Vec<MetricStatus> = self
+            .spec
+            .metrics
+            .iter()
+            .zip(&results)
+            .map(|(metric, result)| metric_status(metric, result))
+            .collect();
+        let clauses: Vec<String> = self
+            .spec
+            .metrics
+            .iter()
+            .zip(&results)
+            .zip(&statuses)
+            .map(|((metric, result), status)| describe_metric(metric, result, status, current))
+            .collect();
+
+        let first_failure = self
+            .spec
+            .metrics
+            .iter()
+            .zip(&statuses)
+            .find(|(_, status)| status.error.is_some());
+        let failed = statuses.iter().filter(|s| s.error.is_some()).count();
+        if let Some((metric, status)) = first_failure
+            && (failed == statuses.len() || highest < current)
+        {
+            let reason = if metric.container.is_some() {
+                "FailedGetContainerResourceMetric"
+            } else {
+                "FailedGetResourceMetric"
+            };
+            let error = status.error.clone().unwrap_or_default();
+            self.conditions.set(
+                SCALING_ACTIVE,
+                false,
+                reason,
+                format!("the HPA was unable to compute the replica count: {error}"),
+            );
+            let why = if failed == statuses.len() {
+                "no metric is usable"
+            } else {
+                "a metric failed and the others would scale down, which upstream refuses"
+            };
+            return Outcome {
+                desired: current,
+                recommended_replicas: None,
+                driving_metric: None,
+                metrics: statuses,
+                reason: String::new(),
+                explanation: format!("{}; {why}", clauses.join("; ")),
+            };
+        }
+
+        // A metric failing alongside valid ones that keep or raise the count does not
+        // stop scaling (upstream proceeds and only reports the error).
+        let driver = driving_metric
+            .and_then(|i| self.spec.metrics.get(i))
+            .cloned();
+        let driver_name = driver
+            .as_ref()
+            .map(MetricSpec::upstream_name)
+            .unwrap_or_default();
+        self.conditions.set(
+            SCALING_ACTIVE,
+            true,
+            "ValidMetricFound",
+            format!(
+                "the HPA was able to successfully calculate a replica count from {driver_name}"
+            ),
         );
-        match calculation {
-            Err(err) => {
-                self.conditions.set(
-                    SCALING_ACTIVE,
-                    false,
-                    "FailedGetResourceMetric",
-                    format!(
-                        "the HPA was unable to compute the replica count: \
-                         failed to get cpu utilization: {err}"
-                    ),
-                );
-                Outcome::without_metrics(current, format!("no usable cpu metric ({err})"))
-            }
-            Ok(calculation) => {
-                self.conditions.set(
-                    SCALING_ACTIVE,
-                    true,
-                    "ValidMetricFound",
-                    "the HPA was able to successfully calculate a replica count \
-                     from cpu resource utilization (percentage of request)",
-                );
-                let normalization = self.normalize(now, current, calculation.replicas);
-                Outcome {
-                    desired: normalization.desired,
-                    utilization_pct: Some(calculation.utilization_pct),
-                    recommended_replicas: Some(calculation.replicas),
-                    explanation: describe(&calculation, &normalization, target_pct, current),
-                }
-            }
+        let reason = if highest > current {
+            // Upstream names the metric only when its proposal exceeds 0.
+            format!("{driver_name} above target")
+        } else if highest < current {
+            "All metrics below target".to_owned()
+        } else {
+            String::new()
+        };
+        let normalization = self.normalize(now, current, highest);
+        let mut explanation = clauses.join("; ");
+        if statuses.len() > 1
+            && let Some(driver) = &driver
+        {
+            explanation.push_str(&format!(
+                "; the highest proposal, {highest}, comes from {}",
+                driver.label()
+            ));
+        }
+        explanation.push_str(&describe_normalization(&normalization, highest));
+        Outcome {
+            desired: normalization.desired,
+            recommended_replicas: Some(highest),
+            driving_metric,
+            metrics: statuses,
+            reason,
+            explanation,
         }
     }
 
@@ -267,6 +411,34 @@ impl Autoscaler {
     }
 }
 
+/// The status entry for one metric's result. The error text is upstream's
+/// `computeStatusForResourceMetricGeneric` wrapping, which the condition message quotes.
+fn metric_status(metric: &MetricSpec, result: &Result<Proposal, MetricError>) -> MetricStatus {
+    match result {
+        Ok(proposal) => MetricStatus {
+            spec: metric.clone(),
+            current: Some(MetricValue {
+                average_utilization: proposal.utilization_pct,
+                average_value_milli: proposal.average_milli,
+            }),
+            proposed_replicas: Some(proposal.replicas),
+            error: None,
+        },
+        Err(err) => {
+            let what = match metric.target {
+                MetricTarget::Utilization(_) => "utilization",
+                MetricTarget::AverageValue(_) => "usage",
+            };
+            MetricStatus {
+                spec: metric.clone(),
+                current: None,
+                proposed_replicas: None,
+                error: Some(format!("failed to get {} {what}: {err}", metric.resource)),
+            }
+        }
+    }
+}
+
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
@@ -275,44 +447,55 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// The explanation of a metric-based decision, e.g. "cpu 200% of request vs target
-/// 50% (ratio 4.00) over 1 ready pod; ceil(4.00 x 1) = 4; limited to 3 (TooManyReplicas)".
-fn describe(
-    calculation: &Calculation,
-    normalization: &Normalization,
-    target_pct: u32,
+/// One metric's clause of the explanation, e.g. "cpu 200% of request vs target 50%
+/// (ratio 4.00) over 1 ready pod; ceil(4.00 x 1) = 4 recommended", or
+/// "memory: no usable metric (failed to get memory utilization: ...)".
+fn describe_metric(
+    metric: &MetricSpec,
+    result: &Result<Proposal, MetricError>,
+    status: &MetricStatus,
     current: u32,
 ) -> String {
+    let (Ok(proposal), Some(measured)) = (result, status.describe_current()) else {
+        let error = status.error.as_deref().unwrap_or("unknown error");
+        return format!("{}: no usable metric ({error})", metric.label());
+    };
     let mut text = format!(
-        "cpu {}% of request vs target {target_pct}% (ratio {:.2}) over {}",
-        calculation.utilization_pct,
-        calculation.ratio,
-        plural(calculation.ready, "ready pod"),
+        "{measured} vs target {} (ratio {:.2}) over {}",
+        status::describe_target(metric),
+        proposal.ratio,
+        plural(proposal.ready, "ready pod"),
     );
     let others = [
-        (calculation.unready, "unready"),
-        (calculation.missing, "without metrics"),
-        (calculation.ignored, "ignored"),
+        (proposal.unready, "unready"),
+        (proposal.missing, "without metrics"),
+        (proposal.ignored, "ignored"),
     ];
     for (count, what) in others.into_iter().filter(|(count, _)| *count > 0) {
         text.push_str(&format!(", {count} {what}"));
     }
-    text.push_str(&match calculation.basis {
+    text.push_str(&match proposal.basis {
         Basis::WithinTolerance => format!("; within tolerance, so {current} recommended"),
         Basis::Proportional => format!(
             "; ceil({:.2} x {}) = {} recommended",
-            calculation.ratio, calculation.ready, calculation.replicas
+            proposal.ratio, proposal.ready, proposal.replicas
         ),
         Basis::Rebalanced { ratio, pods } => format!(
             "; re-checked with unready/missing pods: ceil({ratio:.2} x {pods}) = {} recommended",
-            calculation.replicas
+            proposal.replicas
         ),
         Basis::KeptAfterRecheck { ratio } => format!(
             "; re-checked with unready/missing pods the ratio is {ratio:.2}, \
              too small or the other way, so {current} recommended"
         ),
     });
-    if normalization.stabilized != calculation.replicas {
+    text
+}
+
+/// The stabilization and limit part of the explanation.
+fn describe_normalization(normalization: &Normalization, proposal: u32) -> String {
+    let mut text = String::new();
+    if normalization.stabilized != proposal {
         text.push_str(&format!(
             "; held at {} by the stabilization window ({})",
             normalization.stabilized, normalization.stabilization_reason
