@@ -124,6 +124,40 @@ impl History {
         }
     }
 
+    /// The recommendation log, oldest slot first (slots are reused, so not sorted).
+    #[cfg(test)]
+    pub(crate) fn recommendations(&self) -> &[Recommendation] {
+        &self.recommendations
+    }
+
+    /// Stored scale-up events.
+    #[cfg(test)]
+    pub(crate) fn scale_up_events(&self) -> &[ScaleEvent] {
+        &self.scale_up_events
+    }
+
+    /// Stored scale-down events.
+    #[cfg(test)]
+    pub(crate) fn scale_down_events(&self) -> &[ScaleEvent] {
+        &self.scale_down_events
+    }
+
+    /// A history as upstream's tests preset it: a started recommendation log (possibly
+    /// empty, which skips the initial recommendation) and stored scale events.
+    #[cfg(test)]
+    pub(crate) fn preset(
+        recommendations: Vec<Recommendation>,
+        scale_up_events: Vec<ScaleEvent>,
+        scale_down_events: Vec<ScaleEvent>,
+    ) -> Self {
+        Self {
+            recommendations,
+            log_started: true,
+            scale_up_events,
+            scale_down_events,
+        }
+    }
+
     /// Stores `replicas` at `now`, overwriting the slot `stale` if there is one.
     fn remember(&mut self, stale: Option<usize>, replicas: u32, now: Duration) {
         let recommendation = Recommendation { replicas, at: now };

@@ -28,6 +28,8 @@ mod status;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upstream_tests;
 
 use std::time::Duration;
 
@@ -150,6 +152,18 @@ impl Autoscaler {
     /// The controller settings in force.
     pub fn options(&self) -> &ControllerOptions {
         &self.options
+    }
+
+    /// What the controller remembers (recommendation log, scale events), for the tests
+    /// ported from upstream, which inspect and preset it.
+    #[cfg(test)]
+    pub(crate) fn history(&self) -> &History {
+        &self.history
+    }
+
+    #[cfg(test)]
+    pub(crate) fn history_mut(&mut self) -> &mut History {
+        &mut self.history
     }
 
     /// One pass of upstream `reconcileAutoscaler` at time `now`, for a target that
