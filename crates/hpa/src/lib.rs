@@ -29,7 +29,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod upstream_tests;
+mod upstream_hpa_tests;
 
 use std::time::Duration;
 
