@@ -17,6 +17,80 @@
 //! - `options`: the controller-manager flags ([`ControllerOptions`]).
 //! - this file: [`Autoscaler::reconcile`] (upstream `reconcileAutoscaler` and
 //!   `computeReplicasForMetrics`).
+//!
+//! A caller feeding two pods to an HPA that scales on cpu and memory:
+//!
+//! ```
+//! use std::time::Duration;
+//! use scaleproof_hpa::{
+//!     Autoscaler, ConditionStatus, ContainerInput, ContainerUsage, ControllerOptions,
+//!     HpaSpec, PodInput, PodMetrics, PodPhase, ReadyCondition,
+//! };
+//!
+//! let spec = HpaSpec::from_yaml(
+//!     "apiVersion: autoscaling/v2
+//! kind: HorizontalPodAutoscaler
+//! metadata: {name: web}
+//! spec:
+//!   scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+//!   maxReplicas: 10
+//!   metrics:
+//!     - type: Resource
+//!       resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+//!     - type: Resource
+//!       resource: {name: memory, target: {type: AverageValue, averageValue: 200Mi}}
+//! ",
+//! )?;
+//! let mut autoscaler = Autoscaler::new(spec, ControllerOptions::default());
+//!
+//! const MIB: u64 = 1024 * 1024;
+//! let now = Duration::from_secs(600);
+//! // What the pod lister and metrics.k8s.io say about one pod: per-container requests
+//! // (None = no request) and per-container usage with the sample's time and window.
+//! let pod = |name: &str, cpu_m: u64, mem_mib: u64| PodInput {
+//!     name: name.to_owned(),
+//!     phase: PodPhase::Running,
+//!     deleted: false,
+//!     ready: Some(ReadyCondition {
+//!         status: ConditionStatus::True,
+//!         last_transition: Duration::from_secs(20),
+//!     }),
+//!     start_time: Some(Duration::ZERO),
+//!     containers: vec![ContainerInput {
+//!         name: "app".into(),
+//!         cpu_request_millicores: Some(100),
+//!         memory_request_bytes: Some(256 * MIB),
+//!     }],
+//!     metrics: Some(PodMetrics {
+//!         timestamp: now - Duration::from_secs(5),
+//!         window: Duration::from_secs(15),
+//!         containers: vec![ContainerUsage {
+//!             name: "app".into(),
+//!             cpu_millicores: Some(cpu_m),
+//!             memory_bytes: Some(mem_mib * MIB),
+//!         }],
+//!     }),
+//! };
+//!
+//! let decision = autoscaler.reconcile(now, 2, &[pod("web-0", 40, 350), pod("web-1", 60, 450)]);
+//! // cpu: (40 + 60)m of 200m = 50 % = target -> 2; memory: 400Mi average vs 200Mi -> 4.
+//! assert_eq!(decision.desired_replicas, 4);
+//! assert_eq!(decision.driving().map(|m| m.spec.label()).as_deref(), Some("memory"));
+//! assert_eq!(decision.cpu_utilization_pct(), Some(50));
+//! assert_eq!(
+//!     decision.rescale_reason.as_deref(),
+//!     Some("memory resource above target")
+//! );
+//! // status.currentMetrics, in spec order, as upstream writes it.
+//! let current = decision.current_metrics();
+//! let memory = current[1].resource.as_ref().map(|r| &r.current);
+//! assert_eq!(
+//!     memory.and_then(|c| c.average_value.as_ref()).map(|q| q.0.as_str()),
+//!     Some("419430400")
+//! );
+//! assert!(decision.explanation.contains("comes from memory"));
+//! # Ok::<(), scaleproof_hpa::SpecError>(())
+//! ```
 
 mod behavior;
 mod conditions;
