@@ -25,19 +25,21 @@ fn before(t: Duration, now: Duration, window: Duration) -> bool {
     t.saturating_add(window) < now
 }
 
+/// One entry of the recommendation log (upstream `timestampedRecommendation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Recommendation {
-    replicas: u32,
-    at: Duration,
+pub(crate) struct Recommendation {
+    pub(crate) replicas: u32,
+    pub(crate) at: Duration,
 }
 
+/// One stored rescale (upstream `timestampedScaleEvent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScaleEvent {
+pub(crate) struct ScaleEvent {
     /// Replicas added (scale-up list) or removed (scale-down list).
-    change: u32,
-    at: Duration,
+    pub(crate) change: u32,
+    pub(crate) at: Duration,
     /// Older than the direction's longest policy period: free to be overwritten.
-    outdated: bool,
+    pub(crate) outdated: bool,
 }
 
 /// The result of normalization, with the reasons upstream would put in the
@@ -102,6 +104,9 @@ const SCALE_DOWN_LIMIT: (&str, &str) = (
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct History {
     recommendations: Vec<Recommendation>,
+    /// The log exists (upstream: the map holds a non-nil slice for this HPA), even if
+    /// it is empty; only upstream's tests create an empty one.
+    log_started: bool,
     scale_up_events: Vec<ScaleEvent>,
     scale_down_events: Vec<ScaleEvent>,
 }
@@ -110,11 +115,46 @@ impl History {
     /// Upstream `recordInitialRecommendation`: the first reconcile remembers the count
     /// the target already had, so a controller (re)start does not scale down at once.
     pub(crate) fn record_initial(&mut self, current_replicas: u32, now: Duration) {
-        if self.recommendations.is_empty() {
+        if !self.log_started {
+            self.log_started = true;
             self.recommendations.push(Recommendation {
                 replicas: current_replicas,
                 at: now,
             });
+        }
+    }
+
+    /// The recommendation log, oldest slot first (slots are reused, so not sorted).
+    #[cfg(test)]
+    pub(crate) fn recommendations(&self) -> &[Recommendation] {
+        &self.recommendations
+    }
+
+    /// Stored scale-up events.
+    #[cfg(test)]
+    pub(crate) fn scale_up_events(&self) -> &[ScaleEvent] {
+        &self.scale_up_events
+    }
+
+    /// Stored scale-down events.
+    #[cfg(test)]
+    pub(crate) fn scale_down_events(&self) -> &[ScaleEvent] {
+        &self.scale_down_events
+    }
+
+    /// A history as upstream's tests preset it: a started recommendation log (possibly
+    /// empty, which skips the initial recommendation) and stored scale events.
+    #[cfg(test)]
+    pub(crate) fn preset(
+        recommendations: Vec<Recommendation>,
+        scale_up_events: Vec<ScaleEvent>,
+        scale_down_events: Vec<ScaleEvent>,
+    ) -> Self {
+        Self {
+            recommendations,
+            log_started: true,
+            scale_up_events,
+            scale_down_events,
         }
     }
 
@@ -221,7 +261,7 @@ impl History {
     /// Upstream `stabilizeRecommendationWithBehaviors`: a scale-up may go no higher
     /// than the lowest recommendation of the scale-up window, a scale-down no lower
     /// than the highest of the scale-down window.
-    fn stabilize(
+    pub(crate) fn stabilize(
         &mut self,
         now: Duration,
         current: u32,
@@ -255,7 +295,7 @@ impl History {
     }
 
     /// Upstream `convertDesiredReplicasWithBehaviorRate`.
-    fn apply_rate_limits(
+    pub(crate) fn apply_rate_limits(
         &self,
         now: Duration,
         current: u32,
@@ -295,7 +335,7 @@ impl History {
 
     /// Replicas the scale events added (or removed) within the last `period`
     /// (upstream `getReplicasChangePerPeriod`).
-    fn change_in_period(events: &[ScaleEvent], now: Duration, period: Duration) -> i64 {
+    pub(crate) fn change_in_period(events: &[ScaleEvent], now: Duration, period: Duration) -> i64 {
         events
             .iter()
             .filter(|event| within(event.at, now, period))

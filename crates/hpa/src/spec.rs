@@ -1,5 +1,10 @@
 //! Conversion of an `autoscaling/v2` HorizontalPodAutoscaler into the subset the port
-//! supports: one `Resource` metric on `cpu` with a `Utilization` target.
+//! supports: `Resource` and `ContainerResource` metrics on `cpu` and `memory`, each with
+//! a `Utilization` or an `AverageValue` target, as many as the HPA lists.
+//!
+//! Out of scope: `Pods`, `Object` and `External` metrics (they need a custom or external
+//! metrics API the port does not model) and the alpha/beta feature gates that change
+//! the controller (for example `HPAScaleToZero`, pod-level resources).
 //!
 //! The API server fills defaults before the controller ever sees an HPA; this module
 //! applies the same ones (upstream `SetDefaults_HorizontalPodAutoscaler` and
@@ -7,11 +12,15 @@
 //! `pkg/apis/autoscaling/v2/defaults.go`) so a manifest means the same thing here as on a
 //! cluster.
 
+use std::fmt;
 use std::time::Duration;
 
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec as K8sMetricSpec,
+    MetricTarget as K8sMetricTarget,
 };
+
+use super::quantity;
 
 /// Target utilization the API server puts in when `spec.metrics` is empty
 /// (upstream `autoscaling.DefaultCPUUtilization`).
@@ -27,22 +36,19 @@ pub enum SpecError {
     /// The manifest has no `spec`.
     #[error("the HorizontalPodAutoscaler has no spec")]
     MissingSpec,
-    /// A metric type other than `Resource` (Pods, Object, External, ContainerResource).
+    /// A metric type other than `Resource` and `ContainerResource`.
     #[error(
-        "unsupported metric type {0:?}: only type Resource (cpu, Utilization target) is supported"
+        "unsupported metric type {0:?}: only Resource and ContainerResource metrics (cpu, \
+         memory) are supported; Pods, Object and External metrics are out of scope"
     )]
     UnsupportedMetricType(String),
-    /// A `Resource` metric on something other than cpu (memory, ...).
-    #[error("unsupported resource metric {0:?}: only cpu is supported")]
+    /// A resource other than cpu and memory (the ones metrics-server reports).
+    #[error("unsupported resource {0:?}: only cpu and memory are supported")]
     UnsupportedResource(String),
-    /// A cpu target other than `Utilization` (`AverageValue`, `Value`).
-    #[error(
-        "unsupported cpu target type {0:?}: only Utilization (averageUtilization) is supported"
-    )]
+    /// A target type other than `Utilization` and `AverageValue` (`Value` is not valid
+    /// for resource metrics).
+    #[error("unsupported target type {0:?}: only Utilization and AverageValue are supported")]
     UnsupportedTargetType(String),
-    /// More than one metric: upstream would take the highest proposal of all.
-    #[error("only one metric is supported, the HPA lists {0}")]
-    TooManyMetrics(usize),
     /// A field the API server would reject or that this port cannot honour.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
@@ -65,10 +71,130 @@ pub struct HpaSpec {
     pub min_replicas: u32,
     /// `spec.maxReplicas`.
     pub max_replicas: u32,
-    /// `averageUtilization` of the cpu Resource metric, in percent of the request.
-    pub target_utilization_pct: u32,
+    /// `spec.metrics`, in manifest order; never empty (an HPA without metrics gets cpu
+    /// at 80 % of the request). The controller proposes a count per metric and follows
+    /// the highest.
+    pub metrics: Vec<MetricSpec>,
     /// `spec.behavior`; `None` selects the controller's legacy normalization path.
     pub behavior: Option<Behavior>,
+}
+
+impl HpaSpec {
+    /// The `averageUtilization` of the first `Resource` cpu metric with a `Utilization`
+    /// target, if the HPA has one (what `kubectl get hpa` shows as the cpu target).
+    pub fn cpu_utilization_target(&self) -> Option<u32> {
+        self.metrics
+            .iter()
+            .find_map(|m| match (m.resource, &m.container, m.target) {
+                (ResourceName::Cpu, None, MetricTarget::Utilization(pct)) => Some(pct),
+                _ => None,
+            })
+    }
+}
+
+/// One entry of `spec.metrics`: a `Resource` metric (`container` is `None`) or a
+/// `ContainerResource` metric (`container` names the container).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricSpec {
+    /// `resource.name` / `containerResource.name`.
+    pub resource: ResourceName,
+    /// `containerResource.container`; `None` for a `Resource` metric, which sums all
+    /// containers of a pod.
+    pub container: Option<String>,
+    /// `target`.
+    pub target: MetricTarget,
+}
+
+impl MetricSpec {
+    /// A `Resource` metric.
+    pub fn resource(resource: ResourceName, target: MetricTarget) -> Self {
+        Self {
+            resource,
+            container: None,
+            target,
+        }
+    }
+
+    /// A `ContainerResource` metric on the container `container`.
+    pub fn container_resource(
+        resource: ResourceName,
+        container: impl Into<String>,
+        target: MetricTarget,
+    ) -> Self {
+        Self {
+            resource,
+            container: Some(container.into()),
+            target,
+        }
+    }
+
+    /// The metric's name in upstream's condition and event texts, e.g. `cpu resource
+    /// utilization (percentage of request)`, `cpu container resource utilization
+    /// (percentage of request)` or `memory resource` (any `AverageValue` target).
+    pub fn upstream_name(&self) -> String {
+        match (self.target, &self.container) {
+            (MetricTarget::AverageValue(_), _) => format!("{} resource", self.resource),
+            (MetricTarget::Utilization(_), None) => {
+                format!(
+                    "{} resource utilization (percentage of request)",
+                    self.resource
+                )
+            }
+            (MetricTarget::Utilization(_), Some(_)) => format!(
+                "{} container resource utilization (percentage of request)",
+                self.resource
+            ),
+        }
+    }
+
+    /// A short label for reports: `cpu`, `memory`, `cpu of container app`.
+    pub fn label(&self) -> String {
+        match &self.container {
+            None => self.resource.to_string(),
+            Some(container) => format!("{} of container {container}", self.resource),
+        }
+    }
+}
+
+/// The resources metrics-server reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceName {
+    /// `cpu`: requests and usage in millicores.
+    Cpu,
+    /// `memory`: requests and usage (working set) in bytes.
+    Memory,
+}
+
+impl fmt::Display for ResourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+        })
+    }
+}
+
+/// `target` of a resource metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricTarget {
+    /// `type: Utilization`: `averageUtilization`, in percent of the pods' requests.
+    Utilization(u32),
+    /// `type: AverageValue`: `averageValue` as a milli-value (Kubernetes `MilliValue()`):
+    /// millicores for cpu, thousandths of a byte for memory. Use
+    /// [`MetricTarget::cpu_millicores`] and [`MetricTarget::memory_bytes`] to build one.
+    AverageValue(u64),
+}
+
+impl MetricTarget {
+    /// An `AverageValue` target of `millicores` per pod.
+    pub fn cpu_millicores(millicores: u64) -> Self {
+        Self::AverageValue(millicores)
+    }
+
+    /// An `AverageValue` target of `bytes` per pod.
+    pub fn memory_bytes(bytes: u64) -> Self {
+        Self::AverageValue(bytes.saturating_mul(1000))
+    }
 }
 
 /// `spec.behavior` with every unset field defaulted, as the API server stores it.
@@ -259,34 +385,95 @@ fn parse_tolerance(quantity: &str, field: &str) -> Result<f64, SpecError> {
     }
 }
 
-/// Extracts the cpu utilization target from the single supported metric.
-fn cpu_utilization_target(metric: &MetricSpec) -> Result<u32, SpecError> {
-    if metric.type_ != "Resource" {
-        return Err(SpecError::UnsupportedMetricType(metric.type_.clone()));
+/// Converts one `spec.metrics` entry, refusing what the API server would refuse and what
+/// the port does not model.
+fn parse_metric(metric: &K8sMetricSpec, field: &str) -> Result<MetricSpec, SpecError> {
+    let (name, container, target, source_field) = match metric.type_.as_str() {
+        "Resource" => {
+            let source = metric
+                .resource
+                .as_ref()
+                .ok_or_else(|| invalid(format!("{field}.resource"), "missing for type Resource"))?;
+            (
+                &source.name,
+                None,
+                &source.target,
+                format!("{field}.resource"),
+            )
+        }
+        "ContainerResource" => {
+            let source = metric.container_resource.as_ref().ok_or_else(|| {
+                invalid(
+                    format!("{field}.containerResource"),
+                    "missing for type ContainerResource",
+                )
+            })?;
+            if source.container.is_empty() {
+                return Err(invalid(
+                    format!("{field}.containerResource.container"),
+                    "must name a container",
+                ));
+            }
+            (
+                &source.name,
+                Some(source.container.clone()),
+                &source.target,
+                format!("{field}.containerResource"),
+            )
+        }
+        other => return Err(SpecError::UnsupportedMetricType(other.to_owned())),
+    };
+    let resource = match name.as_str() {
+        "cpu" => ResourceName::Cpu,
+        "memory" => ResourceName::Memory,
+        other => return Err(SpecError::UnsupportedResource(other.to_owned())),
+    };
+    let target = parse_target(target, &format!("{source_field}.target"))?;
+    Ok(MetricSpec {
+        resource,
+        container,
+        target,
+    })
+}
+
+/// A resource metric target: `Utilization` with `averageUtilization` > 0, or
+/// `AverageValue` with a positive `averageValue`. The API server refuses a target that
+/// sets both fields, so this does too (upstream would silently prefer `averageValue`).
+fn parse_target(target: &K8sMetricTarget, field: &str) -> Result<MetricTarget, SpecError> {
+    if target.average_utilization.is_some() && target.average_value.is_some() {
+        return Err(invalid(
+            field,
+            "may not set both averageUtilization and averageValue",
+        ));
     }
-    let source = metric
-        .resource
-        .as_ref()
-        .ok_or_else(|| invalid("spec.metrics[0].resource", "missing for type Resource"))?;
-    if source.name != "cpu" {
-        return Err(SpecError::UnsupportedResource(source.name.clone()));
-    }
-    let target = &source.target;
-    // Upstream checks averageValue before averageUtilization, so a target carrying
-    // both is an AverageValue target there; refuse it here rather than disagree.
-    if target.type_ != "Utilization" || target.average_value.is_some() {
-        return Err(SpecError::UnsupportedTargetType(target.type_.clone()));
-    }
-    match target.average_utilization {
-        Some(pct) if pct > 0 => Ok(pct.unsigned_abs()),
-        Some(pct) => Err(invalid(
-            "spec.metrics[0].resource.target.averageUtilization",
-            format!("{pct} must be greater than zero"),
-        )),
-        None => Err(invalid(
-            "spec.metrics[0].resource.target.averageUtilization",
-            "missing for a Utilization target",
-        )),
+    match target.type_.as_str() {
+        "Utilization" => match target.average_utilization {
+            Some(pct) if pct > 0 => Ok(MetricTarget::Utilization(pct.unsigned_abs())),
+            Some(pct) => Err(invalid(
+                format!("{field}.averageUtilization"),
+                format!("{pct} must be greater than zero"),
+            )),
+            None => Err(invalid(
+                format!("{field}.averageUtilization"),
+                "missing for a Utilization target",
+            )),
+        },
+        "AverageValue" => {
+            let quantity = target.average_value.as_ref().ok_or_else(|| {
+                invalid(
+                    format!("{field}.averageValue"),
+                    "missing for an AverageValue target",
+                )
+            })?;
+            match quantity::parse_milli(&quantity.0) {
+                Some(milli) if milli > 0 => Ok(MetricTarget::AverageValue(milli)),
+                _ => Err(invalid(
+                    format!("{field}.averageValue"),
+                    format!("{:?} is not a positive quantity", quantity.0),
+                )),
+            }
+        }
+        other => Err(SpecError::UnsupportedTargetType(other.to_owned())),
     }
 }
 
@@ -314,17 +501,16 @@ impl TryFrom<&HorizontalPodAutoscaler> for HpaSpec {
             ));
         }
 
-        let target_utilization_pct = match spec.metrics.as_deref() {
-            None | Some([]) => DEFAULT_CPU_UTILIZATION_PCT,
-            Some([metric]) => cpu_utilization_target(metric)?,
-            Some(metrics) => {
-                // Name an unsupported type before complaining about the count: that is
-                // the more useful message when someone adds, say, a Pods metric.
-                for metric in metrics {
-                    cpu_utilization_target(metric)?;
-                }
-                return Err(SpecError::TooManyMetrics(metrics.len()));
-            }
+        let metrics = match spec.metrics.as_deref() {
+            None | Some([]) => vec![MetricSpec::resource(
+                ResourceName::Cpu,
+                MetricTarget::Utilization(DEFAULT_CPU_UTILIZATION_PCT),
+            )],
+            Some(metrics) => metrics
+                .iter()
+                .enumerate()
+                .map(|(i, metric)| parse_metric(metric, &format!("spec.metrics[{i}]")))
+                .collect::<Result<_, _>>()?,
         };
 
         let behavior = match &spec.behavior {
@@ -348,7 +534,7 @@ impl TryFrom<&HorizontalPodAutoscaler> for HpaSpec {
         Ok(Self {
             min_replicas: min_replicas.unsigned_abs(),
             max_replicas: spec.max_replicas.unsigned_abs(),
-            target_utilization_pct,
+            metrics,
             behavior,
         })
     }

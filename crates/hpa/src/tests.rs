@@ -12,23 +12,31 @@ const fn secs(s: u64) -> Duration {
 /// Late enough that pods started at 0 are past the 5 min cpu initialization period.
 const NOW: Duration = secs(1000);
 
-/// A running pod started at 0, ready since 10 s, requesting 100m and using `usage_m`
-/// millicores (so `usage_m` is also its utilization in percent).
+/// A running pod started at 0, ready since 10 s, with one container `app` requesting
+/// 100m and using `usage_m` millicores (so `usage_m` is also its utilization in percent).
 fn pod(usage_m: u64) -> PodInput {
     PodInput {
         name: String::new(),
         phase: PodPhase::Running,
         deleted: false,
         ready: Some(ReadyCondition {
-            ready: true,
+            status: ConditionStatus::True,
             last_transition: secs(10),
         }),
         start_time: Some(secs(0)),
-        cpu_request_millicores: 100,
-        usage: Some(PodMetric {
-            cpu_millicores: usage_m,
+        containers: vec![ContainerInput {
+            name: "app".to_owned(),
+            cpu_request_millicores: Some(100),
+            memory_request_bytes: None,
+        }],
+        metrics: Some(PodMetrics {
             timestamp: secs(25),
             window: secs(15),
+            containers: vec![ContainerUsage {
+                name: "app".to_owned(),
+                cpu_millicores: Some(usage_m),
+                memory_bytes: None,
+            }],
         }),
     }
 }
@@ -43,13 +51,13 @@ fn tweak(mut pod: PodInput, change: impl FnOnce(&mut PodInput)) -> PodInput {
 }
 
 fn missing() -> PodInput {
-    tweak(pod(0), |p| p.usage = None)
+    tweak(pod(0), |p| p.metrics = None)
 }
 
 fn pending() -> PodInput {
     tweak(pod(0), |p| {
         p.phase = PodPhase::Pending;
-        p.usage = None;
+        p.metrics = None;
     })
 }
 
@@ -59,22 +67,27 @@ fn fresh(usage_m: u64, sample_end: u64) -> PodInput {
     tweak(pod(usage_m), |p| {
         p.start_time = Some(secs(900));
         p.ready = Some(ReadyCondition {
-            ready: true,
+            status: ConditionStatus::True,
             last_transition: secs(950),
         });
-        if let Some(metric) = &mut p.usage {
-            metric.timestamp = secs(sample_end);
+        if let Some(metrics) = &mut p.metrics {
+            metrics.timestamp = secs(sample_end);
         }
     })
 }
 
+/// One cpu Resource metric at `target` % of the request, no behavior (legacy path).
 fn legacy(min: u32, max: u32, target: u32) -> HpaSpec {
     HpaSpec {
         min_replicas: min,
         max_replicas: max,
-        target_utilization_pct: target,
+        metrics: vec![cpu_utilization(target)],
         behavior: None,
     }
+}
+
+fn cpu_utilization(pct: u32) -> MetricSpec {
+    MetricSpec::resource(ResourceName::Cpu, MetricTarget::Utilization(pct))
 }
 
 fn default_behavior() -> Behavior {
@@ -132,7 +145,7 @@ fn original_scenario_one_pod_at_200_pct_is_clamped_to_max() {
     for spec in [legacy(1, 3, 50), from_repo] {
         let mut autoscaler = Autoscaler::new(spec, ControllerOptions::default());
         let decision = autoscaler.reconcile(NOW, 1, &[pod(200)]);
-        assert_eq!(decision.utilization_pct, Some(200));
+        assert_eq!(decision.cpu_utilization_pct(), Some(200));
         assert_eq!(decision.recommended_replicas, Some(4));
         assert_eq!(decision.desired_replicas, 3, "{}", decision.explanation);
         assert!(
@@ -277,6 +290,58 @@ fn replica_calculator_rules() {
             100,
             4,
         ),
+        // Succeeded pods are terminal and ignored like failed ones: only the 2 pods at
+        // 100 % count -> ratio 2; ceil(2 x 2) = 4. Counted as missing they would force a
+        // re-check: (200 + 0 + 0)/400 = 50 % -> ratio 1.0 -> keep 2.
+        CalcCase::new(
+            "succeeded pods are ignored",
+            50,
+            2,
+            vec![
+                pod(100),
+                pod(100),
+                tweak(missing(), |p| p.phase = PodPhase::Succeeded),
+                tweak(missing(), |p| p.phase = PodPhase::Succeeded),
+            ],
+            100,
+            4,
+        ),
+        // Ready=Unknown is not "unready" (only False is): past initialization the pod
+        // counts -> 2 x 100 % -> ratio 2 -> 4 (as unready: (100 + 0)/200 -> keep 2).
+        CalcCase::new(
+            "Ready Unknown pod counts after initialization",
+            50,
+            2,
+            vec![
+                pod(100),
+                tweak(pod(100), |p| {
+                    p.ready = Some(ReadyCondition {
+                        status: ConditionStatus::Unknown,
+                        last_transition: secs(10),
+                    });
+                }),
+            ],
+            100,
+            4,
+        ),
+        // While initializing, Unknown passes too once the sample's window lies after the
+        // transition: 970 >= 950 + 15 -> counts -> (100 + 200)/200 = 150 % -> ratio 3 -> 6.
+        CalcCase::new(
+            "Ready Unknown pod counts while initializing",
+            50,
+            2,
+            vec![
+                pod(100),
+                tweak(fresh(200, 970), |p| {
+                    p.ready = Some(ReadyCondition {
+                        status: ConditionStatus::Unknown,
+                        last_transition: secs(950),
+                    });
+                }),
+            ],
+            150,
+            6,
+        ),
         // Pending pod is unready; on a scale-up it counts as 0 % of its request:
         // (100 + 0) / 200 = 50 % -> ratio 1.0, within tolerance -> keep 2.
         CalcCase::new(
@@ -400,7 +465,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(fresh(200, 970), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(950),
                     });
                 }),
@@ -418,7 +483,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(pod(100), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(500),
                     });
                 }),
@@ -436,7 +501,7 @@ fn replica_calculator_rules() {
                 pod(100),
                 tweak(pod(100), |p| {
                     p.ready = Some(ReadyCondition {
-                        ready: false,
+                        status: ConditionStatus::False,
                         last_transition: secs(10),
                     });
                 }),
@@ -466,7 +531,10 @@ fn replica_calculator_rules() {
         spec.behavior = case.behavior;
         let mut autoscaler = Autoscaler::new(spec, case.options);
         let decision = autoscaler.reconcile(NOW, case.current, &case.pods);
-        let got = (decision.utilization_pct, decision.recommended_replicas);
+        let got = (
+            decision.cpu_utilization_pct(),
+            decision.recommended_replicas,
+        );
         let want = (Some(case.utilization), Some(case.recommended));
         if got != want {
             failures.push(format!(
@@ -600,7 +668,9 @@ fn reconcile_decisions_and_conditions() {
             name: "zero requests",
             spec: legacy(1, 3, 50),
             current: 1,
-            pods: vec![tweak(pod(90), |p| p.cpu_request_millicores = 0)],
+            pods: vec![tweak(pod(90), |p| {
+                p.containers[0].cpu_request_millicores = Some(0);
+            })],
             desired: 1,
             conditions: vec![(SCALING_ACTIVE, "False", "FailedGetResourceMetric")],
             active_message: Some("no metrics returned matched known pods"),
@@ -932,7 +1002,7 @@ fn repository_hpa_yaml_converts_to_the_expected_spec() {
     let expected = HpaSpec {
         min_replicas: 1,
         max_replicas: 3,
-        target_utilization_pct: 50,
+        metrics: vec![cpu_utilization(50)],
         behavior: Some(Behavior {
             scale_up: ScalingRules {
                 stabilization_window: Some(Duration::ZERO),
@@ -1038,6 +1108,79 @@ fn spec_conversion_applies_api_server_defaults() {
     assert_no_failures("spec defaults", failures);
 }
 
+#[test]
+fn spec_conversion_reads_resource_and_container_resource_metrics() {
+    let memory = |target| MetricSpec::resource(ResourceName::Memory, target);
+    let with_metrics = |metrics: Vec<MetricSpec>| HpaSpec {
+        metrics,
+        ..legacy(1, 3, 50)
+    };
+    let cases: Vec<(&str, String, HpaSpec)> = vec![
+        (
+            "ContainerResource cpu Utilization",
+            metric(
+                "type: ContainerResource\n    containerResource: {name: cpu, container: app, \
+                 target: {type: Utilization, averageUtilization: 60}}",
+            ),
+            with_metrics(vec![MetricSpec::container_resource(
+                ResourceName::Cpu,
+                "app",
+                MetricTarget::Utilization(60),
+            )]),
+        ),
+        (
+            "memory Utilization",
+            metric(
+                "type: Resource\n    resource: {name: memory, target: {type: Utilization, \
+                 averageUtilization: 70}}",
+            ),
+            with_metrics(vec![memory(MetricTarget::Utilization(70))]),
+        ),
+        // 100Mi = 104857600 bytes; AverageValue targets are milli-values.
+        (
+            "memory AverageValue in binary units",
+            metric(
+                "type: Resource\n    resource: {name: memory, target: {type: AverageValue, \
+                 averageValue: 100Mi}}",
+            ),
+            with_metrics(vec![memory(MetricTarget::memory_bytes(104_857_600))]),
+        ),
+        (
+            "cpu AverageValue in millicores",
+            metric(
+                "type: Resource\n    resource: {name: cpu, target: {type: AverageValue, \
+                 averageValue: 250m}}",
+            ),
+            with_metrics(vec![MetricSpec::resource(
+                ResourceName::Cpu,
+                MetricTarget::cpu_millicores(250),
+            )]),
+        ),
+        // Several metrics keep their order; duplicates are allowed, as upstream.
+        (
+            "cpu and memory together",
+            format!(
+                "maxReplicas: 3\n{CPU_50}  - type: Resource\n    resource: {{name: memory, \
+                 target: {{type: AverageValue, averageValue: 1Gi}}}}\n{}",
+                &CPU_50["metrics:\n".len()..]
+            ),
+            with_metrics(vec![
+                cpu_utilization(50),
+                memory(MetricTarget::memory_bytes(1 << 30)),
+                cpu_utilization(50),
+            ]),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, body, expected) in cases {
+        match HpaSpec::from_yaml(&hpa_yaml(&body)) {
+            Ok(spec) if spec == expected => {}
+            other => failures.push(format!("{name}: got {other:?}, want {expected:?}")),
+        }
+    }
+    assert_no_failures("spec metrics", failures);
+}
+
 fn metric(type_and_source: &str) -> String {
     format!("maxReplicas: 3\nmetrics:\n  - {type_and_source}\n")
 }
@@ -1050,7 +1193,7 @@ fn spec_conversion_rejects_what_the_port_cannot_follow() {
             metric(
                 "type: Pods\n    pods: {metric: {name: rps}, target: {type: AverageValue, averageValue: \"10\"}}",
             ),
-            "unsupported metric type \"Pods\"",
+            "Pods, Object and External metrics are out of scope",
         ),
         (
             "Object metric",
@@ -1068,31 +1211,51 @@ fn spec_conversion_rejects_what_the_port_cannot_follow() {
             "unsupported metric type \"External\"",
         ),
         (
-            "ContainerResource metric",
+            "Value target on a resource metric",
             metric(
-                "type: ContainerResource\n    containerResource: {name: cpu, container: app, \
+                "type: Resource\n    resource: {name: cpu, target: {type: Value, value: \"1\"}}",
+            ),
+            "unsupported target type \"Value\"",
+        ),
+        (
+            "resource other than cpu and memory",
+            metric(
+                "type: Resource\n    resource: {name: ephemeral-storage, target: {type: Utilization, \
+                 averageUtilization: 50}}",
+            ),
+            "unsupported resource \"ephemeral-storage\"",
+        ),
+        (
+            "both averageUtilization and averageValue",
+            metric(
+                "type: Resource\n    resource: {name: memory, target: {type: Utilization, \
+                 averageUtilization: 50, averageValue: 100Mi}}",
+            ),
+            "invalid spec.metrics[0].resource.target: may not set both",
+        ),
+        (
+            "AverageValue that is not a quantity",
+            metric(
+                "type: Resource\n    resource: {name: memory, target: {type: AverageValue, \
+                 averageValue: lots}}",
+            ),
+            "invalid spec.metrics[0].resource.target.averageValue",
+        ),
+        (
+            "ContainerResource without a container",
+            metric(
+                "type: ContainerResource\n    containerResource: {name: cpu, container: \"\", \
                  target: {type: Utilization, averageUtilization: 50}}",
             ),
-            "unsupported metric type \"ContainerResource\"",
+            "invalid spec.metrics[0].containerResource.container",
         ),
         (
-            "memory Resource metric",
-            metric(
-                "type: Resource\n    resource: {name: memory, target: {type: Utilization, averageUtilization: 50}}",
+            "an unsupported metric after a supported one",
+            format!(
+                "maxReplicas: 3\n{CPU_50}  - type: Pods\n    pods: {{metric: {{name: rps}}, \
+                 target: {{type: AverageValue, averageValue: \"10\"}}}}\n"
             ),
-            "unsupported resource metric \"memory\"",
-        ),
-        (
-            "AverageValue target",
-            metric(
-                "type: Resource\n    resource: {name: cpu, target: {type: AverageValue, averageValue: 100m}}",
-            ),
-            "unsupported cpu target type \"AverageValue\"",
-        ),
-        (
-            "two metrics",
-            format!("maxReplicas: 3\n{CPU_50}{}", &CPU_50["metrics:\n".len()..]),
-            "only one metric is supported, the HPA lists 2",
+            "unsupported metric type \"Pods\"",
         ),
         (
             "unknown selectPolicy",
@@ -1130,4 +1293,475 @@ fn spec_conversion_rejects_what_the_port_cannot_follow() {
         }
     }
     assert_no_failures("spec errors", failures);
+}
+
+// ---------------------------------------------------------------------------------
+// Metrics beyond one cpu utilization: memory, AverageValue, ContainerResource, several
+// metrics in one HPA, missing requests. Hand-computed like the tables above.
+
+const MI: u64 = 1024 * 1024;
+
+/// One container of [`web_pod`]: (name, cpu request m, memory request Mi, cpu usage m,
+/// memory usage Mi). `None` requests are missing requests.
+type Ctr = (&'static str, Option<u64>, Option<u64>, u64, u64);
+
+/// A running, ready, initialized pod named `name` with the given containers.
+fn web_pod(name: &str, containers: &[Ctr]) -> PodInput {
+    PodInput {
+        name: name.to_owned(),
+        containers: containers
+            .iter()
+            .map(|&(c, cpu, mem, _, _)| ContainerInput {
+                name: c.to_owned(),
+                cpu_request_millicores: cpu,
+                memory_request_bytes: mem.map(|m| m * MI),
+            })
+            .collect(),
+        metrics: Some(PodMetrics {
+            timestamp: secs(25),
+            window: secs(15),
+            containers: containers
+                .iter()
+                .map(|&(c, _, _, cpu, mem)| ContainerUsage {
+                    name: c.to_owned(),
+                    cpu_millicores: Some(cpu),
+                    memory_bytes: Some(mem * MI),
+                })
+                .collect(),
+        }),
+        ..pod(0)
+    }
+}
+
+/// A pod with one container `app` requesting 100m cpu and 100Mi memory.
+fn app_pod(name: &str, cpu_m: u64, mem_mi: u64) -> PodInput {
+    web_pod(name, &[("app", Some(100), Some(100), cpu_m, mem_mi)])
+}
+
+fn memory(target: MetricTarget) -> MetricSpec {
+    MetricSpec::resource(ResourceName::Memory, target)
+}
+
+fn with_metrics(min: u32, max: u32, metrics: Vec<MetricSpec>) -> HpaSpec {
+    HpaSpec {
+        metrics,
+        ..legacy(min, max, 50)
+    }
+}
+
+fn reconcile_once(spec: HpaSpec, current: u32, pods: &[PodInput]) -> Decision {
+    Autoscaler::new(spec, ControllerOptions::default()).reconcile(NOW, current, pods)
+}
+
+fn active(decision: &Decision) -> &Condition {
+    condition(decision, SCALING_ACTIVE).expect("ScalingActive is set")
+}
+
+#[test]
+fn memory_utilization_ignores_the_cpu_readiness_rules() {
+    // 150Mi used of 100Mi requested = 150 % vs target 75 % -> ratio 2 over both pods,
+    // including the fresh one whose sample overlaps its readiness change (only cpu
+    // samples are distrusted): ceil(2 x 2) = 4.
+    let fresh_pod = tweak(app_pod("b", 100, 150), |p| {
+        p.start_time = Some(secs(900));
+        p.ready = Some(ReadyCondition {
+            status: ConditionStatus::True,
+            last_transition: secs(950),
+        });
+        if let Some(m) = &mut p.metrics {
+            m.timestamp = secs(960);
+        }
+    });
+    let spec = with_metrics(1, 10, vec![memory(MetricTarget::Utilization(75))]);
+    let decision = reconcile_once(spec, 2, &[app_pod("a", 100, 150), fresh_pod.clone()]);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(4),
+        "{}",
+        decision.explanation
+    );
+    let value = decision.metrics[0].current.expect("memory measured");
+    assert_eq!(value.average_utilization, Some(150));
+    // (150Mi + 150Mi)/2 = 157286400 bytes.
+    assert_eq!(value.average_value(), "157286400");
+
+    // The same pods on a cpu target: 100 % vs 50 %, the fresh pod is unready ->
+    // (100 + 0)/200 = 50 % -> ratio 1.0 -> keep 2.
+    let decision = reconcile_once(legacy(1, 10, 50), 2, &[app_pod("a", 100, 150), fresh_pod]);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(2),
+        "{}",
+        decision.explanation
+    );
+}
+
+#[test]
+fn average_value_targets() {
+    // memory: (120 + 150 + 180)/3 = 150Mi vs 100Mi -> ratio 1.5; ceil(1.5 x 3) = 5.
+    // Requests play no part: the pods request no memory at all.
+    let pods: Vec<PodInput> = [120, 150, 180]
+        .iter()
+        .map(|&mi| web_pod("p", &[("app", Some(100), None, 50, mi)]))
+        .collect();
+    let spec = with_metrics(1, 10, vec![memory(MetricTarget::memory_bytes(100 * MI))]);
+    let decision = reconcile_once(spec, 3, &pods);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(5),
+        "{}",
+        decision.explanation
+    );
+    assert_eq!(decision.desired_replicas, 5);
+    let status = &decision.metrics[0];
+    assert_eq!(status.current.and_then(|v| v.average_utilization), None);
+    assert_eq!(
+        status.current.map(|v| v.average_value()).as_deref(),
+        Some("157286400")
+    );
+    assert_eq!(
+        decision.rescale_reason.as_deref(),
+        Some("memory resource above target")
+    );
+
+    // cpu: 4 pods at 50m and one without metrics vs 100m -> ratio 0.5 (scale-down);
+    // the missing pod is assumed at the target: (200 + 100)/5 = 60m -> 0.6;
+    // ceil(0.6 x 5) = 3.
+    let mut pods: Vec<PodInput> = (0..4).map(|_| app_pod("p", 50, 10)).collect();
+    pods.push(tweak(app_pod("q", 0, 0), |p| p.metrics = None));
+    let spec = with_metrics(
+        1,
+        10,
+        vec![MetricSpec::resource(
+            ResourceName::Cpu,
+            MetricTarget::cpu_millicores(100),
+        )],
+    );
+    let decision = reconcile_once(spec, 5, &pods);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(3),
+        "{}",
+        decision.explanation
+    );
+    assert_eq!(
+        decision.metrics[0]
+            .current
+            .map(|v| v.average_value())
+            .as_deref(),
+        Some("50m")
+    );
+}
+
+#[test]
+fn missing_requests_stop_utilization_but_not_average_value() {
+    // The sidecar requests no cpu: upstream refuses to compute a utilization and keeps
+    // the count, with the container and pod named.
+    let pods = [web_pod(
+        "web-0",
+        &[
+            ("app", Some(100), Some(100), 300, 50),
+            ("sidecar", None, Some(10), 10, 5),
+        ],
+    )];
+    let decision = reconcile_once(legacy(1, 10, 50), 1, &pods);
+    assert_eq!(decision.desired_replicas, 1);
+    assert_eq!(decision.recommended_replicas, None);
+    assert!(has(
+        &decision,
+        SCALING_ACTIVE,
+        "False",
+        "FailedGetResourceMetric"
+    ));
+    assert_eq!(
+        active(&decision).message,
+        "the HPA was unable to compute the replica count: failed to get cpu utilization: \
+         missing request for cpu in container sidecar of Pod web-0"
+    );
+    assert_eq!(decision.metrics[0].current, None);
+    assert_eq!(decision.metrics[0].to_k8s().type_, "");
+
+    // Requests are read for every listed pod, even one being deleted.
+    let deleted = tweak(web_pod("web-1", &[("app", None, None, 0, 0)]), |p| {
+        p.deleted = true;
+    });
+    let decision = reconcile_once(legacy(1, 10, 50), 1, &[app_pod("web-0", 300, 50), deleted]);
+    assert!(
+        active(&decision)
+            .message
+            .ends_with("missing request for cpu in container app of Pod web-1"),
+        "{:?}",
+        active(&decision)
+    );
+
+    // An AverageValue target needs no request: (300 + 10)m vs 100m -> ratio 3.1 -> 4.
+    let spec = with_metrics(
+        1,
+        10,
+        vec![MetricSpec::resource(
+            ResourceName::Cpu,
+            MetricTarget::cpu_millicores(100),
+        )],
+    );
+    let decision = reconcile_once(spec, 1, &pods);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(4),
+        "{}",
+        decision.explanation
+    );
+}
+
+#[test]
+fn container_resource_metrics_use_one_container() {
+    // app: 200m of 100m = 200 % vs 50 % -> ratio 4 -> 4; the pod as a whole would be
+    // (200 + 0)/(100 + 100) = 100 % -> 2.
+    let pods = [web_pod(
+        "web-0",
+        &[
+            ("app", Some(100), Some(100), 200, 10),
+            ("sidecar", Some(100), Some(100), 0, 10),
+        ],
+    )];
+    let container =
+        MetricSpec::container_resource(ResourceName::Cpu, "app", MetricTarget::Utilization(50));
+    let decision = reconcile_once(with_metrics(1, 10, vec![container.clone()]), 1, &pods);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(4),
+        "{}",
+        decision.explanation
+    );
+    assert!(
+        active(&decision)
+            .message
+            .ends_with("from cpu container resource utilization (percentage of request)")
+    );
+    let status = decision.metrics[0].to_k8s();
+    assert_eq!(status.type_, "ContainerResource");
+    let current = status.container_resource.expect("containerResource set");
+    assert_eq!(
+        (current.name.as_str(), current.container.as_str()),
+        ("cpu", "app")
+    );
+    assert_eq!(current.current.average_utilization, Some(200));
+    assert_eq!(
+        current.current.average_value.map(|q| q.0).as_deref(),
+        Some("200m")
+    );
+    let decision = reconcile_once(legacy(1, 10, 50), 1, &pods);
+    assert_eq!(decision.recommended_replicas, Some(2));
+
+    // A container the pod spec lacks, and one the sample lacks.
+    let other =
+        MetricSpec::container_resource(ResourceName::Cpu, "worker", MetricTarget::Utilization(50));
+    let decision = reconcile_once(with_metrics(1, 10, vec![other]), 1, &pods);
+    assert!(has(
+        &decision,
+        SCALING_ACTIVE,
+        "False",
+        "FailedGetContainerResourceMetric"
+    ));
+    assert!(
+        active(&decision).message.ends_with(
+            "failed to get cpu utilization: unable to get metrics for resource cpu: failed to \
+             get container metrics: container worker not present in metrics for pod web-0"
+        ),
+        "{:?}",
+        active(&decision)
+    );
+    let no_spec = tweak(pods[0].clone(), |p| p.containers.truncate(1));
+    let sidecar =
+        MetricSpec::container_resource(ResourceName::Cpu, "sidecar", MetricTarget::Utilization(50));
+    let decision = reconcile_once(with_metrics(1, 10, vec![sidecar]), 1, &[no_spec]);
+    assert!(
+        active(&decision)
+            .message
+            .ends_with("container sidecar not found in Pod web-0"),
+        "{:?}",
+        active(&decision)
+    );
+}
+
+#[test]
+fn several_metrics_follow_the_highest_proposal() {
+    // cpu: 60 % vs 50 % -> ratio 1.2 -> ceil(2.4) = 3; memory: 150 % vs 50 % -> ratio 3
+    // -> 6. The highest, memory's 6, drives the decision; the legacy scale-up limit
+    // max(2 x 2, 4) = 4 caps it (the event reason still names memory, as upstream
+    // words it from the proposal).
+    let pods = [app_pod("a", 60, 150), app_pod("b", 60, 150)];
+    let spec = with_metrics(
+        1,
+        10,
+        vec![cpu_utilization(50), memory(MetricTarget::Utilization(50))],
+    );
+    let decision = reconcile_once(spec, 2, &pods);
+    assert_eq!(
+        decision.recommended_replicas,
+        Some(6),
+        "{}",
+        decision.explanation
+    );
+    assert_eq!(decision.desired_replicas, 4, "{}", decision.explanation);
+    assert!(has(&decision, SCALING_LIMITED, "True", "ScaleUpLimit"));
+    assert_eq!(decision.driving_metric, Some(1));
+    assert_eq!(
+        decision.driving().map(|m| m.spec.resource),
+        Some(ResourceName::Memory)
+    );
+    let proposals: Vec<_> = decision
+        .metrics
+        .iter()
+        .map(|m| m.proposed_replicas)
+        .collect();
+    assert_eq!(proposals, [Some(3), Some(6)]);
+    assert_eq!(decision.cpu_utilization_pct(), Some(60));
+    assert_eq!(
+        active(&decision).message,
+        "the HPA was able to successfully calculate a replica count from memory resource \
+         utilization (percentage of request)"
+    );
+    assert_eq!(
+        decision.rescale_reason.as_deref(),
+        Some("memory resource utilization (percentage of request) above target")
+    );
+    assert!(
+        decision.explanation.contains("cpu 60% of request")
+            && decision.explanation.contains("memory 150% of request")
+            && decision
+                .explanation
+                .contains("the highest proposal, 6, comes from memory")
+            && decision
+                .explanation
+                .ends_with("limited to 4 (ScaleUpLimit): scaling 2 -> 4"),
+        "{}",
+        decision.explanation
+    );
+    let shapes: Vec<(String, Option<i32>, Option<String>)> = decision
+        .current_metrics()
+        .into_iter()
+        .map(|m| {
+            let current = m.resource.expect("Resource status").current;
+            (
+                m.type_,
+                current.average_utilization,
+                current.average_value.map(|q| q.0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("Resource".to_owned(), Some(60), Some("60m".to_owned())),
+            (
+                "Resource".to_owned(),
+                Some(150),
+                Some("157286400".to_owned())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn failed_metrics_follow_upstream_rules() {
+    // memory has no request: that metric fails in every case below.
+    let pod = |cpu| web_pod("web-0", &[("app", Some(100), None, cpu, 50)]);
+    let spec = || {
+        with_metrics(
+            1,
+            10,
+            vec![cpu_utilization(50), memory(MetricTarget::Utilization(50))],
+        )
+    };
+
+    // cpu wants more (150 % -> ratio 3 -> 3): scale on the valid metric.
+    let decision = reconcile_once(spec(), 1, &[pod(150)]);
+    assert_eq!(decision.desired_replicas, 3, "{}", decision.explanation);
+    assert!(has(&decision, SCALING_ACTIVE, "True", "ValidMetricFound"));
+    assert_eq!(decision.driving_metric, Some(0));
+    assert!(decision.metrics[1].error.is_some());
+
+    // cpu wants fewer (10 % -> 1 of 2 pods): a failed metric blocks the scale-down.
+    let decision = reconcile_once(spec(), 2, &[pod(10), pod(10)]);
+    assert_eq!(decision.desired_replicas, 2, "{}", decision.explanation);
+    assert_eq!(decision.recommended_replicas, None);
+    assert_eq!(decision.driving_metric, None);
+    assert!(has(
+        &decision,
+        SCALING_ACTIVE,
+        "False",
+        "FailedGetResourceMetric"
+    ));
+    assert!(active(&decision).message.ends_with(
+        "failed to get memory utilization: missing request for memory in container app of \
+         Pod web-0"
+    ));
+    // The valid metric's value is still reported.
+    assert_eq!(decision.cpu_utilization_pct(), Some(10));
+    assert_eq!(decision.metrics[1].current, None);
+    assert!(decision.explanation.contains("memory: no usable metric"));
+
+    // cpu wants the same count: no change, and upstream calls the metrics valid.
+    let decision = reconcile_once(spec(), 2, &[pod(50), pod(50)]);
+    assert_eq!(decision.desired_replicas, 2);
+    assert!(has(&decision, SCALING_ACTIVE, "True", "ValidMetricFound"));
+
+    // Both fail: the first failure names the condition.
+    let no_metrics = tweak(pod(0), |p| p.metrics = None);
+    let decision = reconcile_once(spec(), 1, &[no_metrics]);
+    assert!(active(&decision).message.ends_with(
+        "failed to get cpu utilization: unable to get metrics for resource cpu: no metrics \
+         returned from resource metrics API"
+    ));
+}
+
+#[test]
+fn proposals_of_zero_name_the_last_metric_like_upstream() {
+    // Both idle -> both propose 0. Upstream replaces a running maximum of 0 with any
+    // later proposal, so memory (the second) is named; minReplicas lifts the count.
+    let pods = [app_pod("a", 0, 0), app_pod("b", 0, 0)];
+    let spec = with_metrics(
+        1,
+        10,
+        vec![cpu_utilization(50), memory(MetricTarget::Utilization(50))],
+    );
+    let mut autoscaler = Autoscaler::new(
+        HpaSpec {
+            behavior: Some(Behavior {
+                scale_down: ScalingRules {
+                    stabilization_window: Some(Duration::ZERO),
+                    ..ScalingRules::default_scale_down()
+                },
+                ..default_behavior()
+            }),
+            ..spec
+        },
+        ControllerOptions::default(),
+    );
+    let decision = autoscaler.reconcile(NOW, 2, &pods);
+    assert_eq!(decision.recommended_replicas, Some(0));
+    assert_eq!(decision.driving_metric, Some(1));
+    assert_eq!(decision.desired_replicas, 1);
+    assert_eq!(
+        decision.rescale_reason.as_deref(),
+        Some("All metrics below target")
+    );
+}
+
+#[test]
+fn clamping_to_min_or_max_reports_no_metrics_and_upstreams_reason() {
+    let decision = reconcile_once(legacy(1, 3, 50), 5, &pods(5, 90));
+    assert!(decision.metrics.is_empty());
+    assert_eq!(
+        decision.rescale_reason.as_deref(),
+        Some("Current number of replicas above Spec.MaxReplicas")
+    );
+    let decision = reconcile_once(legacy(2, 3, 50), 1, &pods(1, 0));
+    assert_eq!(
+        decision.rescale_reason.as_deref(),
+        Some("Current number of replicas below Spec.MinReplicas")
+    );
+    // No rescale, no reason.
+    let decision = reconcile_once(legacy(1, 10, 50), 2, &pods(2, 50));
+    assert_eq!(decision.rescale_reason, None);
 }
