@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::{ReplicaUsage, ScaleSample, Timeline};
-use scaleproof_hpa::{Autoscaler, PodInput, PodMetric, PodPhase, ReadyCondition};
+use scaleproof_hpa::{
+    Autoscaler, ConditionStatus, ContainerInput, ContainerUsage, PodInput, PodMetrics, PodPhase,
+    ReadyCondition,
+};
 use scaleproof_load::{Endpoint, Targets};
 
 use super::cgroup::CgroupDriver;
@@ -51,7 +54,7 @@ struct Managed {
     prober: Prober,
     /// (when, cumulative CPU time) at the previous metric sample.
     last_usage: Option<(Instant, Duration)>,
-    metric: Option<PodMetric>,
+    metric: Option<PodMetrics>,
     kill_at: Option<Instant>,
 }
 
@@ -230,10 +233,14 @@ impl Controller {
                     let used = cpu.saturating_sub(before);
                     let millicores =
                         (used.as_secs_f64() / wall.as_secs_f64() * 1000.0).round() as u64;
-                    m.metric = Some(PodMetric {
-                        cpu_millicores: millicores,
+                    m.metric = Some(PodMetrics {
                         timestamp: now.saturating_duration_since(epoch),
                         window: wall,
+                        containers: vec![ContainerUsage {
+                            name: "app".to_owned(),
+                            cpu_millicores: Some(millicores),
+                            memory_bytes: None,
+                        }],
                     });
                 }
             }
@@ -251,13 +258,21 @@ impl Controller {
                 phase: PodPhase::Running,
                 deleted: m.replica.terminating,
                 ready: Some(ReadyCondition {
-                    ready: m.replica.ready,
+                    status: if m.replica.ready {
+                        ConditionStatus::True
+                    } else {
+                        ConditionStatus::False
+                    },
                     last_transition: self
                         .since_epoch(m.replica.ready_since.unwrap_or(m.replica.started_at)),
                 }),
                 start_time: Some(self.since_epoch(m.replica.started_at)),
-                cpu_request_millicores: self.config.cpu_request_millicores,
-                usage: m.metric,
+                containers: vec![ContainerInput {
+                    name: "app".to_owned(),
+                    cpu_request_millicores: Some(self.config.cpu_request_millicores),
+                    memory_request_bytes: None,
+                }],
+                metrics: m.metric.clone(),
             })
             .collect();
         let decision = self
@@ -280,12 +295,16 @@ impl Controller {
             current_replicas: u32::try_from(live.clone().count()).unwrap_or(u32::MAX),
             ready_replicas: u32::try_from(live.clone().filter(|m| m.replica.ready).count())
                 .unwrap_or(u32::MAX),
-            cpu_utilization_pct: decision.utilization_pct,
+            cpu_utilization_pct: decision.cpu_utilization_pct(),
             cpu_target_pct: self.config.cpu_target_pct,
             replicas: live
                 .map(|m| ReplicaUsage {
                     name: m.replica.name.clone(),
-                    cpu_millicores: m.metric.map(|x| x.cpu_millicores),
+                    cpu_millicores: m
+                        .metric
+                        .as_ref()
+                        .and_then(|x| x.containers.first())
+                        .and_then(|c| c.cpu_millicores),
                     ready: m.replica.ready,
                 })
                 .collect(),

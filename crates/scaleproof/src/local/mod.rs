@@ -129,7 +129,7 @@ impl LocalCluster {
         let workload = settings.manifests.workload()?;
         let hpa = settings.hpa_overrides.apply_to(&settings.manifests.hpa)?;
         let spec = HpaSpec::try_from(&hpa).map_err(|e| LocalError::Hpa(e.to_string()))?;
-        let cpu_target_pct = spec.target_utilization_pct;
+        let cpu_target_pct = spec.cpu_utilization_target().unwrap_or_default();
         let min_replicas = spec.min_replicas.max(1);
 
         let cpu_limit = settings.cgroups.mode().clone();
