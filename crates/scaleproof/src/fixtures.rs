@@ -84,15 +84,17 @@ pub fn short(mut result: LoadResult, promised: u64) -> LoadResult {
     result
 }
 
-/// A timeline from `(t_s, desired, ready, utilization)` rows; current = desired.
+/// A timeline from `(t_s, desired, ready, utilization)` rows; current = desired; the
+/// load started at the first row's ready count.
 pub fn timeline(rows: &[(f64, u32, u32, Option<u32>)]) -> Timeline {
     Timeline {
+        start_replicas: rows.first().map(|r| r.2),
         samples: rows
             .iter()
             .map(|&(t_s, desired, ready, cpu)| ScaleSample {
                 t_s,
-                desired_replicas: desired,
-                current_replicas: desired,
+                desired_replicas: Some(desired),
+                current_replicas: Some(desired),
                 ready_replicas: ready,
                 cpu_utilization_pct: cpu,
                 cpu_target_pct: 50,

@@ -18,5 +18,6 @@ pub mod scenario;
 pub mod timeline;
 pub mod verdict;
 
-#[cfg(test)]
-mod fixtures;
+/// Hand-made measurements for the tests of verdicts, reports and the cluster code.
+#[doc(hidden)]
+pub mod fixtures;

@@ -9,10 +9,12 @@
 pub struct ScaleSample {
     /// Seconds since the scenario started (load starts at 0).
     pub t_s: f64,
-    /// Replica count the autoscaler asked for (HPA `status.desiredReplicas`).
-    pub desired_replicas: u32,
-    /// Replicas that exist (HPA `status.currentReplicas`).
-    pub current_replicas: u32,
+    /// Replica count the autoscaler asked for (HPA `status.desiredReplicas`); `None`
+    /// while the HPA has no status yet (before its first sync), which is not 0.
+    pub desired_replicas: Option<u32>,
+    /// Replicas that exist (HPA `status.currentReplicas`); `None` before the HPA's
+    /// first sync.
+    pub current_replicas: Option<u32>,
     /// Replicas that pass their readiness probe and receive traffic.
     pub ready_replicas: u32,
     /// Average CPU utilization in percent of the CPU request, as the HPA computed it
@@ -68,6 +70,9 @@ impl Condition {
 /// A whole scenario's samples, in time order, and the scaling events among them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
+    /// Ready replicas when the load started (the Deployment's `readyReplicas`): what
+    /// a scale-up has to exceed.
+    pub start_replicas: Option<u32>,
     pub samples: Vec<ScaleSample>,
     /// Rescales and replica incidents, with the reason the controller gave.
     pub events: Vec<ScaleEvent>,
@@ -107,25 +112,50 @@ impl Timeline {
             .unwrap_or(0)
     }
 
-    /// Highest desired replica count seen.
+    /// Highest desired replica count seen (samples without HPA status do not count).
     pub fn peak_desired_replicas(&self) -> u32 {
         self.samples
             .iter()
-            .map(|s| s.desired_replicas)
+            .filter_map(|s| s.desired_replicas)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Highest replica count seen in any form: desired, current or ready.
+    pub fn peak_replicas(&self) -> u32 {
+        self.samples
+            .iter()
+            .flat_map(|s| {
+                [
+                    s.desired_replicas,
+                    s.current_replicas,
+                    Some(s.ready_replicas),
+                ]
+            })
+            .flatten()
             .max()
             .unwrap_or(0)
     }
 
     /// Time of the first scale-up: the first sample whose desired count exceeds the
-    /// replica count the scenario started with. The start is the first sample's
-    /// *current* count when that is lower than its desired one: the autoscaler may
-    /// already have asked for more at its very first sync, and that is a scale-up too.
+    /// ready replicas the scenario started with ([`Timeline::start_replicas`]).
+    /// Samples without HPA status never count (an HPA before its first sync reports
+    /// nothing, not 0, and its first sync's "1" is no scale-up from 1). Without a
+    /// recorded start, the first sample with a status stands in for it.
     pub fn first_scale_up_s(&self) -> Option<f64> {
-        let first = self.samples.first()?;
-        let start = first.current_replicas.min(first.desired_replicas);
+        let start = match self.start_replicas {
+            Some(start) => start,
+            None => {
+                let first = self.samples.iter().find(|s| s.desired_replicas.is_some())?;
+                first
+                    .current_replicas
+                    .unwrap_or(first.ready_replicas)
+                    .min(first.desired_replicas.unwrap_or(u32::MAX))
+            }
+        };
         self.samples
             .iter()
-            .find(|s| s.desired_replicas > start)
+            .find(|s| s.desired_replicas.is_some_and(|d| d > start))
             .map(|s| s.t_s)
     }
 
@@ -149,8 +179,8 @@ mod tests {
     fn sample(t_s: f64, desired: u32, current: u32) -> ScaleSample {
         ScaleSample {
             t_s,
-            desired_replicas: desired,
-            current_replicas: current,
+            desired_replicas: Some(desired),
+            current_replicas: Some(current),
             ready_replicas: current,
             cpu_utilization_pct: Some(100),
             cpu_target_pct: 50,
@@ -162,6 +192,7 @@ mod tests {
     #[test]
     fn a_scale_up_at_the_first_sync_counts() {
         let timeline = Timeline {
+            start_replicas: Some(1),
             samples: vec![sample(1.0, 3, 1), sample(2.0, 3, 3)],
             events: Vec::new(),
         };
@@ -169,13 +200,31 @@ mod tests {
     }
 
     #[test]
+    fn an_hpa_without_status_and_then_at_one_replica_did_not_scale_up() {
+        let mut before_sync = sample(0.0, 0, 0);
+        before_sync.desired_replicas = None;
+        before_sync.current_replicas = None;
+        let mut second = before_sync.clone();
+        second.t_s = 1.0;
+        let timeline = Timeline {
+            start_replicas: Some(1),
+            samples: vec![before_sync, second, sample(5.0, 1, 1), sample(10.0, 1, 1)],
+            events: Vec::new(),
+        };
+        assert_eq!(timeline.first_scale_up_s(), None);
+        assert_eq!(timeline.peak_desired_replicas(), 1);
+    }
+
+    #[test]
     fn a_later_scale_up_is_found_and_none_without_one() {
         let later = Timeline {
+            start_replicas: Some(1),
             samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1), sample(2.0, 2, 1)],
             events: Vec::new(),
         };
         assert_eq!(later.first_scale_up_s(), Some(2.0));
         let flat = Timeline {
+            start_replicas: Some(1),
             samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1)],
             events: Vec::new(),
         };

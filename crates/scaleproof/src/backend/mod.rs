@@ -23,7 +23,7 @@ pub mod versions;
 
 mod interrupts;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use schemars::JsonSchema;
@@ -40,7 +40,18 @@ use crate::report::SetupStep;
 /// Which engine runs the workload. The one backend type of the harness: the command
 /// line, the hand-over to the scenario tests and `report.json` all use it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
@@ -214,8 +225,14 @@ impl Backend {
                 context: settings.context.clone(),
                 namespace: settings.namespace.clone(),
                 url: url.clone().unwrap_or_default(),
+                hpa_sync_period_s: settings.hpa_sync_period.as_secs_f64(),
             },
         }
+    }
+
+    /// The compiled scenario tests (a setup step of every plan `stress` makes).
+    pub fn scenario_tests(&self) -> Option<PathBuf> {
+        self.deployed.scenario_tests.clone()
     }
 
     /// How replica CPU is limited, when the harness enforces it (local backend).

@@ -40,6 +40,9 @@ pub enum Step {
     },
     /// Find out how replica CPU can be limited here (cgroup v2, v1, or not at all).
     ProbeCpuLimits,
+    /// Compile the scenario tests (`cargo test -p stress-tests --test scenarios
+    /// --no-run`), before anything is started: a compile error must not cost a cluster.
+    BuildScenarioTests,
 }
 
 impl Step {
@@ -58,9 +61,22 @@ impl Step {
             Step::Kube(step) => step.title(),
             Step::Build { package, .. } => format!("build {package} (release)"),
             Step::ProbeCpuLimits => "probe cgroup CPU limits".into(),
+            Step::BuildScenarioTests => "compile scenario tests".into(),
         }
     }
 }
+
+/// The cargo command that compiles the scenario tests. The dev profile, like `cargo
+/// test`: the engine's microseconds per request are noise against the milliseconds a
+/// capped replica spends, and it reuses the build `cargo xtask ci` already made.
+pub const SCENARIO_TESTS_BUILD: [&str; 6] = [
+    "test",
+    "-p",
+    "stress-tests",
+    "--test",
+    "scenarios",
+    "--no-run",
+];
 
 /// A command line, and why it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +87,8 @@ pub struct ExternalCommand {
     /// Whether running it creates the kind cluster (from then on the cluster is torn
     /// down on failure or Ctrl-C, unless --keep-cluster).
     pub creates_cluster: bool,
+    /// Commands that do the same another way, run in order when this one fails.
+    pub fallback: Vec<ExternalCommand>,
 }
 
 impl ExternalCommand {
@@ -80,6 +98,7 @@ impl ExternalCommand {
             args: args.iter().map(|a| a.to_string()).collect(),
             why,
             creates_cluster: false,
+            fallback: Vec::new(),
         }
     }
 }
@@ -165,6 +184,9 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                 bin: "iris-server",
             });
             setup.push(Step::ProbeCpuLimits);
+            if settings.build_tests {
+                setup.push(Step::BuildScenarioTests);
+            }
         }
         BackendKind::Kind => {
             let name = settings.cluster_name.as_str();
@@ -181,15 +203,26 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                     version_args: &["version", "--client"],
                 },
                 Check::PortFree(NODE_PORT),
-                Check::File(PathBuf::from(DOCKERFILE)),
+                if settings.image_prebuilt {
+                    Check::LocalImage(image.to_string())
+                } else {
+                    Check::File(PathBuf::from(DOCKERFILE))
+                },
                 Check::File(PathBuf::from(KIND_CONFIG)),
                 Check::NoKindCluster(name.to_string()),
             ]));
-            setup.push(Step::Run(ExternalCommand::new(
-                "docker",
-                &["build", "-f", DOCKERFILE, "-t", image, "."],
-                "build the service image under a unique tag (before the cluster: fail fast)",
-            )));
+            // Everything that compiles comes before the cluster: a build error must
+            // not cost a cluster, and the cluster's clock must not run during builds.
+            if settings.build_tests {
+                setup.push(Step::BuildScenarioTests);
+            }
+            if !settings.image_prebuilt {
+                setup.push(Step::Run(ExternalCommand::new(
+                    "docker",
+                    &["build", "-f", DOCKERFILE, "-t", image, "."],
+                    "build the service image under a unique tag (before the cluster: fail fast)",
+                )));
+            }
             setup.push(Step::Run(ExternalCommand {
                 creates_cluster: true,
                 ..ExternalCommand::new(
@@ -210,11 +243,7 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
             setup.push(Step::Kube(KubeStep::VerifyHpaSyncPeriod(
                 HPA_SYNC_PERIOD.to_string(),
             )));
-            setup.push(Step::Run(ExternalCommand::new(
-                "kind",
-                &["load", "docker-image", image, "--name", name],
-                "put the image into the node (no registry involved)",
-            )));
+            setup.push(Step::Run(load_image(image, name)));
             let manifest = metrics_server_manifest_url();
             setup.push(Step::Run(ExternalCommand::new(
                 "kubectl",
@@ -241,6 +270,9 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
         BackendKind::Cluster => {
             // Not our cluster: no kind, no image loading, and metrics-server is
             // expected to be there already (installing it would change a shared cluster).
+            if settings.build_tests {
+                setup.push(Step::BuildScenarioTests);
+            }
             setup.push(Step::Kube(KubeStep::Apply(Box::new(prepared.clone()))));
             setup.push(wait_workload);
             setup.push(Step::Kube(KubeStep::WaitPodMetrics(target)));
@@ -255,6 +287,56 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
         teardown,
         teardown_when: TeardownWhen::Always,
     })
+}
+
+/// `kind load docker-image`, falling back to an image archive of the host's platform.
+///
+/// kind saves the image with `docker save` and imports every platform of it into the
+/// node's containerd. With Docker's containerd image store (Docker 29's default, and
+/// Docker Desktop's) that export can name blobs the host never had, and the import
+/// fails with "content digest ... not found" (kubernetes-sigs/kind#3795); kind's
+/// documented way around is an archive of one platform, loaded with `kind load
+/// image-archive`.
+fn load_image(image: &str, cluster: &str) -> ExternalCommand {
+    // Relative: commands run from the repository root.
+    let archive = "target/scaleproof-image.tar";
+    let platform = format!("linux/{}", docker_arch());
+    ExternalCommand {
+        fallback: vec![
+            ExternalCommand::new(
+                "docker",
+                &[
+                    "image",
+                    "save",
+                    "--platform",
+                    &platform,
+                    "-o",
+                    archive,
+                    image,
+                ],
+                "one platform only: what the containerd image store can export whole",
+            ),
+            ExternalCommand::new(
+                "kind",
+                &["load", "image-archive", archive, "--name", cluster],
+                "import that archive into the node",
+            ),
+        ],
+        ..ExternalCommand::new(
+            "kind",
+            &["load", "docker-image", image, "--name", cluster],
+            "put the image into the node (no registry involved)",
+        )
+    }
+}
+
+/// The host's architecture as Docker names platforms.
+fn docker_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }
 
 impl fmt::Display for Plan {
@@ -315,7 +397,15 @@ impl fmt::Display for Step {
             }
             Step::Run(command) => {
                 writeln!(f, "$ {}", shell_line(&command.program, &command.args))?;
-                writeln!(f, "       # {}", command.why)
+                writeln!(f, "       # {}", command.why)?;
+                if !command.fallback.is_empty() {
+                    writeln!(f, "       if that fails:")?;
+                }
+                for other in &command.fallback {
+                    writeln!(f, "       $ {}", shell_line(&other.program, &other.args))?;
+                    writeln!(f, "         # {}", other.why)?;
+                }
+                Ok(())
             }
             Step::Kube(step) => write!(f, "{step}"),
             Step::Build { package, bin } => {
@@ -326,6 +416,13 @@ impl fmt::Display for Step {
                 f,
                 "probe cgroup CPU limits (v2 cpu.max or v1 cpu.cfs_quota_us; uncapped, with a warning, without permission)"
             ),
+            Step::BuildScenarioTests => {
+                writeln!(f, "$ cargo {}", SCENARIO_TESTS_BUILD.join(" "))?;
+                writeln!(
+                    f,
+                    "       # the scenario tests, one per scenario of the config"
+                )
+            }
         }
     }
 }
@@ -504,11 +601,14 @@ mod tests {
             image: Some(image.to_string()),
             namespace: "scaleproof".to_string(),
             keep_cluster,
+            image_prebuilt: false,
+            build_tests: true,
             dry_run: true,
             wait_timeout: Duration::from_secs(180),
             diagnostics_dir: root.join("target/scaleproof/diagnostics"),
             manifests_dir: root.join("k8s"),
             root,
+            hpa_sync_period: std::time::Duration::from_secs(5),
             env_overrides: std::collections::BTreeMap::from([(
                 "IRIS_CPU_COST_MS".to_string(),
                 "10".to_string(),
@@ -588,6 +688,56 @@ mod tests {
         assert_eq!(creators.len(), 1);
         assert!(position("docker", "build") < position("kind", "create"));
         assert!(position("kind", "create") < position("kind", "load"));
+        // Everything that compiles comes before the cluster.
+        let tests = plan
+            .setup
+            .iter()
+            .position(|s| matches!(s, Step::BuildScenarioTests));
+        assert!(tests.is_some() && tests < position("kind", "create"));
+    }
+
+    #[test]
+    fn a_prebuilt_image_is_checked_not_built() {
+        let mut s = settings(
+            BackendKind::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        );
+        s.image_prebuilt = true;
+        let plan = plan(&s).expect("plan");
+        let text = plan.to_string();
+        assert!(!text.contains("docker build"), "{text}");
+        assert!(
+            text.contains("image iris-server:abc1234 in the local Docker"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn loading_the_image_falls_back_to_a_single_platform_archive() {
+        let plan = plan(&settings(
+            BackendKind::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        ))
+        .expect("plan");
+        let load = plan
+            .setup
+            .iter()
+            .find_map(|s| match s {
+                Step::Run(c) if c.args.first().map(String::as_str) == Some("load") => Some(c),
+                _ => None,
+            })
+            .expect("a kind load step");
+        let fallback: Vec<(&str, &str)> = load
+            .fallback
+            .iter()
+            .map(|c| (c.program.as_str(), c.args[1].as_str()))
+            .collect();
+        assert_eq!(fallback, [("docker", "save"), ("kind", "image-archive")]);
+        assert!(load.fallback[0].args.contains(&"--platform".to_string()));
     }
 
     #[test]

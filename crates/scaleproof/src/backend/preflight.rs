@@ -34,6 +34,8 @@ pub enum Check {
     /// No kind cluster of this name exists yet (scaleproof deletes the cluster it
     /// creates, so it must never adopt one it did not create).
     NoKindCluster(String),
+    /// An image exists in the local Docker (`--image-prebuilt`).
+    LocalImage(String),
 }
 
 impl fmt::Display for Check {
@@ -46,6 +48,7 @@ impl fmt::Display for Check {
             Check::PortFree(port) => write!(f, "127.0.0.1:{port} free"),
             Check::File(path) => write!(f, "{} exists", path.display()),
             Check::NoKindCluster(name) => write!(f, "no kind cluster named {name} yet"),
+            Check::LocalImage(image) => write!(f, "image {image} in the local Docker"),
         }
     }
 }
@@ -109,6 +112,7 @@ fn run_one(check: &Check, root: &std::path::Path) -> Result<String, Problem> {
         Check::Tool { name, version_args } => tool(name, version_args),
         Check::PortFree(port) => port_free(*port),
         Check::NoKindCluster(name) => no_kind_cluster(name),
+        Check::LocalImage(image) => local_image(image),
         Check::File(path) => {
             if root.join(path).is_file() {
                 Ok("found".to_string())
@@ -219,6 +223,22 @@ fn no_kind_cluster(name: &str) -> Result<String, Problem> {
         Ok(out) if out.success => Ok("none".to_string()),
         // kind missing or failing: the kind check above already says so.
         _ => Ok("not checked (kind unavailable)".to_string()),
+    }
+}
+
+fn local_image(image: &str) -> Result<String, Problem> {
+    match run_with_timeout(
+        "docker",
+        &["image", "inspect", "--format", "{{.Id}}", image],
+        TOOL_TIMEOUT,
+    ) {
+        Ok(out) if out.success => Ok(first_line(&out.stdout).unwrap_or("found").to_string()),
+        _ => Err(Problem {
+            what: format!("`docker image inspect {image}` found no such image"),
+            fix: "build it first (CI: the image build step), or drop --image-prebuilt to let \
+                  scaleproof run `docker build`"
+                .to_string(),
+        }),
     }
 }
 

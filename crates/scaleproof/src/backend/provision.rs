@@ -12,8 +12,9 @@ use std::time::Instant;
 use kube::Client;
 use xshell::{Shell, cmd};
 
-use super::plan::{ExternalCommand, KubeStep, Plan, Step, plan, shell_line};
+use super::plan::{ExternalCommand, KubeStep, Plan, SCENARIO_TESTS_BUILD, Step, plan, shell_line};
 use super::{BackendError, BackendKind, Interrupts, Settings, SetupLog, preflight};
+use crate::cluster::diagnostics::SetupFocus;
 use crate::cluster::{self, Prepared, Target, control_plane, diagnostics, metrics_server, rollout};
 use crate::compile::cargo_executable;
 use crate::local::{CgroupDriver, CpuLimitMode};
@@ -30,6 +31,8 @@ pub struct Deployed {
     pub server_bin: Option<PathBuf>,
     /// How replica CPU is limited (local).
     pub cpu_limit: Option<CpuLimitMode>,
+    /// The compiled scenario tests (when the plan builds them).
+    pub scenario_tests: Option<PathBuf>,
     guard: ClusterGuard,
 }
 
@@ -91,17 +94,28 @@ pub async fn execute(
     settings: &Settings,
     log: &mut SetupLog,
 ) -> Result<Deployed, BackendError> {
+    execute_with(plan, settings, log, None).await
+}
+
+/// [`execute`] with a client made already (tests give a mocked one).
+pub async fn execute_with(
+    plan: &Plan,
+    settings: &Settings,
+    log: &mut SetupLog,
+    client: Option<Client>,
+) -> Result<Deployed, BackendError> {
     let mut interrupts = Interrupts::new()
         .map_err(|e| BackendError::Invalid(format!("cannot listen for Ctrl-C and SIGTERM: {e}")))?;
     let mut deployed = Deployed {
-        client: None,
+        client,
         prepared: plan.prepared.clone(),
         settings: settings.clone(),
         server_bin: None,
         cpu_limit: None,
+        scenario_tests: None,
         guard: ClusterGuard::disarmed(settings),
     };
-    let mut applied = false;
+    let mut cluster_exists = settings.backend == BackendKind::Cluster;
     let total = plan.setup.len();
     for (i, step) in plan.setup.iter().enumerate() {
         let title = step.title();
@@ -119,10 +133,17 @@ pub async fn execute(
         match outcome {
             Ok(()) => log.pass(&title, started),
             Err(error) => {
-                log.fail(&title, started, &error);
-                if applied && let Some(client) = &deployed.client {
-                    report_diagnostics(client, &plan.prepared.target, &settings.diagnostics_dir)
-                        .await;
+                // Evidence first: the guard in `deployed` deletes a kind cluster as
+                // soon as this returns.
+                let diagnosis = match (cluster_exists, setup_focus(step, plan)) {
+                    (true, Some(focus)) if !error.is_interrupt() => {
+                        setup_diagnostics(&mut deployed, settings, &focus).await
+                    }
+                    _ => None,
+                };
+                match &diagnosis {
+                    Some(d) => log.fail(&title, started, &format!("{error}\n{d}")),
+                    None => log.fail(&title, started, &error),
                 }
                 return Err(BackendError::Step {
                     step: i + 1,
@@ -132,7 +153,7 @@ pub async fn execute(
                 });
             }
         }
-        applied |= matches!(step, Step::Kube(KubeStep::Apply(_)));
+        cluster_exists |= matches!(step, Step::Run(c) if c.creates_cluster);
     }
     if settings.backend.is_cluster() && deployed.client.is_none() {
         deployed.client = Some(cluster::connect(settings.context.as_deref()).await?);
@@ -155,7 +176,21 @@ async fn run_step(
                 Err(BackendError::Preflight(report))
             }
         }
-        Step::Run(command) => run_command(command.clone(), &settings.root).await,
+        Step::Run(command) => run_with_fallback(command, &settings.root).await,
+        Step::BuildScenarioTests => {
+            let root = settings.root.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                cargo_executable(&root, &SCENARIO_TESTS_BUILD, "scenarios")
+            })
+            .await
+            .map_err(|e| BackendError::Invalid(format!("the build thread failed: {e}")))?;
+            let exe = built.map_err(|e| BackendError::Command {
+                line: format!("cargo {}", SCENARIO_TESTS_BUILD.join(" ")),
+                reason: e.to_string(),
+            })?;
+            deployed.scenario_tests = Some(exe);
+            Ok(())
+        }
         Step::Build { package, bin } => {
             let root = settings.root.clone();
             let (package, bin) = (*package, *bin);
@@ -208,7 +243,7 @@ async fn run_kube(
     let timeout = settings.wait_timeout;
     match step {
         KubeStep::VerifyHpaSyncPeriod(period) => {
-            control_plane::verify_hpa_sync_period(client, period).await?
+            control_plane::verify_hpa_sync_period(client, period, Default::default()).await?
         }
         KubeStep::ConfigureMetricsServer => {
             metrics_server::configure_for_kind(client).await?;
@@ -228,6 +263,26 @@ async fn run_kube(
             };
             metrics_server::wait_for_pod_metrics(client, &target.namespace, &target.selector, wait)
                 .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `command`; when it fails and has a fallback, runs the fallback's commands in
+/// order (the first error is kept in the message if they fail too).
+pub async fn run_with_fallback(command: &ExternalCommand, root: &Path) -> Result<(), BackendError> {
+    let first = match run_command(command.clone(), root).await {
+        Ok(()) => return Ok(()),
+        Err(e) if command.fallback.is_empty() => return Err(e),
+        Err(e) => e,
+    };
+    tracing::warn!("{first}; trying the fallback");
+    for other in &command.fallback {
+        if let Err(e) = run_command(other.clone(), root).await {
+            return Err(BackendError::Command {
+                line: shell_line(&command.program, &command.args),
+                reason: format!("{first}; and its fallback failed too: {e}"),
+            });
         }
     }
     Ok(())
@@ -271,9 +326,71 @@ pub async fn write_diagnostics(
     Ok(report)
 }
 
-async fn report_diagnostics(client: &Client, target: &Target, dir: &Path) {
-    if let Err(e) = write_diagnostics(client, target, dir).await {
-        tracing::warn!("no diagnostics bundle: {e}");
+/// What a failed step was waiting on, for the setup bundle; `None` for steps before
+/// the cluster (preflight, builds), which leave nothing in a cluster to look at.
+fn setup_focus(step: &Step, plan: &Plan) -> Option<SetupFocus> {
+    match step {
+        Step::Kube(KubeStep::WaitRollout {
+            namespace,
+            deployment,
+            selector,
+        }) => Some(SetupFocus::Deployment {
+            namespace: namespace.clone(),
+            name: deployment.clone(),
+            selector: selector.clone(),
+        }),
+        Step::Kube(KubeStep::Apply(_)) => {
+            let target = &plan.prepared.target;
+            Some(SetupFocus::Deployment {
+                namespace: target.namespace.clone(),
+                name: target.deployment.clone(),
+                selector: target.selector.clone(),
+            })
+        }
+        Step::Kube(KubeStep::ConfigureMetricsServer | KubeStep::WaitPodMetrics(_)) => {
+            Some(SetupFocus::MetricsPipeline)
+        }
+        Step::Kube(KubeStep::VerifyHpaSyncPeriod(_)) => Some(SetupFocus::ControlPlane),
+        Step::Run(_) => Some(SetupFocus::Cluster),
+        Step::Preflight(_)
+        | Step::Build { .. }
+        | Step::ProbeCpuLimits
+        | Step::BuildScenarioTests => None,
+    }
+}
+
+/// Writes the setup bundle (connecting first if no step has yet) and says where.
+async fn setup_diagnostics(
+    deployed: &mut Deployed,
+    settings: &Settings,
+    focus: &SetupFocus,
+) -> Option<diagnostics::SetupDiagnosis> {
+    let client = match &deployed.client {
+        Some(client) => client.clone(),
+        None => match cluster::connect(settings.context.as_deref()).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!("no diagnostics bundle: cannot reach the cluster: {e}");
+                return None;
+            }
+        },
+    };
+    let dir = &settings.diagnostics_dir;
+    match diagnostics::write_setup_bundle(&client, focus, &deployed.prepared.target, dir).await {
+        Ok(diagnosis) => {
+            tracing::error!(
+                "setup failed; diagnostics written to {}\n{diagnosis}",
+                dir.display()
+            );
+            for gap in &diagnosis.gaps {
+                tracing::warn!("could not collect {gap}");
+            }
+            Some(diagnosis)
+        }
+        Err(e) => {
+            tracing::warn!("no diagnostics bundle: {e}");
+            None
+        }
     }
 }
 
@@ -330,5 +447,81 @@ impl Drop for ClusterGuard {
                 self.cluster_name
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A shell script at `dir/name` that appends its arguments to `dir/calls` and
+    /// exits with `code`, printing `stderr` there.
+    fn fake(dir: &Path, name: &str, code: i32, stderr: &str) -> String {
+        let path = dir.join(name);
+        let calls = dir.join("calls");
+        let script = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\necho '{stderr}' >&2\nexit {code}\n",
+            calls.display()
+        );
+        std::fs::write(&path, script).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+
+    fn command(program: &str, args: &[&str]) -> ExternalCommand {
+        ExternalCommand {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            why: "test",
+            creates_cluster: false,
+            fallback: Vec::new(),
+        }
+    }
+
+    /// kind's import fails under Docker's containerd image store
+    /// (kubernetes-sigs/kind#3795); the single-platform archive gets the image in.
+    #[tokio::test]
+    async fn a_failed_kind_load_falls_back_to_an_image_archive() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kind_fails = fake(
+            dir.path(),
+            "kind-load",
+            1,
+            "ctr: content digest sha256:9f2c: not found",
+        );
+        let docker = fake(dir.path(), "docker", 0, "");
+        let kind = fake(dir.path(), "kind", 0, "");
+        let mut load = command(&kind_fails, &["load", "docker-image", "iris-server:abc"]);
+        load.fallback = vec![
+            command(
+                &docker,
+                &["image", "save", "-o", "x.tar", "iris-server:abc"],
+            ),
+            command(&kind, &["load", "image-archive", "x.tar"]),
+        ];
+        run_with_fallback(&load, dir.path())
+            .await
+            .expect("the fallback loads the image");
+        let calls = std::fs::read_to_string(dir.path().join("calls")).expect("calls");
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            [
+                "kind-load load docker-image iris-server:abc",
+                "docker image save -o x.tar iris-server:abc",
+                "kind load image-archive x.tar",
+            ]
+        );
+
+        // A failing fallback reports both failures.
+        let broken = fake(dir.path(), "broken", 3, "no space left on device");
+        load.fallback = vec![command(&broken, &["image", "save"])];
+        let err = run_with_fallback(&load, dir.path())
+            .await
+            .expect_err("both fail")
+            .to_string();
+        assert!(err.contains("kind-load load docker-image"), "{err}");
+        assert!(err.contains("its fallback failed too"), "{err}");
     }
 }

@@ -8,6 +8,9 @@ use clap::Args;
 
 use super::{BackendError, BackendKind, image};
 
+/// kube-controller-manager's default `--horizontal-pod-autoscaler-sync-period`.
+pub const UPSTREAM_HPA_SYNC_PERIOD: Duration = Duration::from_secs(15);
+
 /// The namespace when neither `--namespace` nor a stress config names one.
 pub const DEFAULT_NAMESPACE: &str = "scaleproof";
 
@@ -31,6 +34,10 @@ pub struct ClusterOptions {
     /// Keep the kind cluster after the run (also after a failure or Ctrl-C).
     #[arg(long)]
     pub keep_cluster: bool,
+    /// With kind: --image is already built in the local Docker (for example by CI
+    /// with a layer cache); skip `docker build` and check the image is there.
+    #[arg(long, requires = "image")]
+    pub image_prebuilt: bool,
     /// Print the plan (every command and object) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -53,6 +60,7 @@ impl Default for ClusterOptions {
             image: None,
             namespace: None,
             keep_cluster: false,
+            image_prebuilt: false,
             dry_run: false,
             wait_timeout_s: 180,
             diagnostics_dir: None,
@@ -71,6 +79,10 @@ pub struct Settings {
     pub image: Option<String>,
     pub namespace: String,
     pub keep_cluster: bool,
+    /// kind: the image exists in the local Docker already; no `docker build`.
+    pub image_prebuilt: bool,
+    /// Compile the scenario tests as a setup step (`stress` does; `cluster up` not).
+    pub build_tests: bool,
     pub dry_run: bool,
     pub wait_timeout: Duration,
     pub diagnostics_dir: PathBuf,
@@ -81,6 +93,10 @@ pub struct Settings {
     pub env_overrides: std::collections::BTreeMap<String, String>,
     /// The manifests to deploy (`target.manifests` of the stress config; `k8s/`).
     pub manifests_dir: PathBuf,
+    /// The cluster's HPA sync period: kind's is set by `k8s/kind.yaml` (and checked
+    /// at setup); an existing cluster's is the controller-manager default unless the
+    /// config says otherwise (`backend.cluster.sync_period_s`).
+    pub hpa_sync_period: Duration,
 }
 
 impl Settings {
@@ -132,6 +148,8 @@ impl Settings {
                 .namespace
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
             keep_cluster: options.keep_cluster,
+            image_prebuilt: options.image_prebuilt,
+            build_tests: false,
             dry_run: options.dry_run,
             wait_timeout: Duration::from_secs(options.wait_timeout_s),
             diagnostics_dir: options
@@ -140,6 +158,10 @@ impl Settings {
             manifests_dir: root.join("k8s"),
             root,
             env_overrides: Default::default(),
+            hpa_sync_period: match backend {
+                BackendKind::Kind => super::versions::hpa_sync_period(),
+                _ => UPSTREAM_HPA_SYNC_PERIOD,
+            },
         })
     }
 

@@ -26,6 +26,11 @@ pub fn metrics_server_manifest_url() -> String {
 /// The HPA sync period `k8s/kind.yaml` gives the controller-manager.
 pub const HPA_SYNC_PERIOD: &str = "5s";
 
+/// [`HPA_SYNC_PERIOD`] as a duration.
+pub fn hpa_sync_period() -> std::time::Duration {
+    std::time::Duration::from_secs(5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +53,11 @@ mod tests {
             )),
             "k8s/kind.yaml must set the HPA sync period to {HPA_SYNC_PERIOD}"
         );
+    }
+
+    #[test]
+    fn the_sync_period_constant_and_duration_agree() {
+        assert_eq!(format!("{}s", hpa_sync_period().as_secs()), HPA_SYNC_PERIOD);
     }
 
     #[test]

@@ -67,6 +67,7 @@ impl Where {
             image: Some("iris-server:unused".to_string()),
             namespace: Some(self.namespace.clone()),
             keep_cluster: true,
+            image_prebuilt: false,
             dry_run: false,
             wait_timeout_s: 0,
             diagnostics_dir: None,
@@ -205,7 +206,14 @@ async fn status(settings: &Settings) -> anyhow::Result<()> {
                 .map_or("<unknown>".to_string(), |u| format!("{u}%"));
             println!(
                 "HPA {ns}/{}: cpu {cpu}/{}%, replicas {} desired {}",
-                target.hpa, sample.cpu_target_pct, sample.current_replicas, sample.desired_replicas
+                target.hpa,
+                sample.cpu_target_pct,
+                sample
+                    .current_replicas
+                    .map_or("-".into(), |n| n.to_string()),
+                sample
+                    .desired_replicas
+                    .map_or("-".into(), |n| n.to_string())
             );
             for c in sample.conditions {
                 println!("  {} {} {}: {}", c.type_, c.status, c.reason, c.message);

@@ -24,9 +24,101 @@ pub const POD_SELECTOR: &str = "k8s-app=metrics-server";
 pub const API_SERVICE: &str = "v1beta1.metrics.k8s.io";
 
 /// The flags kind needs: kind's kubelets serve self-signed certificates without IP
-/// SANs (so TLS verification must be off), and the shortest resolution
-/// metrics-server allows (10 s) lets the HPA react within one scenario.
-pub const KIND_ARGS: [&str; 2] = ["--kubelet-insecure-tls", "--metric-resolution=10s"];
+/// SANs (so TLS verification must be off; metrics-server's own kind e2e setup adds
+/// the same flag), and a resolution of 15 s.
+///
+/// 15 s, not metrics-server's 10 s minimum: it refuses to start unless 90 % of the
+/// resolution is at least `--kubelet-request-timeout` (default 10 s), so 10 s alone
+/// crash-loops (see [`check_args`]). The kubelet refreshes CPU stats about every 15 s
+/// anyway, so a shorter resolution would not make the HPA see load sooner.
+pub const KIND_ARGS: [&str; 2] = ["--kubelet-insecure-tls", "--metric-resolution=15s"];
+
+/// metrics-server's defaults for the two flags its start-up validation relates
+/// (`--metric-resolution` 60 s, `--kubelet-request-timeout` 10 s).
+const DEFAULT_RESOLUTION: Duration = Duration::from_secs(60);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The smallest `--metric-resolution` metrics-server accepts.
+const MIN_RESOLUTION: Duration = Duration::from_secs(10);
+
+/// The start-up validation metrics-server applies to these flags, so that a patch
+/// that would make it crash-loop is refused before it is sent. Mirrors
+/// kubernetes-sigs/metrics-server v0.9.0 `cmd/metrics-server/app/options/options.go`
+/// `Options.validate` (with the request timeout's default and positivity check from
+/// `kubelet_client.go`): the resolution must be at least 10 s, and
+/// `resolution * 9 / 10` must not be below `--kubelet-request-timeout`. The error
+/// texts are metrics-server's own, so they can be found in its logs.
+pub fn check_args(args: &[String]) -> Result<(), String> {
+    let flag = |name: &str| {
+        args.iter()
+            .rev()
+            .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+    };
+    let duration = |name: &str, default: Duration| match flag(name) {
+        None => Ok(default),
+        Some(text) => go_duration(text).ok_or_else(|| format!("{name}={text}: not a duration")),
+    };
+    let resolution = duration("--metric-resolution", DEFAULT_RESOLUTION)?;
+    let timeout = duration("--kubelet-request-timeout", DEFAULT_REQUEST_TIMEOUT)?;
+    if timeout.is_zero() {
+        return Err("kubelet-request-timeout should be positive".into());
+    }
+    if resolution < MIN_RESOLUTION {
+        return Err(format!(
+            "metric-resolution should be a time duration at least 10s, but value {} provided",
+            show(resolution)
+        ));
+    }
+    if resolution * 9 / 10 < timeout {
+        return Err(format!(
+            "metric-resolution should be larger than kubelet-request-timeout, but \
+             metric-resolution value {} kubelet-request-timeout value {} provided",
+            show(resolution),
+            show(timeout)
+        ));
+    }
+    Ok(())
+}
+
+/// A Go `time.ParseDuration` string of the units flags use (`15s`, `1m30s`,
+/// `500ms`, `2h`); `None` for anything else.
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest == "0" {
+        return Some(Duration::ZERO);
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// A duration as Go prints it for whole seconds (`15s`), else in seconds.
+fn show(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
 
 /// Sets [`KIND_ARGS`] on the metrics-server container with a JSON patch. Idempotent:
 /// flags of the same name are replaced rather than repeated, and nothing is sent when
@@ -50,6 +142,14 @@ pub async fn configure_for_kind(client: &Client) -> Result<bool, ClusterError> {
     if wanted == current {
         return Ok(false);
     }
+    // Never send what metrics-server would refuse at start-up: the new ReplicaSet
+    // would crash-loop and the old pod never become Ready.
+    check_args(&wanted).map_err(|why| {
+        ClusterError::Invalid(format!(
+            "{what}: metrics-server would refuse its flags {}: {why}",
+            wanted.join(" ")
+        ))
+    })?;
     let path = "/spec/template/spec/containers/0/args";
     let ops = if container.args.is_some() {
         serde_json::json!([
@@ -181,6 +281,60 @@ pub fn unavailable_reason(service: &APIService) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// The args of metrics-server v0.9.0's release `components.yaml`
+    /// (kubernetes-sigs/metrics-server `manifests/base/deployment.yaml`).
+    const RELEASE_ARGS: [&str; 5] = [
+        "--cert-dir=/tmp",
+        "--secure-port=10250",
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+        "--kubelet-use-node-status-port",
+        "--metric-resolution=15s",
+    ];
+
+    /// The rule of kubernetes-sigs/metrics-server v0.9.0
+    /// `cmd/metrics-server/app/options/options.go` (`Options.validate`): 90 % of
+    /// `--metric-resolution` must not be below `--kubelet-request-timeout` (default
+    /// 10 s, `options/kubelet_client.go`). What we patch in must pass it, or the new
+    /// metrics-server pod crash-loops and setup times out.
+    #[test]
+    fn the_kind_flags_pass_metrics_servers_own_start_up_validation() {
+        let patched = args_with(&strings(&RELEASE_ARGS), &KIND_ARGS);
+        assert_eq!(check_args(&patched), Ok(()), "{patched:?}");
+        assert_eq!(check_args(&strings(&RELEASE_ARGS)), Ok(()));
+    }
+
+    #[test]
+    fn a_resolution_too_close_to_the_request_timeout_is_refused_with_its_own_words() {
+        let err = check_args(&strings(&["--metric-resolution=10s"])).expect_err("10s");
+        assert_eq!(
+            err,
+            "metric-resolution should be larger than kubelet-request-timeout, but \
+             metric-resolution value 10s kubelet-request-timeout value 10s provided"
+        );
+        assert!(check_args(&strings(&["--metric-resolution=11s"])).is_err());
+        assert_eq!(check_args(&strings(&["--metric-resolution=12s"])), Ok(()));
+        // With the request timeout lowered alongside, 10 s is fine.
+        assert_eq!(
+            check_args(&strings(&[
+                "--metric-resolution=10s",
+                "--kubelet-request-timeout=9s"
+            ])),
+            Ok(())
+        );
+        assert!(
+            check_args(&strings(&["--metric-resolution=5s"]))
+                .expect_err("below the minimum")
+                .contains("at least 10s")
+        );
+        assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration("soon"), None);
+    }
+
     #[test]
     fn args_replace_same_named_flags_and_keep_the_rest() {
         let current: Vec<String> = [
@@ -196,7 +350,7 @@ mod tests {
                 "--cert-dir=/tmp",
                 "--secure-port=10250",
                 "--kubelet-insecure-tls",
-                "--metric-resolution=10s"
+                "--metric-resolution=15s"
             ]
         );
         let done = args_with(&current, &KIND_ARGS);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_metrics::v1beta1::PodMetrics;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -52,6 +53,26 @@ pub async fn observe(
     cancel: CancellationToken,
 ) -> Observation {
     let ns = config.target.namespace.as_str();
+    let mut warnings = Warnings::default();
+    let mut timeline = Timeline::default();
+    // What a scale-up has to exceed: the replicas ready when the load starts (the
+    // HPA's own status may not exist yet, and its first "1" is no scale-up).
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    match deployments.get(&config.target.deployment).await {
+        Ok(d) => {
+            timeline.start_replicas = Some(
+                d.status
+                    .and_then(|s| s.ready_replicas)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+            )
+        }
+        Err(e) => warnings.add(format!(
+            "Deployment {ns}/{}: {}; the first scale-up is measured from the first HPA status",
+            config.target.deployment,
+            describe_kube_error(&e)
+        )),
+    }
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod_metrics: Api<PodMetrics> = Api::namespaced(client, ns);
@@ -64,8 +85,6 @@ pub async fn observe(
 
     let mut watch_ended = false;
     let mut latest_hpa: Option<HorizontalPodAutoscaler> = None;
-    let mut timeline = Timeline::default();
-    let mut warnings = Warnings::default();
     loop {
         tokio::select! {
             biased;
@@ -130,6 +149,11 @@ pub async fn observe(
 }
 
 /// One sample from the HPA, the Deployment's pods and (when served) their metrics.
+///
+/// An HPA the controller has not reconciled yet has an empty status (the API server
+/// clears it on create; the controller's first sync comes one sync period later),
+/// so its replica counts are `None`, not 0. A reconciled HPA always has conditions
+/// (`AbleToScale` is set on every sync), which is how the two are told apart.
 pub fn sample(
     t_s: f64,
     hpa: &HorizontalPodAutoscaler,
@@ -138,6 +162,7 @@ pub fn sample(
 ) -> ScaleSample {
     let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
     let status = hpa.status.clone().unwrap_or_default();
+    let synced = status.conditions.as_ref().is_some_and(|c| !c.is_empty());
     let cpu_utilization_pct = status
         .current_metrics
         .iter()
@@ -180,8 +205,8 @@ pub fn sample(
 
     ScaleSample {
         t_s,
-        desired_replicas: count(Some(status.desired_replicas)),
-        current_replicas: count(status.current_replicas),
+        desired_replicas: synced.then(|| count(Some(status.desired_replicas))),
+        current_replicas: synced.then(|| count(status.current_replicas)),
         ready_replicas: replicas.iter().filter(|r| r.ready).count() as u32,
         cpu_utilization_pct: cpu_utilization_pct.and_then(|u| u32::try_from(u).ok()),
         cpu_target_pct: count(cpu_target_pct),
@@ -208,7 +233,12 @@ pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String
         return Vec::new();
     };
     let mut messages = Vec::new();
-    if next.desired_replicas != previous.desired_replicas {
+    if let (None, Some(desired)) = (previous.desired_replicas, next.desired_replicas) {
+        messages.push(format!("HPA synced for the first time: desired {desired}"));
+    }
+    if let (Some(before), Some(after)) = (previous.desired_replicas, next.desired_replicas)
+        && before != after
+    {
         let why = match next.cpu_utilization_pct {
             Some(u) => {
                 let side = if u > next.cpu_target_pct {
@@ -223,10 +253,7 @@ pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String
             }
             None => "cpu utilization unknown".to_string(),
         };
-        messages.push(format!(
-            "scaled {} -> {}: {why}",
-            previous.desired_replicas, next.desired_replicas
-        ));
+        messages.push(format!("scaled {before} -> {after}: {why}"));
     }
     let limited = |s: &ScaleSample| {
         s.conditions
@@ -282,8 +309,8 @@ mod tests {
     fn at(desired: u32, ready: u32, utilization: Option<u32>, limited: bool) -> ScaleSample {
         ScaleSample {
             t_s: 0.0,
-            desired_replicas: desired,
-            current_replicas: desired,
+            desired_replicas: Some(desired),
+            current_replicas: Some(desired),
             ready_replicas: ready,
             cpu_utilization_pct: utilization,
             cpu_target_pct: 50,

@@ -8,14 +8,15 @@ use std::fmt;
 use std::pin::pin;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 use kube::api::ListParams;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use kube::{Api, Client};
 
-use super::{ClusterError, describe_kube_error};
+use super::{ClusterError, describe_kube_error, describe_watch_error};
 
 /// How many recent events a diagnosis quotes.
 const EVENTS_SHOWN: usize = 15;
@@ -33,16 +34,26 @@ pub async fn wait_for_rollout(
 ) -> Result<Deployment, ClusterError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut last_seen: Option<Deployment> = None;
+    let mut watch_errors: (usize, Option<String>) = (0, None);
     let outcome = tokio::time::timeout(timeout, async {
-        let mut updates = pin!(watch_object(api, name));
-        while let Some(update) = updates
-            .try_next()
-            .await
-            .map_err(|source| ClusterError::Watch {
-                what: format!("watch Deployment {namespace}/{name}"),
-                source,
-            })?
-        {
+        // With backoff, a failed list or watch is retried (calmly) rather than ending
+        // the wait: an API server restarting or a watch expiring is no rollout failure.
+        let mut updates = pin!(watch_object(api, name).default_backoff());
+        while let Some(update) = updates.next().await {
+            let update = match update {
+                Ok(update) => update,
+                Err(source) if !is_denied(&source) => {
+                    watch_errors.0 += 1;
+                    watch_errors.1 = Some(describe_watch_error(&source));
+                    continue;
+                }
+                Err(source) => {
+                    return Err(ClusterError::Watch {
+                        what: format!("watch Deployment {namespace}/{name}"),
+                        source,
+                    });
+                }
+            };
             let Some(deployment) = update else {
                 last_seen = None;
                 continue; // not created yet, or deleted and about to be re-created
@@ -63,7 +74,13 @@ pub async fn wait_for_rollout(
         Ok(Ok(Some(deployment))) => Ok(deployment),
         Ok(Err(e)) => Err(e),
         Ok(Ok(None)) | Err(_) => {
-            let diagnosis = diagnose(client, namespace, name, selector, last_seen.as_ref()).await;
+            let mut diagnosis =
+                diagnose(client, namespace, name, selector, last_seen.as_ref()).await;
+            if let (count, Some(error)) = watch_errors {
+                diagnosis.gaps.push(format!(
+                    "the Deployment's watch (failed {count} times, retried): {error}"
+                ));
+            }
             Err(ClusterError::Rollout(Box::new(RolloutFailure {
                 namespace: namespace.to_string(),
                 deployment: name.to_string(),
@@ -71,6 +88,18 @@ pub async fn wait_for_rollout(
                 diagnosis,
             })))
         }
+    }
+}
+
+/// Whether a watch failed because the user may not read the object: retrying cannot
+/// fix that.
+fn is_denied(error: &kube::runtime::watcher::Error) -> bool {
+    use kube::runtime::watcher::Error as W;
+    match error {
+        W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => {
+            matches!(e, kube::Error::Api(s) if matches!(s.code, 401 | 403))
+        }
+        _ => false,
     }
 }
 

@@ -51,6 +51,8 @@ pub enum Target {
         namespace: String,
         /// Where load goes (kind: the NodePort on loopback).
         url: String,
+        /// The cluster's HPA sync period (the reset keeps a deleted HPA away for two).
+        hpa_sync_period_s: f64,
     },
 }
 
@@ -161,6 +163,7 @@ mod tests {
                 context: Some("kind-scaleproof".into()),
                 namespace: "scaleproof".into(),
                 url: "http://127.0.0.1:30080".into(),
+                hpa_sync_period_s: 5.0,
             },
         }
     }

@@ -163,15 +163,19 @@ pub async fn run_scenario(
     cancel: CancellationToken,
 ) -> ScenarioReport {
     let started = Instant::now();
+    // The scenario with this backend's numbers (`[scenario.backend.*]`).
+    let scenario = &scenario.on(ctx.backend());
     let bounds = ctx.bounds(scenario);
     let load_config = ctx.config.load_config(scenario, ctx.backend());
     let mut error = None;
+    let mut reset_s = None;
     let (load, timeline) = match session::Session::open(ctx, scenario).await {
         Err(e) => {
             error = Some(e);
             (None, Default::default())
         }
         Ok(mut session) => {
+            reset_s = session.reset_s();
             let zero = Instant::now();
             session.start(zero);
             let result = scaleproof_load::run(&load_config, &session.targets(), &cancel).await;
@@ -200,6 +204,7 @@ pub async fn run_scenario(
         description: scenario.description.clone(),
         bounds: Bounds::from(bounds),
         duration_s: started.elapsed().as_secs_f64(),
+        reset_s,
         load: load.as_ref().map(LoadReport::from),
         first_scale_up_s: timeline.first_scale_up_s(),
         timeline: TimelineReport::from(&timeline),

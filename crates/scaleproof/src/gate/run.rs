@@ -24,7 +24,6 @@ use super::{GateError, read_config, read_scenario_report, scenario_report_path};
 use crate::backend::preflight::{self, Check};
 use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
-use crate::compile::cargo_executable;
 use crate::manifests::Manifests;
 use crate::report::{
     self, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep, VerdictReport, baseline,
@@ -127,32 +126,7 @@ pub async fn run(options: &StressOptions) -> Report {
     };
     let cpu_limit = backend.cpu_limit();
 
-    let step = Instant::now();
-    // The dev profile, like `cargo test`: the engine's microseconds per request are
-    // noise against the milliseconds a capped replica spends, and it reuses the build
-    // `cargo xtask ci` already made.
-    let tests = cargo_executable(
-        &options.root,
-        &[
-            "test",
-            "-p",
-            "stress-tests",
-            "--test",
-            "scenarios",
-            "--no-run",
-        ],
-        "scenarios",
-    );
-    let tests = match tests {
-        Ok(exe) => {
-            run.log.pass("compile scenario tests", step);
-            Some(exe)
-        }
-        Err(e) => {
-            run.log.fail("compile scenario tests", step, &e);
-            None
-        }
-    };
+    let tests = backend.scenario_tests();
     let handover = Handover {
         version: handover::VERSION,
         backend: backend_kind,
@@ -208,7 +182,6 @@ pub fn dry_run(options: &StressOptions) -> Result<String, InputError> {
     } else {
         options.scenarios.iter().map(String::as_str).collect()
     };
-    text.push_str("then: cargo test -p stress-tests --test scenarios --no-run\n");
     text.push_str("scenarios (each: the scenario test binary with --exact <name>):\n");
     for (i, name) in names.iter().enumerate() {
         text.push_str(&format!("  {}. {name}\n", i + 1));
@@ -288,6 +261,18 @@ fn backend_settings(
         .get_or_insert_with(|| config.target.namespace.clone());
     let mut settings = Settings::resolve(kind, cluster, options.root.clone())?;
     settings.manifests_dir = config.manifests_dir();
+    settings.build_tests = true;
+    // A failed setup step leaves its evidence next to the other artifacts.
+    settings.diagnostics_dir = options
+        .root
+        .join(&options.out)
+        .join("diagnostics")
+        .join("setup");
+    if kind == BackendKind::Cluster
+        && let Some(s) = config.backend.cluster.sync_period_s
+    {
+        settings.hpa_sync_period = Duration::from_secs_f64(s);
+    }
     settings.env_overrides = config.backend.of(kind).env_overrides();
     Ok(settings)
 }

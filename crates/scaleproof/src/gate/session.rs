@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::handover::Target as HandoverTarget;
 use super::{GateError, ScenarioContext};
 use crate::cluster::observer::{self, Observation, ObserverConfig};
-use crate::cluster::reset::{self, ResetTimings};
+use crate::cluster::reset::{self, ResetReport, ResetTimings};
 use crate::cluster::{self, Target};
 use crate::local::{CpuLimitMode, LocalCluster, LocalSettings};
 use crate::scenario::Scenario;
@@ -38,6 +38,7 @@ pub struct ClusterSession {
     target: Target,
     load_targets: Targets,
     observing: Option<(CancellationToken, JoinHandle<Observation>)>,
+    reset: Option<ResetReport>,
 }
 
 impl Session {
@@ -77,6 +78,7 @@ impl Session {
                 context,
                 namespace,
                 url,
+                hpa_sync_period_s,
             } => {
                 let load_targets = Targets::parse([url.as_str()])
                     .map_err(|e| GateError::Setup(format!("load URL {url}: {e}")))?;
@@ -87,25 +89,55 @@ impl Session {
                     .map_err(|e| GateError::Setup(e.to_string()))?;
                 let mut base_hpa = ctx.manifests.hpa.clone();
                 base_hpa.metadata.namespace = Some(namespace.clone());
+                let cpu_request = ctx
+                    .manifests
+                    .workload()
+                    .map_err(|e| GateError::Setup(e.to_string()))?
+                    .cpu_request_millicores;
+                let timings = ResetTimings {
+                    hpa_sync_period: Duration::from_secs_f64(hpa_sync_period_s.max(0.0)),
+                    ..ResetTimings::default()
+                };
                 tracing::info!(
-                    "resetting {namespace}: HPA deleted, Deployment at 1 ready pod, HPA re-applied"
+                    "resetting {namespace}: HPA deleted for two sync periods, Deployment at 1 \
+                     ready and idle pod, HPA re-applied"
                 );
-                reset::reset(
+                let report = reset::reset(
                     &client,
                     &target,
                     &base_hpa,
                     &scenario.hpa,
-                    ResetTimings::default(),
+                    cpu_request,
+                    timings,
                 )
                 .await
                 .map_err(|e| GateError::Cluster(format!("reset before the scenario: {e}")))?;
+                tracing::info!(
+                    "reset took {:.1} s (pod CPU {} against a target of {})",
+                    report.took.as_secs_f64(),
+                    report
+                        .idle_cpu_millicores
+                        .map_or("-".into(), |m| format!("{m}m")),
+                    report
+                        .cpu_threshold_millicores
+                        .map_or("-".into(), |m| format!("{m}m"))
+                );
                 Ok(Session::Cluster(Box::new(ClusterSession {
                     client,
                     target,
                     load_targets,
                     observing: None,
+                    reset: Some(report),
                 })))
             }
+        }
+    }
+
+    /// How long the reset to the scenario's starting state took (cluster backends).
+    pub fn reset_s(&self) -> Option<f64> {
+        match self {
+            Session::Local(_) => None,
+            Session::Cluster(c) => c.reset.as_ref().map(|r| r.took.as_secs_f64()),
         }
     }
 

@@ -291,8 +291,8 @@ impl Controller {
         let live = self.managed.iter().filter(|m| !m.replica.terminating);
         let sample = ScaleSample {
             t_s: t,
-            desired_replicas: decision.desired_replicas,
-            current_replicas: u32::try_from(live.clone().count()).unwrap_or(u32::MAX),
+            desired_replicas: Some(decision.desired_replicas),
+            current_replicas: Some(u32::try_from(live.clone().count()).unwrap_or(u32::MAX)),
             ready_replicas: u32::try_from(live.clone().filter(|m| m.replica.ready).count())
                 .unwrap_or(u32::MAX),
             cpu_utilization_pct: decision.cpu_utilization_pct(),
@@ -319,10 +319,11 @@ impl Controller {
         let replicas = u32::try_from(self.managed.len()).unwrap_or(u32::MAX);
         let ready = u32::try_from(self.managed.iter().filter(|m| m.replica.ready).count())
             .unwrap_or(u32::MAX);
+        self.timeline.start_replicas = Some(ready);
         self.timeline.push(ScaleSample {
             t_s: 0.0,
-            desired_replicas: self.spec_replicas,
-            current_replicas: replicas,
+            desired_replicas: Some(self.spec_replicas),
+            current_replicas: Some(replicas),
             ready_replicas: ready,
             cpu_utilization_pct: None,
             cpu_target_pct: self.config.cpu_target_pct,

@@ -184,5 +184,5 @@ fn icon(outcome: Outcome) -> &'static str {
 
 /// Text safe inside a Markdown table cell.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    text.replace('|', "\\|").replace('\n', "<br>")
 }

@@ -24,7 +24,8 @@ pub use model::*;
 
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
 /// 2: a scenario's `error` became `{kind, message}` (was a string); `run.backend` is
-/// null instead of `"none"` when no backend was chosen.
+/// null instead of `"none"` when no backend was chosen; a sample's desired and current
+/// replicas are null before the HPA's first sync (were 0).
 pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]

@@ -118,6 +118,11 @@ pub struct ScenarioReport {
     pub bounds: Bounds,
     /// Wall time of the whole scenario (starting replicas or the reset included).
     pub duration_s: f64,
+    /// Cluster backends: how long the reset to a fresh deploy's state took (HPA
+    /// absent for two sync periods, one ready pod, its CPU below target); null on the
+    /// local backend, whose replicas start fresh.
+    #[serde(default)]
+    pub reset_s: Option<f64>,
     /// What the load engine measured; null when the scenario failed before or
     /// during load.
     pub load: Option<LoadReport>,
@@ -146,6 +151,7 @@ impl ScenarioReport {
             description: String::new(),
             bounds: Bounds { min: 0, max: 0 },
             duration_s,
+            reset_s: None,
             load: None,
             timeline: TimelineReport::default(),
             first_scale_up_s: None,
@@ -312,6 +318,9 @@ pub struct ShortfallReport {
 /// What the autoscaler saw and did over a scenario.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineReport {
+    /// Ready replicas when the load started: what a scale-up has to exceed.
+    #[serde(default)]
+    pub start_replicas: Option<u32>,
     /// Observations, in time order.
     pub samples: Vec<SampleReport>,
     /// Rescales with the controller's reason, replica incidents, readiness changes.
@@ -333,7 +342,7 @@ impl TimelineReport {
     pub fn peak_desired_replicas(&self) -> u32 {
         self.samples
             .iter()
-            .map(|s| s.desired_replicas)
+            .filter_map(|s| s.desired_replicas)
             .max()
             .unwrap_or(0)
     }
@@ -344,10 +353,12 @@ impl TimelineReport {
 pub struct SampleReport {
     /// Since the load started (negative: before it).
     pub t_s: f64,
-    /// The replica count the autoscaler asked for (HPA `status.desiredReplicas`).
-    pub desired_replicas: u32,
-    /// Replicas that exist (HPA `status.currentReplicas`).
-    pub current_replicas: u32,
+    /// The replica count the autoscaler asked for (HPA `status.desiredReplicas`);
+    /// null while the HPA has no status (before its first sync).
+    pub desired_replicas: Option<u32>,
+    /// Replicas that exist (HPA `status.currentReplicas`); null before the HPA's
+    /// first sync.
+    pub current_replicas: Option<u32>,
     /// Replicas that pass their readiness probe and receive traffic.
     pub ready_replicas: u32,
     /// Average CPU utilization in percent of the request, as the HPA computed it;
@@ -457,6 +468,7 @@ impl From<ReplicaBounds> for Bounds {
 impl From<&Timeline> for TimelineReport {
     fn from(t: &Timeline) -> Self {
         TimelineReport {
+            start_replicas: t.start_replicas,
             samples: t.samples.iter().map(SampleReport::from).collect(),
             events: t.events.iter().map(EventReport::from).collect(),
         }

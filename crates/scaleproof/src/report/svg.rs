@@ -97,7 +97,7 @@ fn replicas_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError
         s.timeline
             .samples
             .iter()
-            .map(|x| (x.t_s, f64::from(x.desired_replicas))),
+            .filter_map(|x| Some((x.t_s, f64::from(x.desired_replicas?)))),
     );
     let ready = steps(
         s.timeline

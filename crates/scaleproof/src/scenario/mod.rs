@@ -169,7 +169,8 @@ pub struct BackendSettings {
     pub cpu_cost_ms: Option<f64>,
     /// How often CPU usage is sampled (metrics-server `--metric-resolution`).
     pub metric_resolution_s: Option<f64>,
-    /// How often the HPA reconciles.
+    /// How often the HPA reconciles. Local: set here. Existing cluster: what its
+    /// controller-manager uses (default 15 s), so the reset waits long enough.
     pub sync_period_s: Option<f64>,
     /// Where load goes (cluster backends; the local backend knows its replicas).
     pub url: Option<String>,
@@ -237,6 +238,31 @@ pub struct Scenario {
     /// Keep watching the autoscaler this long after the load ends.
     pub observe_after_s: f64,
     pub expect: Vec<Expectation>,
+    /// The scenario as it runs on a backend that changes it (`[scenario.backend.*]`),
+    /// validated like the scenario itself.
+    pub variants: BTreeMap<BackendKind, Variant>,
+}
+
+/// What `[scenario.backend.<name>]` makes of a scenario on that backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub load: Mode,
+    pub observe_after_s: f64,
+    pub expect: Vec<Expectation>,
+}
+
+impl Scenario {
+    /// The scenario as it runs with the numbers of `profile` (a backend; the local
+    /// backend rehearsing kind timing uses kind's).
+    pub fn on(&self, profile: BackendKind) -> Scenario {
+        let mut scenario = self.clone();
+        if let Some(variant) = self.variants.get(&profile) {
+            scenario.load = variant.load.clone();
+            scenario.observe_after_s = variant.observe_after_s;
+            scenario.expect = variant.expect.clone();
+        }
+        scenario
+    }
 }
 
 /// A cross-scenario expectation, e.g. the scaling gain
@@ -275,7 +301,7 @@ fn default_target() -> RawTarget {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
     name: Spanned<String>,
@@ -293,10 +319,68 @@ struct RawScenario {
     observe_after_s: Option<Spanned<f64>>,
     #[serde(default)]
     expect: RawExpect,
+    /// Per-backend changes (`[scenario.backend.kind]`): load size and expectations.
+    #[serde(default)]
+    backend: RawVariants,
+}
+
+/// `[scenario.backend.*]` as written.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawVariants {
+    local: Option<RawVariant>,
+    kind: Option<RawVariant>,
+    cluster: Option<RawVariant>,
+}
+
+/// What a scenario may change on one backend: how much load (a cluster's detection
+/// chain is slower than the local backend's, so it needs longer load for the same
+/// story) and its expectations. The load keys given replace the scenario's (the
+/// stop keys `requests`/`duration_s` as a pair, the mode keys as a group); the
+/// expectations given replace those of the same name.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    requests: Option<Spanned<u64>>,
+    duration_s: Option<Spanned<f64>>,
+    concurrency: Option<Spanned<u32>>,
+    rate: Option<Spanned<f64>>,
+    ramp_to: Option<Spanned<f64>>,
+    max_in_flight: Option<Spanned<u32>>,
+    observe_after_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+impl RawScenario {
+    /// This scenario with `variant` laid over it.
+    fn with_variant(&self, variant: &RawVariant) -> RawScenario {
+        let mut merged = self.clone();
+        if variant.requests.is_some() || variant.duration_s.is_some() {
+            merged.requests = variant.requests.clone();
+            merged.duration_s = variant.duration_s.clone();
+        }
+        let mode_given = variant.concurrency.is_some()
+            || variant.rate.is_some()
+            || variant.ramp_to.is_some()
+            || variant.max_in_flight.is_some();
+        if mode_given {
+            merged.concurrency = variant.concurrency.clone();
+            merged.rate = variant.rate.clone();
+            merged.ramp_to = variant.ramp_to.clone();
+            merged.max_in_flight = variant.max_in_flight.clone();
+        }
+        if variant.observe_after_s.is_some() {
+            merged.observe_after_s = variant.observe_after_s.clone();
+        }
+        merged.expect = self.expect.overlaid(&variant.expect);
+        merged.backend = RawVariants::default();
+        merged
+    }
 }
 
 /// Expectations as written; every key optional.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawExpect {
     min_success_rate: Option<Spanned<f64>>,
@@ -309,6 +393,30 @@ pub(crate) struct RawExpect {
     scale_up_within_s: Option<Spanned<f64>>,
     scaling_limited: Option<Spanned<bool>>,
     throughput_plateaus: Option<Spanned<bool>>,
+}
+
+impl RawExpect {
+    /// These expectations with those `over` gives replacing the same-named ones. The
+    /// struct literal lists every field, so a new expectation cannot be forgotten.
+    fn overlaid(&self, over: &RawExpect) -> RawExpect {
+        macro_rules! either {
+            ($($field:ident),* $(,)?) => {
+                RawExpect { $($field: over.$field.clone().or_else(|| self.$field.clone())),* }
+            };
+        }
+        either!(
+            min_success_rate,
+            max_p95_ms,
+            max_p99_ms,
+            min_throughput_per_s,
+            min_peak_replicas,
+            max_peak_replicas,
+            reaches_max_replicas,
+            scale_up_within_s,
+            scaling_limited,
+            throughput_plateaus,
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -412,24 +520,31 @@ impl StressConfig {
                 ));
             }
         }
-        // On a cluster these periods belong to the cluster (k8s/kind.yaml and the
-        // metrics-server patch in xtask), not to a run: refuse them rather than
-        // accept a setting that would silently do nothing.
-        for (name, settings) in [
-            ("kind", &raw.backend.kind),
-            ("cluster", &raw.backend.cluster),
+        // On kind these periods belong to the cluster (k8s/kind.yaml and the
+        // metrics-server flags), not to a run: refuse them rather than accept a setting
+        // that would silently do nothing. On an existing cluster `sync_period_s` states
+        // the controller-manager's period (the reset waits two of them); scaleproof
+        // cannot change it.
+        for (backend, key, value) in [
+            (
+                "kind",
+                "metric_resolution_s",
+                raw.backend.kind.metric_resolution_s,
+            ),
+            ("kind", "sync_period_s", raw.backend.kind.sync_period_s),
+            (
+                "cluster",
+                "metric_resolution_s",
+                raw.backend.cluster.metric_resolution_s,
+            ),
         ] {
-            for (key, value) in [
-                ("metric_resolution_s", settings.metric_resolution_s),
-                ("sync_period_s", settings.sync_period_s),
-            ] {
-                if value.is_some() {
-                    return Err(at.error(
-                        None,
-                        &format!("backend.{name}.{key}"),
-                        "is fixed by the cluster (k8s/kind.yaml: HPA sync period 5 s; metrics-server --metric-resolution=10s), not per run; remove it",
-                    ));
-                }
+            if value.is_some() {
+                return Err(at.error(
+                    None,
+                    &format!("backend.{backend}.{key}"),
+                    "is fixed by the cluster (kind: HPA sync period 5 s in k8s/kind.yaml, \
+                     metrics-server --metric-resolution=15s), not per run; remove it",
+                ));
             }
         }
         if raw.scenario.is_empty() {
@@ -541,7 +656,9 @@ impl StressConfig {
             let max = replica_bounds(scenario, manifests)
                 .map_err(|e| fail(format!("scenario[{i}].hpa"), e.to_string()))?
                 .1;
-            for e in &scenario.expect {
+            let all = std::iter::once(&scenario.expect)
+                .chain(scenario.variants.values().map(|v| &v.expect));
+            for e in all.flatten() {
                 if let Expectation::MinPeakReplicas(n) = e
                     && *n > max
                 {
@@ -619,14 +736,17 @@ impl StressConfig {
         .filter(|(value, _)| value.as_ref().is_some_and(|v| !*v.get_ref()))
         .map(|(_, expectation)| expectation)
         .collect();
-        scenario.expect.retain(|e| !switched_off.contains(e));
         let max = scenario.hpa.max_replicas;
         let added = validate_expect(&at, "expect", raw, max.map(|m| m.max(0) as u32))?;
-        for new in added {
-            scenario
-                .expect
-                .retain(|old| std::mem::discriminant(old) != std::mem::discriminant(&new));
-            scenario.expect.push(new);
+        // The override holds on every backend, variants included.
+        let lists = std::iter::once(&mut scenario.expect)
+            .chain(scenario.variants.values_mut().map(|v| &mut v.expect));
+        for expect in lists {
+            expect.retain(|e| !switched_off.contains(e));
+            for new in &added {
+                expect.retain(|old| std::mem::discriminant(old) != std::mem::discriminant(new));
+                expect.push(new.clone());
+            }
         }
         Ok(())
     }
@@ -897,7 +1017,28 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         None => 0.0,
     };
     let max = hpa.max_replicas.map(|m| m.max(0) as u32);
-    let expect = validate_expect(at, &format!("{key}.expect"), s.expect, max)?;
+    let expect = validate_expect(at, &format!("{key}.expect"), s.expect.clone(), max)?;
+    let mut variants = BTreeMap::new();
+    for (backend, name_of, variant) in [
+        (BackendKind::Local, "local", &s.backend.local),
+        (BackendKind::Kind, "kind", &s.backend.kind),
+        (BackendKind::Cluster, "cluster", &s.backend.cluster),
+    ] {
+        let Some(variant) = variant else { continue };
+        let merged = validate_scenario(
+            at,
+            &format!("{key}.backend.{name_of}"),
+            s.with_variant(variant),
+        )?;
+        variants.insert(
+            backend,
+            Variant {
+                load: merged.load,
+                observe_after_s: merged.observe_after_s,
+                expect: merged.expect,
+            },
+        );
+    }
     Ok(Scenario {
         name,
         description: s.description,
@@ -905,6 +1046,7 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         hpa,
         observe_after_s,
         expect,
+        variants,
     })
 }
 

@@ -328,3 +328,101 @@ fn the_config_is_checked_against_the_manifests() {
     let err = too_many.check_against(&repo_manifests()).unwrap_err();
     assert!(err.message.contains("at most 3"), "{err}");
 }
+
+/// The kind detection chain (see `[backend.kind]` in stress.toml): kubelet CPU stats
+/// (~10-15 s) + one metrics-server resolution (15 s) + one HPA sync (5 s) + a pod's
+/// start and readiness (~5 s), rounded up.
+const KIND_DETECTION_CHAIN_S: f64 = 40.0;
+
+/// Every scenario that must show a scale-up keeps one pod busy on kind for at least
+/// twice the detection chain; with less, the load can end before the scale-up it is
+/// meant to prove (scale-up-1000 had 50 s at 10 ms per request: 1.25x).
+#[test]
+fn on_kind_scaling_scenarios_outlast_the_detection_chain_twice() {
+    let config = StressConfig::load(&repo_config()).unwrap();
+    let manifests = crate::manifests::Manifests::load(&config.manifests_dir()).unwrap();
+    let limit_m = manifests.workload().unwrap().cpu_limit_millicores as f64;
+    let cost_ms = config
+        .backend
+        .kind
+        .cpu_cost_ms
+        .expect("kind sets the cost knob");
+    let one_pod_per_s = limit_m / cost_ms; // 200m / 10 ms = 20 req/s
+    let mut checked = 0;
+    for scenario in &config.scenarios {
+        let on_kind = scenario.on(BackendKind::Kind);
+        let must_scale = on_kind.expect.iter().any(|e| {
+            matches!(
+                e,
+                Expectation::ScaleUpWithinS(_) | Expectation::ReachesMaxReplicas
+            ) || matches!(e, Expectation::MinPeakReplicas(n) if *n > 1)
+        });
+        if !must_scale {
+            continue;
+        }
+        let seconds = match on_kind.load.stop() {
+            Stop::Requests(n) => n as f64 / one_pod_per_s,
+            Stop::Duration(d) => d.as_secs_f64(),
+        };
+        assert!(
+            seconds >= 2.0 * KIND_DETECTION_CHAIN_S,
+            "{} keeps one pod busy for {seconds:.0} s on kind, less than twice the {KIND_DETECTION_CHAIN_S} s detection chain",
+            scenario.name
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "scale-up-1000 and bottleneck-2000 at least");
+}
+
+#[test]
+fn a_backend_variant_changes_load_and_expectations_on_that_backend_only() {
+    let text = "[[scenario]]\nname = \"s\"\nrequests = 100\nconcurrency = 4\n\
+                [scenario.expect]\nmin_success_rate = 0.9\nmax_p95_ms = 100.0\n\
+                [scenario.backend.kind]\nrequests = 300\n\
+                [scenario.backend.kind.expect]\nmax_p95_ms = 500.0\n";
+    let config = parse(text).unwrap();
+    let s = &config.scenarios[0];
+    let kind = s.on(BackendKind::Kind);
+    assert_eq!(
+        kind.load,
+        Mode::Closed {
+            concurrency: 4,
+            stop: Stop::Requests(300)
+        }
+    );
+    assert!(kind.expect.contains(&Expectation::MaxP95Ms(500.0)));
+    assert!(
+        kind.expect.contains(&Expectation::MinSuccessRate(0.9)),
+        "kept"
+    );
+    let local = s.on(BackendKind::Local);
+    assert_eq!(
+        local.load,
+        Mode::Closed {
+            concurrency: 4,
+            stop: Stop::Requests(100)
+        }
+    );
+    assert!(local.expect.contains(&Expectation::MaxP95Ms(100.0)));
+
+    let mut config = config;
+    config.apply_set("s.expect.max_p95_ms=50").unwrap();
+    let kind = config.scenarios[0].on(BackendKind::Kind);
+    assert!(
+        kind.expect.contains(&Expectation::MaxP95Ms(50.0)),
+        "--set holds on kind too"
+    );
+
+    let err =
+        parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.backend.kind]\nrequests = 0\n")
+            .unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].backend.kind.requests"),
+        "{err}"
+    );
+    assert_eq!(err.line, Some(5), "{err}");
+    let err =
+        parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.backend.knid]\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `knid`"), "{err}");
+}

@@ -160,14 +160,7 @@ fn check(
             peak_ready >= min,
         ),
         Expectation::MaxPeakReplicas(max) => {
-            let peak = peak_ready.max(timeline.peak_desired_replicas()).max(
-                timeline
-                    .samples
-                    .iter()
-                    .map(|s| s.current_replicas)
-                    .max()
-                    .unwrap_or(0),
-            );
+            let peak = timeline.peak_replicas();
             Verdict::new(
                 "max_peak_replicas",
                 format!("replicas stay <= {max}"),
@@ -211,7 +204,7 @@ fn scaling_limited(timeline: &Timeline, bounds: ReplicaBounds) -> Verdict {
     // Above the HPA's tolerance band: within it the controller would not scale even
     // without a cap, so it is no evidence of excess demand.
     let hot_at_max = timeline.samples.iter().find(|s| {
-        s.current_replicas >= bounds.max
+        s.current_replicas.is_some_and(|c| c >= bounds.max)
             && s.cpu_utilization_pct
                 .is_some_and(|u| f64::from(u) > f64::from(s.cpu_target_pct) * (1.0 + HPA_TOLERANCE))
     });
@@ -221,7 +214,7 @@ fn scaling_limited(timeline: &Timeline, bounds: ReplicaBounds) -> Verdict {
             "CPU {}% > target {}% at {} replicas (t={:.1} s)",
             s.cpu_utilization_pct.unwrap_or_default(),
             s.cpu_target_pct,
-            s.current_replicas,
+            s.current_replicas.unwrap_or_default(),
             s.t_s
         ),
         (false, None) => "never limited: demand stayed within maxReplicas".into(),

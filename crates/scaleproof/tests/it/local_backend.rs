@@ -123,7 +123,12 @@ async fn with_max_replicas_one_it_stays_at_one_and_throughput_plateaus() {
 
     assert_eq!(run.timeline.peak_desired_replicas(), 1);
     assert_eq!(run.timeline.peak_ready_replicas(), 1);
-    assert!(run.timeline.samples.iter().all(|s| s.current_replicas <= 1));
+    assert!(
+        run.timeline
+            .samples
+            .iter()
+            .all(|s| s.current_replicas.unwrap_or(0) <= 1)
+    );
     assert!(
         run.timeline
             .saw_condition("ScalingLimited", "True", "TooManyReplicas")
@@ -191,7 +196,7 @@ async fn after_the_load_stops_it_returns_to_one_replica_within_the_window() {
         .timeline
         .samples
         .iter()
-        .find(|s| s.t_s > load_end && s.desired_replicas == 1)
+        .find(|s| s.t_s > load_end && s.desired_replicas == Some(1))
         .map(|s| s.t_s)
         .expect("scaled back to 1 after the load");
     assert!(
@@ -202,7 +207,7 @@ async fn after_the_load_stops_it_returns_to_one_replica_within_the_window() {
     let last = run.timeline.samples.last().expect("samples");
     assert_eq!(
         (last.desired_replicas, last.current_replicas),
-        (1, 1),
+        (Some(1), Some(1)),
         "{:#?}",
         run.timeline.events
     );

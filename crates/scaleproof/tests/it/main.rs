@@ -7,3 +7,4 @@ mod cluster_api;
 mod load_cli;
 mod local_backend;
 mod manifests;
+mod workflows;

@@ -45,7 +45,7 @@ async fn json_patch_replaces_the_resolution_and_adds_insecure_tls() {
                 {"op": "replace", "path": path, "value": [
                     "--cert-dir=/tmp", "--secure-port=10250",
                     "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
-                    "--kubelet-use-node-status-port", "--kubelet-insecure-tls", "--metric-resolution=10s"]}
+                    "--kubelet-use-node-status-port", "--kubelet-insecure-tls", "--metric-resolution=15s"]}
             ])
         );
         patch.respond_ok(&fixture("metrics-server-deployment.json"));
@@ -62,7 +62,7 @@ async fn already_configured_metrics_server_is_left_alone() {
         json!([
             "--cert-dir=/tmp",
             "--kubelet-insecure-tls",
-            "--metric-resolution=10s"
+            "--metric-resolution=15s"
         ]),
     );
     let (client, handle) = mock::client();

@@ -11,6 +11,7 @@ mod metrics_server;
 mod observer;
 mod reset;
 mod rollout;
+mod setup;
 
 use scaleproof::cluster::{HpaOverrides, Prepared, Target};
 use scaleproof::manifests::Manifests;

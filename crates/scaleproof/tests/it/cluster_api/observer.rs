@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use http::Method;
 use scaleproof::cluster::observer::{ObserverConfig, observe};
+use scaleproof::scenario::Expectation;
 use scaleproof::timeline::Condition;
-use serde_json::json;
+use scaleproof::verdict::{self, Outcome, ReplicaBounds};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::mock::{self, Exchange, event, fixture, list, try_next};
+use super::mock::{self, Exchange, event, fixture, list, try_next, with};
 use super::{SELECTOR_QUERY, target};
 
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/scaleproof/deployments/iris-classifier";
 const HPAS: &str = "/apis/autoscaling/v2/namespaces/scaleproof/horizontalpodautoscalers";
 const PODS: &str = "/api/v1/namespaces/scaleproof/pods";
 const POD_METRICS: &str = "/apis/metrics.k8s.io/v1beta1/namespaces/scaleproof/pods";
@@ -25,6 +28,29 @@ enum WatchScript {
     Silent,
     /// Fails with an expired-resourceVersion error event.
     Errors,
+    /// The HPA was just re-created by the reset: no status until the controller's
+    /// first sync, which comes on the given tick and asks for 1 replica.
+    FirstSyncOnTick(usize),
+}
+
+/// The HPA as the API server stores it right after a create: no status at all
+/// (kubernetes `pkg/registry/autoscaling/horizontalpodautoscaler/strategy.go`,
+/// `PrepareForCreate`, clears it).
+fn hpa_before_first_sync() -> Value {
+    let mut hpa = fixture("hpa.json");
+    hpa.as_object_mut().expect("object").remove("status");
+    hpa
+}
+
+/// The same HPA after its first sync under light load: 1 replica, 20 % CPU.
+fn hpa_synced_at_one() -> Value {
+    let hpa = with(fixture("hpa.json"), "/status/desiredReplicas", json!(1));
+    let hpa = with(hpa, "/metadata/resourceVersion", json!("1500"));
+    with(
+        hpa,
+        "/status/currentMetrics/0/resource/current",
+        json!({"averageValue": "20m", "averageUtilization": 20}),
+    )
 }
 
 /// Answers the observer's requests until it has sampled `ticks` times, then cancels
@@ -37,6 +63,7 @@ async fn scripted_api(
 ) {
     let mut held: Vec<Exchange> = Vec::new();
     let mut metrics_requests = 0;
+    let mut synced = false;
     while let Some(exchange) = try_next(&mut handle).await {
         assert_eq!(
             exchange.method,
@@ -46,21 +73,29 @@ async fn scripted_api(
             exchange.path
         );
         match exchange.path.as_str() {
+            DEPLOYMENT => exchange.respond_ok(&fixture("deployment-ready.json")),
             HPAS if exchange.query.contains("watch=true") => match watch {
-                WatchScript::Silent => held.push(exchange),
+                WatchScript::Silent | WatchScript::FirstSyncOnTick(_) => held.push(exchange),
                 WatchScript::Errors => exchange.respond_watch(&[event(
                     "ERROR",
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                             "message": "too old resource version: 1000 (1400)", "reason": "Expired", "code": 410}),
                 )]),
             },
-            HPAS => exchange
-                .query_has("fieldSelector=metadata.name%3Diris-classifier-hpa")
-                .respond_ok(&list(
-                    "HorizontalPodAutoscalerList",
-                    "autoscaling/v2",
-                    vec![fixture("hpa.json")],
-                )),
+            HPAS => {
+                let hpa = match watch {
+                    WatchScript::FirstSyncOnTick(_) if synced => hpa_synced_at_one(),
+                    WatchScript::FirstSyncOnTick(_) => hpa_before_first_sync(),
+                    _ => fixture("hpa.json"),
+                };
+                exchange
+                    .query_has("fieldSelector=metadata.name%3Diris-classifier-hpa")
+                    .respond_ok(&list(
+                        "HorizontalPodAutoscalerList",
+                        "autoscaling/v2",
+                        vec![hpa],
+                    ))
+            }
             PODS => exchange
                 .query_has(SELECTOR_QUERY)
                 .respond_ok(&list("PodList", "v1", vec![fixture("pod-ready.json")])),
@@ -75,6 +110,13 @@ async fn scripted_api(
                         "metrics.k8s.io/v1beta1",
                         vec![fixture("pod-metrics.json")],
                     ));
+                }
+                if let WatchScript::FirstSyncOnTick(tick) = watch
+                    && metrics_requests == tick
+                    && let Some(open_watch) = held.pop()
+                {
+                    synced = true;
+                    open_watch.respond_watch(&[event("MODIFIED", &hpa_synced_at_one())]);
                 }
                 if metrics_requests == ticks {
                     cancel.cancel();
@@ -104,6 +146,11 @@ async fn samples_hpa_status_pods_and_metrics_and_survives_an_absent_metrics_api(
     let observation = observe(client, config(), cancel).await;
     verifier.done().await;
 
+    assert_eq!(
+        observation.timeline.start_replicas,
+        Some(1),
+        "the Deployment's ready replicas at load start"
+    );
     let samples = &observation.timeline.samples;
     assert_eq!(samples.len(), 3, "{samples:#?}");
     for pair in samples.windows(2) {
@@ -116,7 +163,7 @@ async fn samples_hpa_status_pods_and_metrics_and_survives_an_absent_metrics_api(
             first.current_replicas,
             first.ready_replicas
         ),
-        (2, 1, 1)
+        (Some(2), Some(1), 1)
     );
     assert_eq!(first.cpu_utilization_pct, Some(85));
     assert_eq!(first.cpu_target_pct, 50);
@@ -168,7 +215,7 @@ async fn a_failing_hpa_watch_becomes_a_warning_and_sampling_goes_on() {
             .timeline
             .samples
             .iter()
-            .all(|s| s.desired_replicas == 2)
+            .all(|s| s.desired_replicas == Some(2))
     );
     assert!(
         observation
@@ -194,4 +241,61 @@ async fn cancelled_before_the_hpa_is_seen_returns_an_empty_timeline() {
     let observation = observe(client, config(), cancel).await;
     verifier.done().await;
     assert!(observation.timeline.is_empty());
+}
+
+/// The reset re-creates the HPA just before load. Until its first sync it has no
+/// status; then it asks for 1, the replica the scenario started with. That is no
+/// scale-up: `scale_up_within_s` and `min_peak_replicas` must fail (they passed when
+/// an empty status read as 0 replicas and the first sync's 1 as a scale-up).
+#[tokio::test]
+async fn an_hpa_without_status_that_never_exceeds_one_replica_is_no_scale_up() {
+    let (client, handle) = mock::client();
+    let cancel = CancellationToken::new();
+    let verifier = mock::verifier(handle, {
+        let cancel = cancel.clone();
+        move |handle| scripted_api(handle, WatchScript::FirstSyncOnTick(3), 6, cancel)
+    });
+    let observation = observe(client, config(), cancel).await;
+    verifier.done().await;
+
+    let timeline = &observation.timeline;
+    assert_eq!(timeline.start_replicas, Some(1));
+    assert!(timeline.samples.len() >= 5, "{:#?}", timeline.samples);
+    let before_sync = &timeline.samples[0];
+    assert_eq!(
+        (before_sync.desired_replicas, before_sync.current_replicas),
+        (None, None),
+        "no status is not 0 replicas"
+    );
+    assert_eq!(
+        timeline.samples.last().and_then(|s| s.desired_replicas),
+        Some(1)
+    );
+    assert_eq!(timeline.first_scale_up_s(), None);
+
+    let expectations = [
+        Expectation::ScaleUpWithinS(45.0),
+        Expectation::MinPeakReplicas(2),
+    ];
+    let load = scaleproof::fixtures::load(100, 100, &[10; 10], 50.0);
+    let verdicts = verdict::judge(
+        &expectations,
+        &load,
+        timeline,
+        ReplicaBounds { min: 1, max: 3 },
+    );
+    let outcome = |check: &str| {
+        verdicts
+            .iter()
+            .find(|v| v.check == check)
+            .map(|v| (v.outcome, v.measured.clone()))
+    };
+    assert_eq!(
+        outcome("scale_up_within_s"),
+        Some((Outcome::Fail, "no scale-up".to_string()))
+    );
+    assert_eq!(
+        outcome("min_peak_replicas").map(|o| o.0),
+        Some(Outcome::Fail)
+    );
 }

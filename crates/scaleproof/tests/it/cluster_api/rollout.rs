@@ -232,3 +232,41 @@ async fn a_failing_watch_is_an_error_naming_the_deployment() {
     let message = err.to_string();
     assert!(message.starts_with("watch Deployment scaleproof/iris-classifier: listing failed: API server answered 403 Forbidden"), "{message}");
 }
+
+/// A list or watch that fails (an API server restarting, an expired watch) is retried
+/// with backoff until the rollout's deadline, not taken for a failed rollout.
+#[tokio::test]
+async fn a_failing_watch_is_retried_until_the_rollout_completes() {
+    let (client, handle) = mock::client();
+    let verifier = mock::verifier(handle, |mut handle| async move {
+        next(&mut handle)
+            .await
+            .expect(Method::GET, DEPLOYMENTS)
+            .respond_status(500, "InternalError", "etcdserver: leader changed");
+        next(&mut handle)
+            .await
+            .expect(Method::GET, DEPLOYMENTS)
+            .query_has(NAME_FIELD)
+            .respond_ok(&list(
+                "DeploymentList",
+                "apps/v1",
+                vec![fixture("deployment-progressing.json")],
+            ));
+        next(&mut handle)
+            .await
+            .expect(Method::GET, DEPLOYMENTS)
+            .query_has("watch=true")
+            .respond_watch(&[event("MODIFIED", &fixture("deployment-ready.json"))]);
+    });
+    let deployment = wait_for_rollout(
+        &client,
+        NS,
+        "iris-classifier",
+        SELECTOR,
+        Duration::from_secs(8),
+    )
+    .await
+    .expect("the rollout completes after the retry");
+    assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(1));
+    verifier.done().await;
+}

@@ -1,0 +1,183 @@
+//! The GitHub workflows, read as data: the properties the gate's first real runs
+//! depend on (no machine here can run them; `.ci/static-checks` lints them too).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn workflow(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.github/workflows")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn raw(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.github/workflows")
+        .join(name);
+    std::fs::read_to_string(path).expect("workflow")
+}
+
+fn steps<'a>(workflow: &'a Value, job: &str) -> &'a Vec<Value> {
+    workflow["jobs"][job]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("job {job} has steps"))
+}
+
+fn uses(step: &Value) -> &str {
+    step["uses"].as_str().unwrap_or("")
+}
+
+/// Every action at a release that runs on node24 (GitHub forces node20 actions onto
+/// node24 with a warning), pinned by the full commit SHA of that release's tag. Each
+/// SHA was read from the action's repository at the tag, and its `action.yml`
+/// checked to declare `runs.using: node24`.
+const PINNED: [(&str, &str, &str); 8] = [
+    (
+        "actions/checkout",
+        "3d3c42e5aac5ba805825da76410c181273ba90b1",
+        "v7.0.1",
+    ),
+    (
+        "Swatinem/rust-cache",
+        "6323deb102c322ba6fcbdcafc7e3dddab59af2b6",
+        "v2.9.2",
+    ),
+    (
+        "actions/setup-go",
+        "924ae3a1cded613372ab5595356fb5720e22ba16",
+        "v6.5.0",
+    ),
+    (
+        "actions/upload-artifact",
+        "bbbca2ddaa5d8feaa63e36b76fdaad77386f024f",
+        "v7.0.0",
+    ),
+    (
+        "actions/download-artifact",
+        "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c",
+        "v8.0.1",
+    ),
+    (
+        "mikepenz/action-junit-report",
+        "d9f48fc87bc235f7e214acf696ca5abc0a986f16",
+        "v6.4.2",
+    ),
+    (
+        "docker/setup-buildx-action",
+        "37fe631027851001ddb9b187196cc803df7f5f0e",
+        "v4.3.0",
+    ),
+    (
+        "docker/build-push-action",
+        "53b7df96c91f9c12dcc8a07bcb9ccacbed38856a",
+        "v7.3.0",
+    ),
+];
+
+#[test]
+fn every_action_is_a_node24_release_pinned_by_sha_with_its_tag() {
+    for name in ["ci.yml", "stress.yml"] {
+        for line in raw(name).lines() {
+            let Some((_, rest)) = line.split_once("uses: ") else {
+                continue;
+            };
+            let (action, tail) = rest.split_once('@').expect("action@sha");
+            let (sha, comment) = tail.split_once(" # ").unwrap_or((tail, ""));
+            let known = PINNED
+                .iter()
+                .find(|(a, _, _)| *a == action)
+                .unwrap_or_else(|| panic!("{name}: {action} is not in the checked list"));
+            assert_eq!(
+                (sha.trim(), comment.trim()),
+                (known.1, known.2),
+                "{name}: {action} must be pinned to {} ({})",
+                known.1,
+                known.2
+            );
+        }
+    }
+}
+
+#[test]
+fn caches_survive_a_failed_run() {
+    for name in ["ci.yml", "stress.yml"] {
+        let w = workflow(name);
+        for (job, _) in w["jobs"].as_object().expect("jobs") {
+            for step in steps(&w, job) {
+                if uses(step).starts_with("Swatinem/rust-cache@") {
+                    assert_eq!(
+                        step["with"]["cache-on-failure"], true,
+                        "{name}/{job}: rust-cache saves nothing on failure without cache-on-failure"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_is_built_with_a_layer_cache_before_the_gate_runs() {
+    let w = workflow("stress.yml");
+    let steps = steps(&w, "stress");
+    let build = steps
+        .iter()
+        .position(|s| uses(s).starts_with("docker/build-push-action@"))
+        .expect("an image build step");
+    let with = &steps[build]["with"];
+    assert!(
+        with["cache-from"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("type=gha")
+    );
+    assert!(
+        with["cache-to"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("type=gha")
+    );
+    assert_eq!(with["load"], true, "into the local Docker, for kind load");
+    // Attestations make the image an index that kind's import cannot take whole.
+    assert_eq!(with["provenance"], false);
+    let gate = steps
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("cargo xtask stress"))
+        })
+        .expect("the gate step");
+    assert!(build < gate);
+    let run = steps[gate]["run"].as_str().unwrap_or("");
+    assert!(
+        run.contains("--image-prebuilt") && run.contains("--image"),
+        "{run}"
+    );
+}
+
+#[test]
+fn the_report_job_skips_cleanly_when_the_gate_left_nothing() {
+    let w = workflow("stress.yml");
+    let steps = steps(&w, "report");
+    let download = steps
+        .iter()
+        .find(|s| uses(s).starts_with("actions/download-artifact@"))
+        .expect("a download step");
+    assert_eq!(download["continue-on-error"], true);
+    let id = download["id"]
+        .as_str()
+        .expect("the download step has an id");
+    let publish = steps
+        .iter()
+        .find(|s| uses(s).starts_with("mikepenz/action-junit-report@"))
+        .expect("a publish step");
+    let condition = publish["if"].as_str().expect("publishing is conditional");
+    assert!(
+        condition.contains(&format!("steps.{id}.outcome == 'success'"))
+            && condition.contains("hashFiles('scaleproof-report/junit.xml')"),
+        "{condition}"
+    );
+}
