@@ -136,6 +136,7 @@ fn run(ctx: &ScenarioContext, name: &str) -> Result<(), Failed> {
 #[cfg(test)]
 mod tests {
     use scaleproof::backend::BackendKind;
+    use scaleproof::cluster::KubeAccess;
     use scaleproof::gate::handover::{self, Target};
 
     use super::*;
@@ -166,8 +167,14 @@ mod tests {
             config,
             sets: Vec::new(),
             out_dir: dir.path().join("out"),
-            target: Target::Local {
-                server_bin: "iris-server".into(),
+            profile: BackendKind::Local,
+            target: Target {
+                access: KubeAccess::Url {
+                    url: "http://127.0.0.1:1".into(),
+                },
+                namespace: "iris".into(),
+                url: "http://127.0.0.1:2".into(),
+                hpa_sync_period_s: 1.0,
             },
         };
         let listed = trials(None).expect("repository trials").len();

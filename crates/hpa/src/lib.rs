@@ -113,6 +113,7 @@ use replicas::{Basis, MetricError, Proposal, Tolerances};
 
 pub use conditions::{ABLE_TO_SCALE, Condition, SCALING_ACTIVE, SCALING_LIMITED};
 pub use options::ControllerOptions;
+pub use quantity::parse_milli;
 pub use replicas::{
     ConditionStatus, ContainerInput, ContainerUsage, PodInput, PodMetrics, PodPhase, ReadyCondition,
 };
@@ -221,6 +222,14 @@ impl Autoscaler {
     /// The HPA spec this autoscaler follows.
     pub fn spec(&self) -> &HpaSpec {
         &self.spec
+    }
+
+    /// Follows a changed spec and keeps what the controller remembers of this HPA:
+    /// upstream keys its recommendations and scale events by namespace/name, so an HPA
+    /// re-created under the same name before the controller noticed the deletion
+    /// inherits them.
+    pub fn set_spec(&mut self, spec: HpaSpec) {
+        self.spec = spec;
     }
 
     /// The controller settings in force.

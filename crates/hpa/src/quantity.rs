@@ -9,7 +9,7 @@
 /// Parses a quantity (`100m`, `0.5`, `1.5Gi`, `128974848`, `129e6`, `123Mi`) into its
 /// milli-value, rounded up like Kubernetes' `MilliValue()`. `None` for anything that is
 /// not a non-negative quantity, or too large for a `u64` milli-value.
-pub(crate) fn parse_milli(quantity: &str) -> Option<u64> {
+pub fn parse_milli(quantity: &str) -> Option<u64> {
     let text = quantity.trim();
     let text = text.strip_prefix('+').unwrap_or(text);
     let number_end = text

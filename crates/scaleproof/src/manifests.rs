@@ -360,7 +360,7 @@ where
 }
 
 /// The dotted path of the first key (or value) in `raw` that `typed` lost.
-fn first_lost_key(raw: &Value, typed: &Value, at: String) -> Option<String> {
+pub(crate) fn first_lost_key(raw: &Value, typed: &Value, at: String) -> Option<String> {
     match (raw, typed) {
         (Value::Object(raw), Value::Object(typed)) => raw.iter().find_map(|(key, value)| {
             let here = if at.is_empty() {

@@ -55,8 +55,9 @@ use crate::report::SetupStep;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
-    /// Replicas as local processes under cgroup CPU limits, scaled by scaleproof's port
-    /// of the HPA controller. Needs no Docker; CPU limits need root (else: uncapped,
+    /// A simulated cluster on loopback, driven by the same Kubernetes API calls as
+    /// kind: pods are local processes under cgroup CPU limits, the HPA controller is
+    /// scaleproof's port of it. Needs no Docker; CPU limits need root (else: uncapped,
     /// said loudly).
     Local,
     /// A throwaway kind cluster with metrics-server (needs Docker, kind, kubectl).
@@ -183,14 +184,13 @@ impl Backend {
                 return None;
             }
         };
-        if !settings.backend.is_cluster() {
-            return Some(Backend {
-                deployed,
-                url: None,
-            });
-        }
         // Each backend has its own default; never borrow another backend's address.
-        match url.or_else(|| deployed.base_url()) {
+        // The local backend's is its simulated NodePort, whatever the config says.
+        let url = match settings.backend {
+            BackendKind::Local => deployed.base_url(),
+            _ => url.or_else(|| deployed.base_url()),
+        };
+        match url {
             Some(url) => Some(Backend {
                 deployed,
                 url: Some(url),
@@ -216,18 +216,17 @@ impl Backend {
 
     /// What the scenario tests need to reach this backend.
     pub fn handover_target(&self) -> handover::Target {
-        let settings = &self.deployed.settings;
-        match (&self.deployed.server_bin, &self.url) {
-            (Some(server_bin), _) => handover::Target::Local {
-                server_bin: server_bin.clone(),
-            },
-            (None, url) => handover::Target::Cluster {
-                context: settings.context.clone(),
-                namespace: settings.namespace.clone(),
-                url: url.clone().unwrap_or_default(),
-                hpa_sync_period_s: settings.hpa_sync_period.as_secs_f64(),
-            },
+        handover::Target {
+            access: self.deployed.kube_access(),
+            namespace: self.deployed.settings.namespace.clone(),
+            url: self.url.clone().unwrap_or_default(),
+            hpa_sync_period_s: self.deployed.settings.hpa_sync_period.as_secs_f64(),
         }
+    }
+
+    /// Local: the simulated control plane's timing.
+    pub fn timing(&self) -> Option<crate::local::Timing> {
+        self.deployed.sim.as_ref().map(|sim| *sim.timing())
     }
 
     /// The compiled scenario tests (a setup step of every plan `stress` makes).
@@ -241,7 +240,7 @@ impl Backend {
     }
 
     /// Writes what a person needs to understand a failed scenario into `dir` (the
-    /// cluster's state and logs; the local backend keeps its replica logs anyway).
+    /// cluster's state and logs, the simulated one's included).
     pub async fn write_diagnostics(&self, dir: &Path) {
         if let Err(e) = self.deployed.write_diagnostics_to(dir).await {
             tracing::warn!("diagnostics bundle incomplete: {e}");

@@ -15,6 +15,7 @@ use super::versions::{
 };
 use super::{BackendError, BackendKind};
 use crate::cluster::{HpaOverrides, Prepared, Target, metrics_server};
+use crate::local::timing::Timing;
 use crate::manifests::Manifests;
 
 /// The Dockerfile of the service, relative to the repository root.
@@ -43,6 +44,9 @@ pub enum Step {
     /// Compile the scenario tests (`cargo test -p stress-tests --test scenarios
     /// --no-run`), before anything is started: a compile error must not cost a cluster.
     BuildScenarioTests,
+    /// Start the local backend's simulated control plane (API, controllers, kubelet,
+    /// NodePort) with this timing; the cluster steps that follow run against it.
+    StartLocalCluster(Timing),
 }
 
 impl Step {
@@ -62,6 +66,7 @@ impl Step {
             Step::Build { package, .. } => format!("build {package} (release)"),
             Step::ProbeCpuLimits => "probe cgroup CPU limits".into(),
             Step::BuildScenarioTests => "compile scenario tests".into(),
+            Step::StartLocalCluster(_) => "start the simulated control plane".into(),
         }
     }
 }
@@ -187,6 +192,15 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
             if settings.build_tests {
                 setup.push(Step::BuildScenarioTests);
             }
+            // From here on, the same steps as on a cluster, against the simulated one.
+            setup.push(Step::StartLocalCluster(settings.timing));
+            setup.push(Step::Kube(KubeStep::VerifyHpaSyncPeriod(format!(
+                "{}s",
+                settings.hpa_sync_period.as_secs_f64()
+            ))));
+            setup.push(Step::Kube(KubeStep::Apply(Box::new(prepared.clone()))));
+            setup.push(wait_workload);
+            setup.push(Step::Kube(KubeStep::WaitPodMetrics(target)));
         }
         BackendKind::Kind => {
             let name = settings.cluster_name.as_str();
@@ -363,7 +377,7 @@ impl fmt::Display for Plan {
         match (self.teardown.is_empty(), self.backend, self.teardown_when) {
             (true, BackendKind::Local, _) => writeln!(
                 f,
-                "teardown: each scenario stops its replicas and removes their cgroups"
+                "teardown: stop the simulated control plane and every pod (processes, cgroups)"
             )?,
             (true, BackendKind::Kind, _) => writeln!(f, "teardown: none (--keep-cluster)")?,
             (true, BackendKind::Cluster, _) => writeln!(
@@ -423,6 +437,12 @@ impl fmt::Display for Step {
                     "       # the scenario tests, one per scenario of the config"
                 )
             }
+            Step::StartLocalCluster(timing) => writeln!(
+                f,
+                "start the simulated control plane on loopback: API server, Deployment and HPA \
+                 controllers, metrics-server, a kubelet running pods as processes, a NodePort\n       \
+                 # {timing}"
+            ),
         }
     }
 }
@@ -609,6 +629,8 @@ mod tests {
             manifests_dir: root.join("k8s"),
             root,
             hpa_sync_period: std::time::Duration::from_secs(5),
+            timing: crate::local::Timing::preset(crate::local::TimingPreset::Fast),
+            log_dir: std::path::PathBuf::from("target/scaleproof/logs"),
             env_overrides: std::collections::BTreeMap::from([(
                 "IRIS_CPU_COST_MS".to_string(),
                 "10".to_string(),
@@ -625,6 +647,15 @@ mod tests {
             false,
         ))
         .expect("plan");
+        insta::assert_snapshot!(plan.to_string());
+    }
+
+    #[test]
+    fn local_plan() {
+        let mut s = settings(BackendKind::Local, None, "iris-server:local", false);
+        s.image = None;
+        s.hpa_sync_period = std::time::Duration::from_secs(1);
+        let plan = plan(&s).expect("plan");
         insta::assert_snapshot!(plan.to_string());
     }
 

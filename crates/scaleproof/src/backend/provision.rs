@@ -14,10 +14,11 @@ use xshell::{Shell, cmd};
 
 use super::plan::{ExternalCommand, KubeStep, Plan, SCENARIO_TESTS_BUILD, Step, plan, shell_line};
 use super::{BackendError, BackendKind, Interrupts, Settings, SetupLog, preflight};
+use crate::cluster::KubeAccess;
 use crate::cluster::diagnostics::SetupFocus;
 use crate::cluster::{self, Prepared, Target, control_plane, diagnostics, metrics_server, rollout};
 use crate::compile::cargo_executable;
-use crate::local::{CgroupDriver, CpuLimitMode};
+use crate::local::{CgroupDriver, CpuLimitMode, SimCluster, SimSettings};
 
 /// What setup produced: the workload deployed and ready for load (kind, cluster), or
 /// the service built and the CPU limits known (local).
@@ -33,6 +34,8 @@ pub struct Deployed {
     pub cpu_limit: Option<CpuLimitMode>,
     /// The compiled scenario tests (when the plan builds them).
     pub scenario_tests: Option<PathBuf>,
+    /// Local: the simulated control plane.
+    pub sim: Option<SimCluster>,
     guard: ClusterGuard,
 }
 
@@ -47,7 +50,16 @@ impl Deployed {
     pub fn base_url(&self) -> Option<String> {
         match self.settings.backend {
             BackendKind::Kind => Some(format!("http://127.0.0.1:{}", super::plan::NODE_PORT)),
-            BackendKind::Cluster | BackendKind::Local => None,
+            BackendKind::Local => self.sim.as_ref().map(SimCluster::load_url),
+            BackendKind::Cluster => None,
+        }
+    }
+
+    /// How the scenario tests reach this backend's API.
+    pub fn kube_access(&self) -> KubeAccess {
+        match &self.sim {
+            Some(sim) => KubeAccess::Url { url: sim.api_url() },
+            None => self.settings.kube_access(),
         }
     }
 
@@ -76,9 +88,13 @@ pub async fn setup(settings: &Settings, log: &mut SetupLog) -> Result<Deployed, 
     execute(&plan, settings, log).await
 }
 
-/// Tears down what [`setup`] created: the kind cluster, unless --keep-cluster.
+/// Tears down what [`setup`] created: the kind cluster, unless --keep-cluster; the
+/// simulated control plane and its pods.
 pub async fn teardown(mut deployed: Deployed) -> Result<(), BackendError> {
     deployed.guard.disarm();
+    if let Some(sim) = deployed.sim.take() {
+        sim.stop().await;
+    }
     let plan = plan(&deployed.settings)?;
     for step in &plan.teardown {
         if let Step::Run(command) = step {
@@ -113,6 +129,7 @@ pub async fn execute_with(
         server_bin: None,
         cpu_limit: None,
         scenario_tests: None,
+        sim: None,
         guard: ClusterGuard::disarmed(settings),
     };
     let mut cluster_exists = settings.backend == BackendKind::Cluster;
@@ -153,10 +170,11 @@ pub async fn execute_with(
                 });
             }
         }
-        cluster_exists |= matches!(step, Step::Run(c) if c.creates_cluster);
+        cluster_exists |= matches!(step, Step::Run(c) if c.creates_cluster)
+            || matches!(step, Step::StartLocalCluster(_));
     }
-    if settings.backend.is_cluster() && deployed.client.is_none() {
-        deployed.client = Some(cluster::connect(settings.context.as_deref()).await?);
+    if deployed.client.is_none() && settings.backend.is_cluster() {
+        deployed.client = Some(cluster::connect(&settings.kube_access()).await?);
     }
     Ok(deployed)
 }
@@ -210,6 +228,24 @@ async fn run_step(
             deployed.server_bin = Some(exe);
             Ok(())
         }
+        Step::StartLocalCluster(timing) => {
+            let program = deployed.server_bin.clone().ok_or_else(|| {
+                BackendError::Invalid("the simulated cluster needs the service built first".into())
+            })?;
+            let cgroups = CgroupDriver::detect();
+            let sim = SimCluster::start(SimSettings {
+                program,
+                cgroups,
+                log_dir: settings.log_dir.clone(),
+                timing: *timing,
+            })
+            .await
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+            deployed.client =
+                Some(cluster::connect(&KubeAccess::Url { url: sim.api_url() }).await?);
+            deployed.sim = Some(sim);
+            Ok(())
+        }
         Step::ProbeCpuLimits => {
             let mode = CgroupDriver::detect().mode().clone();
             if let CpuLimitMode::Uncapped { reason } = &mode {
@@ -225,7 +261,7 @@ async fn run_step(
             let client = match &deployed.client {
                 Some(client) => client.clone(),
                 None => {
-                    let connected = cluster::connect(settings.context.as_deref()).await?;
+                    let connected = cluster::connect(&deployed.kube_access()).await?;
                     deployed.client = Some(connected.clone());
                     connected
                 }
@@ -355,7 +391,8 @@ fn setup_focus(step: &Step, plan: &Plan) -> Option<SetupFocus> {
         Step::Preflight(_)
         | Step::Build { .. }
         | Step::ProbeCpuLimits
-        | Step::BuildScenarioTests => None,
+        | Step::BuildScenarioTests
+        | Step::StartLocalCluster(_) => None,
     }
 }
 
@@ -367,7 +404,7 @@ async fn setup_diagnostics(
 ) -> Option<diagnostics::SetupDiagnosis> {
     let client = match &deployed.client {
         Some(client) => client.clone(),
-        None => match cluster::connect(settings.context.as_deref()).await {
+        None => match cluster::connect(&deployed.kube_access()).await {
             Ok(client) => client,
             Err(e) => {
                 tracing::warn!("no diagnostics bundle: cannot reach the cluster: {e}");

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{BackendError, BackendKind, image};
+use crate::cluster::KubeAccess;
+use crate::local::{Timing, TimingPreset};
 
 /// kube-controller-manager's default `--horizontal-pod-autoscaler-sync-period`.
 pub const UPSTREAM_HPA_SYNC_PERIOD: Duration = Duration::from_secs(15);
@@ -95,8 +97,13 @@ pub struct Settings {
     pub manifests_dir: PathBuf,
     /// The cluster's HPA sync period: kind's is set by `k8s/kind.yaml` (and checked
     /// at setup); an existing cluster's is the controller-manager default unless the
-    /// config says otherwise (`backend.cluster.sync_period_s`).
+    /// config says otherwise (`backend.cluster.sync_period_s`); the simulated one's
+    /// comes from its timing.
     pub hpa_sync_period: Duration,
+    /// Local: the simulated control plane's timing.
+    pub timing: Timing,
+    /// Local: where container logs go.
+    pub log_dir: PathBuf,
 }
 
 impl Settings {
@@ -156,13 +163,31 @@ impl Settings {
                 .diagnostics_dir
                 .unwrap_or_else(|| root.join("target/scaleproof/diagnostics")),
             manifests_dir: root.join("k8s"),
-            root,
             env_overrides: Default::default(),
             hpa_sync_period: match backend {
                 BackendKind::Kind => super::versions::hpa_sync_period(),
-                _ => UPSTREAM_HPA_SYNC_PERIOD,
+                BackendKind::Local => Timing::preset(TimingPreset::Fast).hpa_sync_period,
+                BackendKind::Cluster => UPSTREAM_HPA_SYNC_PERIOD,
             },
+            timing: Timing::preset(TimingPreset::Fast),
+            log_dir: root.join("target/scaleproof/logs"),
+            root,
         })
+    }
+
+    /// How to reach the API of kind or an existing cluster (the local backend's is
+    /// known once its control plane runs).
+    pub fn kube_access(&self) -> KubeAccess {
+        KubeAccess::Kubeconfig {
+            context: self.context.clone(),
+        }
+    }
+
+    /// Uses `timing` for the simulated control plane (and its HPA sync period).
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.hpa_sync_period = timing.hpa_sync_period;
+        self.timing = timing;
+        self
     }
 
     /// The image; resolved for kind and cluster, so only a local run lacks one.

@@ -137,7 +137,7 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
                 }
                 // (Local was refused by `cluster_only`.)
                 BackendKind::Cluster | BackendKind::Local => runtime.block_on(async {
-                    let client = connect(settings.context.as_deref()).await?;
+                    let client = connect(&settings.kube_access()).await?;
                     Api::<Namespace>::all(client)
                         .delete(&settings.namespace, &DeleteParams::default())
                         .await
@@ -165,7 +165,7 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
 async fn status(settings: &Settings) -> anyhow::Result<()> {
     let plan = plan(settings)?;
     let target = &plan.prepared.target;
-    let client = connect(settings.context.as_deref()).await?;
+    let client = connect(&settings.kube_access()).await?;
     let ns = target.namespace.as_str();
     println!(
         "context {}",

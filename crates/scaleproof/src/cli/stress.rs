@@ -41,8 +41,9 @@ pub struct StressArgs {
     /// Directory for the artifacts.
     #[arg(long, default_value = "target/scaleproof")]
     pub out: PathBuf,
-    /// Override an expectation: SCENARIO.expect.KEY=VALUE (VALUE in TOML syntax).
-    /// Repeatable.
+    /// Override an expectation: SCENARIO.expect.KEY=VALUE (VALUE in TOML syntax), or the
+    /// local backend's timing: backend.local.timing=kind (rehearses the kind gate's
+    /// timing, loads and thresholds). Repeatable.
     #[arg(long = "set", value_name = "SCENARIO.expect.KEY=VALUE")]
     pub sets: Vec<String>,
     /// Run only these scenarios (repeatable; default: all, in file order).

@@ -34,6 +34,7 @@ pub async fn ensure_namespace(client: &Client, namespace: &Namespace) -> Result<
 }
 
 /// Applies the namespace, then the Deployment, Service and HPA into it.
+#[tracing::instrument(level = "debug", name = "cluster::apply::apply_workload", skip_all)]
 pub async fn apply_workload(client: &Client, prepared: &Prepared) -> Result<(), ClusterError> {
     let ns = prepared.target.namespace.as_str();
     ensure_namespace(client, &prepared.namespace).await?;
@@ -43,6 +44,7 @@ pub async fn apply_workload(client: &Client, prepared: &Prepared) -> Result<(), 
 }
 
 /// Applies the HPA alone (used again by the reset between scenarios).
+#[tracing::instrument(level = "debug", name = "cluster::apply::apply_hpa", skip_all)]
 pub async fn apply_hpa(
     client: &Client,
     namespace: &str,

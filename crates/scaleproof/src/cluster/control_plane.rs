@@ -46,6 +46,11 @@ impl Default for MirrorPodWait {
 /// Fails unless the controller-manager runs with `--horizontal-pod-autoscaler-sync-period`
 /// set to `expected` (for example `"5s"`). Waits (with retries) for the mirror pod to
 /// appear; see [`MirrorPodWait`].
+#[tracing::instrument(
+    level = "debug",
+    name = "cluster::control_plane::verify_hpa_sync_period",
+    skip_all
+)]
 pub async fn verify_hpa_sync_period(
     client: &Client,
     expected: &str,

@@ -51,6 +51,7 @@ impl BundleReport {
 ///
 /// Fails only when `dir` or `index.txt` cannot be written; every other problem is
 /// recorded in the index.
+#[tracing::instrument(level = "debug", name = "cluster::diagnostics::write_bundle", skip_all)]
 pub async fn write_bundle(
     client: &Client,
     target: &Target,
@@ -294,6 +295,11 @@ impl std::fmt::Display for SetupDiagnosis {
 /// **and previous** containers, the namespace's events (and the workload's), the
 /// metrics APIService's status and the controller-manager's flags. Best-effort, like
 /// [`write_bundle`]; `diagnosis.txt` names the likely cause and the line that shows it.
+#[tracing::instrument(
+    level = "debug",
+    name = "cluster::diagnostics::write_setup_bundle",
+    skip_all
+)]
 pub async fn write_setup_bundle(
     client: &Client,
     focus: &SetupFocus,

@@ -124,6 +124,11 @@ fn show(d: Duration) -> String {
 /// flags of the same name are replaced rather than repeated, and nothing is sent when
 /// they are already there. The patch `test`s the args it read, so a concurrent change
 /// makes it fail instead of being overwritten. Returns whether it patched.
+#[tracing::instrument(
+    level = "debug",
+    name = "cluster::metrics_server::configure_for_kind",
+    skip_all
+)]
 pub async fn configure_for_kind(client: &Client) -> Result<bool, ClusterError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let what = format!("configure Deployment {NAMESPACE}/{DEPLOYMENT}");
@@ -206,6 +211,11 @@ impl Default for MetricsWait {
 /// "Not yet" answers (APIService missing or unavailable, 404/503 from the metrics
 /// API, no PodMetrics yet) are retried; authorization failures are not, since
 /// waiting cannot fix them.
+#[tracing::instrument(
+    level = "debug",
+    name = "cluster::metrics_server::wait_for_pod_metrics",
+    skip_all
+)]
 pub async fn wait_for_pod_metrics(
     client: &Client,
     namespace: &str,

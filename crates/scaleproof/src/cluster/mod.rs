@@ -121,19 +121,45 @@ pub fn describe_watch_error(error: &kube::runtime::watcher::Error) -> String {
     }
 }
 
-/// A client for a kubeconfig context (`None`: the current one), from `$KUBECONFIG` or
-/// `~/.kube/config`. The only place the harness connects to a cluster.
-pub async fn connect(context: Option<&str>) -> Result<kube::Client, ClusterError> {
-    let what = context.map_or("the current context".to_string(), |c| {
-        format!("context {c}")
-    });
-    let options = kube::config::KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
+/// How the harness reaches a Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KubeAccess {
+    /// A kubeconfig context (`None`: the current one), from `$KUBECONFIG` or
+    /// `~/.kube/config`: kind and existing clusters.
+    Kubeconfig { context: Option<String> },
+    /// A plain-HTTP API on loopback, without credentials: the local backend's
+    /// simulated control plane.
+    Url { url: String },
+}
+
+/// A client for `access`. The only place the harness connects to a cluster.
+pub async fn connect(access: &KubeAccess) -> Result<kube::Client, ClusterError> {
+    let (config, what) = match access {
+        KubeAccess::Kubeconfig { context } => {
+            let what = context
+                .as_deref()
+                .map_or("the current context".to_string(), |c| {
+                    format!("context {c}")
+                });
+            let options = kube::config::KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            let config = kube::Config::from_kubeconfig(&options).await.map_err(|e| {
+                ClusterError::Invalid(format!("kubeconfig has no usable {what}: {e}"))
+            })?;
+            (config, what)
+        }
+        KubeAccess::Url { url } => {
+            let uri = url
+                .parse()
+                .map_err(|e| ClusterError::Invalid(format!("API URL {url}: {e}")))?;
+            let mut config = kube::Config::new(uri);
+            config.default_namespace = "default".into();
+            (config, format!("the API at {url}"))
+        }
     };
-    let config = kube::Config::from_kubeconfig(&options)
-        .await
-        .map_err(|e| ClusterError::Invalid(format!("kubeconfig has no usable {what}: {e}")))?;
     kube::Client::try_from(config).map_err(ClusterError::kube(format!("build a client for {what}")))
 }
 

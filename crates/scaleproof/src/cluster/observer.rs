@@ -47,6 +47,7 @@ pub struct Observation {
 /// Samples until `cancel` is cancelled, then returns what it saw. Never fails: every
 /// problem becomes a warning, and a tick that cannot see the HPA or the pods yields
 /// no sample.
+#[tracing::instrument(level = "debug", name = "cluster::observer::observe", skip_all)]
 pub async fn observe(
     client: Client,
     config: ObserverConfig,

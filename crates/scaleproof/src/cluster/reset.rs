@@ -66,6 +66,7 @@ pub struct ResetReport {
 /// fresh deploy (see the module docs), then applies `base_hpa` (placed in the target
 /// namespace) changed by `overrides`. `cpu_request_millicores` is the pod's CPU
 /// request, against which the HPA's utilization target is a CPU threshold.
+#[tracing::instrument(level = "debug", name = "cluster::reset::reset", skip_all)]
 pub async fn reset(
     client: &Client,
     target: &Target,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
-use kube::api::ListParams;
+use kube::api::{ListParams, LogParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use kube::{Api, Client};
@@ -25,6 +25,7 @@ const EVENTS_SHOWN: usize = 15;
 /// the latest spec, and every desired replica is updated, ready and available with
 /// no old pod left. Fails early when Kubernetes itself gives up
 /// (`ProgressDeadlineExceeded`), and on timeout, with a [`RolloutDiagnosis`].
+#[tracing::instrument(level = "debug", name = "cluster::rollout::wait_for_rollout", skip_all)]
 pub async fn wait_for_rollout(
     client: &Client,
     namespace: &str,
@@ -210,6 +211,7 @@ impl fmt::Display for RolloutDiagnosis {
 }
 
 /// Gathers the diagnosis. Best-effort: a part that cannot be read becomes a gap.
+#[tracing::instrument(level = "debug", name = "cluster::rollout::diagnose", skip_all)]
 pub async fn diagnose(
     client: &Client,
     namespace: &str,
@@ -251,6 +253,33 @@ pub async fn diagnose(
         }
     };
     diagnosis.pods = pods.iter().map(pod_report).collect();
+    // A container that exited said why on its way out: quote that line here, so the
+    // failure explains itself without the bundle.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for (pod, report) in pods.iter().zip(diagnosis.pods.iter_mut()) {
+        for exited in exited_containers(pod) {
+            let params = LogParams {
+                container: Some(exited.clone()),
+                previous: true,
+                tail_lines: Some(LAST_WORDS_LINES),
+                ..LogParams::default()
+            };
+            match pods_api.logs(&report.name, &params).await {
+                Ok(log) => {
+                    if let Some(line) = super::diagnostics::decisive_line(&log) {
+                        report
+                            .containers
+                            .push(format!("container {exited}, last words: {line}"));
+                    }
+                }
+                Err(e) => diagnosis.gaps.push(format!(
+                    "previous log of {}/{exited}: {}",
+                    report.name,
+                    describe_kube_error(&e)
+                )),
+            }
+        }
+    }
 
     let events = Api::<Event>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
@@ -267,6 +296,23 @@ pub async fn diagnose(
     diagnosis.events = recent_events(events, EVENTS_SHOWN);
     diagnosis.likely_cause = likely_cause(&pods, &diagnosis.events, deployment.as_ref());
     diagnosis
+}
+
+/// Lines of a crashed container's previous log read for its last words.
+const LAST_WORDS_LINES: i64 = 50;
+
+/// The containers of `pod` that have exited at least once.
+fn exited_containers(pod: &Pod) -> Vec<String> {
+    pod.status
+        .iter()
+        .flat_map(|s| s.container_statuses.iter().flatten())
+        .filter(|c| {
+            c.last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some())
+        })
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 fn status_line(deployment: &Deployment) -> String {

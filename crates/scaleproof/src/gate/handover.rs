@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
+use crate::cluster::KubeAccess;
 
 /// The environment variable that names the hand-over file. The only one.
 pub const VAR: &str = "SCALEPROOF_HANDOVER";
 
 /// Bumped whenever a field changes; a test binary from another build refuses a
 /// hand-over of another version instead of misreading it.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Everything a scenario test needs from the orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,27 +34,26 @@ pub struct Handover {
     pub sets: Vec<String>,
     /// Artifacts directory; each test writes `scenarios/<name>.json` there.
     pub out_dir: PathBuf,
+    /// Whose numbers (`[scenario.backend.*]`) the scenarios run with: the backend's
+    /// own, or kind's when the local backend rehearses kind timing.
+    pub profile: BackendKind,
     /// How to reach the prepared backend.
     pub target: Target,
 }
 
-/// How a scenario reaches the prepared backend.
+/// How a scenario reaches the prepared backend: the same on every backend (the
+/// local one is a simulated cluster).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Target {
-    /// Local replicas, started per scenario from this executable.
-    Local { server_bin: PathBuf },
-    /// A Kubernetes cluster (kind or existing) through a kubeconfig context.
-    Cluster {
-        /// kubeconfig context (`None`: the current one).
-        context: Option<String>,
-        /// Where the workload is deployed.
-        namespace: String,
-        /// Where load goes (kind: the NodePort on loopback).
-        url: String,
-        /// The cluster's HPA sync period (the reset keeps a deleted HPA away for two).
-        hpa_sync_period_s: f64,
-    },
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// How to reach the Kubernetes API.
+    pub access: KubeAccess,
+    /// Where the workload is deployed.
+    pub namespace: String,
+    /// Where load goes (kind: the NodePort on loopback; local: the simulated NodePort).
+    pub url: String,
+    /// The cluster's HPA sync period (the reset keeps a deleted HPA away for two).
+    pub hpa_sync_period_s: f64,
 }
 
 /// Why a hand-over could not be read or written.
@@ -159,8 +159,11 @@ mod tests {
             config: PathBuf::from("stress.toml"),
             sets: vec!["scale-up-1000.expect.max_p95_ms=250".into()],
             out_dir: out_dir.to_path_buf(),
-            target: Target::Cluster {
-                context: Some("kind-scaleproof".into()),
+            profile: BackendKind::Kind,
+            target: Target {
+                access: KubeAccess::Kubeconfig {
+                    context: Some("kind-scaleproof".into()),
+                },
                 namespace: "scaleproof".into(),
                 url: "http://127.0.0.1:30080".into(),
                 hpa_sync_period_s: 5.0,

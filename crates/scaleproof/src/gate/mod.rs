@@ -163,8 +163,8 @@ pub async fn run_scenario(
     cancel: CancellationToken,
 ) -> ScenarioReport {
     let started = Instant::now();
-    // The scenario with this backend's numbers (`[scenario.backend.*]`).
-    let scenario = &scenario.on(ctx.backend());
+    // The scenario with this run's numbers (`[scenario.backend.*]`).
+    let scenario = &scenario.on(ctx.handover.profile);
     let bounds = ctx.bounds(scenario);
     let load_config = ctx.config.load_config(scenario, ctx.backend());
     let mut error = None;
@@ -175,12 +175,12 @@ pub async fn run_scenario(
             (None, Default::default())
         }
         Ok(mut session) => {
-            reset_s = session.reset_s();
+            reset_s = Some(session.reset_s());
             let zero = Instant::now();
             session.start(zero);
             let result = scaleproof_load::run(&load_config, &session.targets(), &cancel).await;
             observe_for(scenario.observe_after_s, &cancel).await;
-            let timeline = session.finish(zero).await;
+            let timeline = session.finish().await;
             match result {
                 Ok(load) => (Some(load), timeline),
                 Err(e) => {

@@ -26,7 +26,8 @@ use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
 use crate::manifests::Manifests;
 use crate::report::{
-    self, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep, VerdictReport, baseline,
+    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep,
+    VerdictReport, baseline,
 };
 use crate::scenario::{ConfigError, StressConfig};
 use crate::verdict;
@@ -94,14 +95,14 @@ pub async fn run(options: &StressOptions) -> Report {
         Ok(config) => config,
         Err(e) => {
             run.log.fail("read stress config", Instant::now(), &e);
-            return run.finish(None, None, None);
+            return run.finish(None, None, Facts::default());
         }
     };
     let backend_kind = match choose_backend(options) {
         Ok(kind) => kind,
         Err(e) => {
             run.log.fail("choose backend", Instant::now(), &e);
-            return run.finish(None, Some(&config), None);
+            return run.finish(None, Some(&config), Facts::default());
         }
     };
     let names: Vec<String> = if options.scenarios.is_empty() {
@@ -114,7 +115,7 @@ pub async fn run(options: &StressOptions) -> Report {
         Ok(settings) => settings,
         Err(e) => {
             run.log.fail("resolve backend settings", Instant::now(), &e);
-            return run.finish(Some(backend_kind), Some(&config), None);
+            return run.finish(Some(backend_kind), Some(&config), Facts::default());
         }
     };
     let url = options
@@ -122,9 +123,14 @@ pub async fn run(options: &StressOptions) -> Report {
         .clone()
         .or_else(|| config.backend.of(backend_kind).url.clone());
     let Some(backend) = Backend::prepare(&settings, url, &mut run.log).await else {
-        return run.finish(Some(backend_kind), Some(&config), None);
+        return run.finish(Some(backend_kind), Some(&config), Facts::default());
     };
-    let cpu_limit = backend.cpu_limit();
+    let facts = Facts {
+        cpu_limit: backend.cpu_limit(),
+        local_timing: backend
+            .timing()
+            .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind))),
+    };
 
     let tests = backend.scenario_tests();
     let handover = Handover {
@@ -133,6 +139,7 @@ pub async fn run(options: &StressOptions) -> Report {
         config: options.root.join(&options.config),
         sets: options.sets.clone(),
         out_dir: out.clone(),
+        profile: config.profile(backend_kind),
         target: backend.handover_target(),
     };
     let handover_path = match handover.write() {
@@ -168,7 +175,14 @@ pub async fn run(options: &StressOptions) -> Report {
     }
 
     backend.teardown().await;
-    run.finish(Some(backend_kind), Some(&config), cpu_limit)
+    run.finish(Some(backend_kind), Some(&config), facts)
+}
+
+/// What the prepared backend says about itself, for `report.json`'s `run`.
+#[derive(Debug, Default)]
+struct Facts {
+    cpu_limit: Option<String>,
+    local_timing: Option<LocalTimingReport>,
 }
 
 /// Prints what a run would do, without doing any of it.
@@ -260,6 +274,10 @@ fn backend_settings(
         .namespace
         .get_or_insert_with(|| config.target.namespace.clone());
     let mut settings = Settings::resolve(kind, cluster, options.root.clone())?;
+    if kind == BackendKind::Local {
+        settings = settings.with_timing(config.local_timing());
+    }
+    settings.log_dir = options.root.join(&options.out).join("logs");
     settings.manifests_dir = config.manifests_dir();
     settings.build_tests = true;
     // A failed setup step leaves its evidence next to the other artifacts.
@@ -273,7 +291,8 @@ fn backend_settings(
     {
         settings.hpa_sync_period = Duration::from_secs_f64(s);
     }
-    settings.env_overrides = config.backend.of(kind).env_overrides();
+    // The workload knobs of the profile: kind's when the local backend rehearses it.
+    settings.env_overrides = config.backend.of(config.profile(kind)).env_overrides();
     Ok(settings)
 }
 
@@ -374,7 +393,7 @@ impl<'a> RunState<'a> {
         self,
         backend: Option<BackendKind>,
         config: Option<&StressConfig>,
-        cpu_limit: Option<String>,
+        facts: Facts,
     ) -> Report {
         let options = self.options;
         let mut report = Report {
@@ -386,7 +405,8 @@ impl<'a> RunState<'a> {
                 ended_at: now_rfc3339(),
                 config: options.config.display().to_string(),
                 tool_versions: tool_versions(backend),
-                cpu_limit,
+                cpu_limit: facts.cpu_limit,
+                local_timing: facts.local_timing,
             },
             setup: self.log.steps,
             scenarios: self.scenarios,

@@ -1,332 +1,293 @@
-//! The local backend: the manifests in `k8s/` run as local replicas under real CPU
-//! limits, scaled by the port of the HPA controller ([`crate::hpa`]).
+//! The local backend: a small simulated Kubernetes control plane whose pods are real
+//! local processes under real CPU limits, so the cluster backend's own code (apply,
+//! rollout wait, metrics wait, reset, observer, diagnostics) runs against it
+//! unchanged.
 //!
-//! For machines without Docker or a cluster. Everything the replicas need comes from
-//! the same manifests the kind backend applies (command line, env, CPU request and
-//! limit, readiness probe, the HPA), so there is no second configuration to keep in
-//! sync. What differs from a cluster is listed in ARCHITECTURE.md.
+//! - [`api`]: the Kubernetes API the harness calls, on loopback;
+//! - [`deployments`]: Deployment → pods; [`kubelet`]: pods → processes
+//!   ([`replica`], [`probe`], [`cgroup`]), status, logs, termination in the kubelet's
+//!   order; [`autoscaler`]: the HPA controller (the `scaleproof-hpa` port, queued as
+//!   upstream); [`metrics`]: metrics-server (PodMetrics from the cgroups' CPU
+//!   counters); [`nodeport`]: kube-proxy in front of the ready pods;
+//! - [`timing`]: the `fast` and `kind` presets.
+//!
+//! Everything runs in the orchestrator's process for the whole run; the scenario
+//! tests reach it through its API and NodePort URLs. Cleanup is structural: a
+//! replica kills its process and removes its cgroup on drop, [`SimCluster::stop`]
+//! stops every pod (and dropping the cluster aborts it all), and a run's registry
+//! lets the next run sweep what a SIGKILLed harness left ([`sweep`]).
 
+pub mod api;
+mod autoscaler;
 pub mod cgroup;
-mod controller;
+mod deployments;
+mod events;
+pub mod kubelet;
+mod metrics;
+pub mod nodeport;
 pub mod probe;
 pub mod replica;
+pub mod sweep;
+pub mod timing;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::SystemTime;
 
+use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::manifests::{HpaOverrides, Manifests};
-use crate::timeline::Timeline;
-use scaleproof_hpa::{Autoscaler, ControllerOptions, HpaSpec};
-use scaleproof_load::{Endpoint, Targets};
-
 pub use cgroup::{CgroupDriver, CpuLimitMode};
-pub use controller::ReplicaStatus;
+pub use timing::{Timing, TimingPreset};
 
-use controller::{Controller, ControllerConfig};
-use probe::{ProbeSpec, Prober};
-use replica::{Replica, ReplicaTemplate};
+use api::resource::Resource;
+use api::store::{Key, Store};
+use api::{ApiServer, ApiState, Deny, LogFiles};
+use kubelet::{Kubelet, KubeletConfig, Stats};
+use nodeport::{Endpoints, NodePort};
 
+/// Why the simulated cluster could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("k8s/: {0}")]
-    Manifest(#[from] crate::manifests::ManifestError),
-    #[error("the HPA cannot be run locally: {0}")]
-    Hpa(String),
-    #[error("cannot form the endpoint set of the replicas: {0}")]
-    Targets(String),
-    #[error("cannot start replica {name}: {source}")]
-    Start {
-        name: String,
+    #[error("cannot listen on loopback for the simulated {what}: {source}")]
+    Listen {
+        what: &'static str,
         #[source]
-        source: replica::ReplicaError,
+        source: std::io::Error,
     },
-    #[error(
-        "replica {name} did not become ready within {timeout:?} (probe {path}); \
-         see its log{log}"
-    )]
-    NotReady {
-        name: String,
-        timeout: Duration,
-        path: String,
-        log: String,
-    },
-    #[error("replica {name} exited during start-up ({status}); see its log{log}")]
-    ExitedAtStart {
-        name: String,
-        status: String,
-        log: String,
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
-/// Everything the local backend needs to run a scenario.
+/// What the simulated cluster is made of.
 #[derive(Debug, Clone)]
-pub struct LocalSettings {
-    /// The service executable (`target/release/iris-server`, built by xtask).
+pub struct SimSettings {
+    /// The service executable: what the container image runs.
     pub program: PathBuf,
-    pub manifests: Manifests,
-    /// Env vars set on top of the container's (e.g. the cost knob of a scenario).
-    pub env_overrides: BTreeMap<String, String>,
-    pub hpa_overrides: HpaOverrides,
-    /// How often CPU usage is sampled (metrics-server's `--metric-resolution`).
-    pub metric_resolution: Duration,
-    /// Controller flags, the sync period (how often the HPA reconciles) among them;
-    /// [`LocalSettings::new`] uses short periods suited to a scenario of a minute or two.
-    pub controller: ControllerOptions,
-    /// How CPU limits are enforced ([`CgroupDriver::detect`] by default).
     pub cgroups: CgroupDriver,
-    /// Where replica logs go (`replica-N.log`).
-    pub log_dir: Option<PathBuf>,
-    /// How long the first replicas may take to become ready.
-    pub startup_timeout: Duration,
+    /// Where container logs go (`<pod>.<container>.<run>.log`).
+    pub log_dir: PathBuf,
+    pub timing: Timing,
 }
 
-impl LocalSettings {
-    /// Local defaults: metrics every second, an HPA sync every second, CPU limits by
-    /// cgroup where the machine allows it.
-    pub fn new(program: PathBuf, manifests: Manifests) -> Self {
-        LocalSettings {
-            program,
-            manifests,
-            env_overrides: BTreeMap::new(),
-            hpa_overrides: HpaOverrides::default(),
-            metric_resolution: Duration::from_secs(1),
-            controller: ControllerOptions::local_fast(),
-            cgroups: CgroupDriver::detect(),
-            log_dir: None,
-            startup_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// The scaling timeline and what the run said about its own fidelity.
-#[derive(Debug, Clone)]
-pub struct LocalRun {
-    pub timeline: Timeline,
-    pub cpu_limit: CpuLimitMode,
-}
-
-/// Replicas running under the local HPA controller. Stop it with
-/// [`LocalCluster::stop`]; dropping it also stops every replica (without waiting for
-/// their drain), so a panicking test leaves nothing behind.
-pub struct LocalCluster {
-    targets: Targets,
+/// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
+pub struct SimCluster {
+    state: Arc<ApiState>,
+    api: Option<ApiServer>,
+    nodeport: Option<NodePort>,
     cancel: CancellationToken,
-    task: Option<JoinHandle<Timeline>>,
-    status: Arc<Mutex<Vec<ReplicaStatus>>>,
-    epoch: Instant,
+    controllers: Vec<JoinHandle<()>>,
+    kubelet: Option<JoinHandle<()>>,
+    timing: Timing,
     cpu_limit: CpuLimitMode,
+    _registry: Arc<sweep::Registry>,
 }
 
-impl LocalCluster {
-    /// Starts `minReplicas` replicas, waits until they are ready, and starts the
-    /// controller loop. The timeline's clock starts when this returns.
-    pub async fn start(settings: LocalSettings) -> Result<Self, LocalError> {
-        let workload = settings.manifests.workload()?;
-        let hpa = settings.hpa_overrides.apply_to(&settings.manifests.hpa)?;
-        let spec = HpaSpec::try_from(&hpa).map_err(|e| LocalError::Hpa(e.to_string()))?;
-        let cpu_target_pct = spec.cpu_utilization_target().unwrap_or_default();
-        let min_replicas = spec.min_replicas.max(1);
-
+impl SimCluster {
+    /// Starts the API, the controllers, the kubelet and the NodePort. The cluster is
+    /// empty but for its control plane (namespaces `default` and `kube-system`, the
+    /// controller-manager's static pod, the metrics APIService).
+    pub async fn start(settings: SimSettings) -> Result<Self, LocalError> {
+        std::fs::create_dir_all(&settings.log_dir).map_err(|source| LocalError::Dir {
+            path: settings.log_dir.clone(),
+            source,
+        })?;
+        let (registry, killed) = sweep::Registry::create().map_err(|source| LocalError::Dir {
+            path: std::env::temp_dir().join("scaleproof-runs"),
+            source,
+        })?;
+        if killed > 0 {
+            tracing::info!("killed {killed} process(es) left behind by an earlier run");
+        }
         let cpu_limit = settings.cgroups.mode().clone();
-        match &cpu_limit {
-            CpuLimitMode::Uncapped { reason } => tracing::warn!(
-                "!!! CPU LIMITS ARE NOT ENFORCED: {reason}. Replicas run uncapped, so the \
-                 figures do not describe {}m pods. Run as root on a machine with a writable \
-                 cgroup cpu controller for faithful results. !!!",
-                workload.cpu_limit_millicores
-            ),
-            mode => {
-                let swept = settings.cgroups.sweep_stale();
-                if swept > 0 {
-                    tracing::info!("removed {swept} cgroup(s) left behind by an earlier run");
-                }
-                tracing::info!(
-                    "replicas are capped at {}m CPU ({mode:?})",
-                    workload.cpu_limit_millicores
-                );
+        if cpu_limit.is_capped() {
+            let swept = settings.cgroups.sweep_stale();
+            if swept > 0 {
+                tracing::info!("removed {swept} cgroup(s) left behind by an earlier run");
             }
         }
-
-        let mut env = workload.env.clone();
-        env.extend(settings.env_overrides.clone());
-        let template = ReplicaTemplate {
-            program: settings.program.clone(),
-            args: workload.container.args.clone().unwrap_or_default(),
-            env,
-            cpu_limit_millicores: workload.cpu_limit_millicores,
-            readiness_path: workload.readiness_path.clone(),
-            log_dir: settings.log_dir.clone(),
-        };
-        let readiness = workload.container.readiness_probe.as_ref();
-        let probe = ProbeSpec {
-            path: workload.readiness_path.clone(),
-            period: Duration::from_secs(workload.readiness_period_s),
-            timeout: Duration::from_secs(
-                readiness
-                    .and_then(|p| p.timeout_seconds)
-                    .unwrap_or(1)
-                    .max(1) as u64,
-            ),
-            failure_threshold: readiness
-                .and_then(|p| p.failure_threshold)
-                .unwrap_or(3)
-                .max(1) as u32,
-        };
-        let grace_s = settings
-            .manifests
-            .deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.termination_grace_period_seconds)
-            .unwrap_or(30)
-            .max(1) as u64;
-
-        // Start the first replicas and wait for them, so load never meets an empty set.
-        let mut started = Vec::new();
-        for index in 1..=min_replicas {
-            let name = format!("replica-{index}");
-            let replica =
-                Replica::spawn(&template, &name, &settings.cgroups).map_err(|source| {
-                    LocalError::Start {
-                        name: name.clone(),
-                        source,
-                    }
-                })?;
-            let prober = Prober::start(replica.addr, probe.clone());
-            started.push((replica, prober));
-        }
-        let deadline = Instant::now() + settings.startup_timeout;
-        for (replica, prober) in &mut started {
-            let log = settings
-                .log_dir
-                .as_ref()
-                .map(|d| format!(" {}", d.join(format!("{}.log", replica.name)).display()))
-                .unwrap_or_default();
-            loop {
-                if prober.is_ready() {
-                    replica.ready = true;
-                    replica.ready_since = Some(Instant::now());
-                    break;
-                }
-                if let Some(status) = replica.exit_status() {
-                    return Err(LocalError::ExitedAtStart {
-                        name: replica.name.clone(),
-                        status: status.to_string(),
-                        log,
-                    });
-                }
-                if Instant::now() >= deadline {
-                    return Err(LocalError::NotReady {
-                        name: replica.name.clone(),
-                        timeout: settings.startup_timeout,
-                        path: probe.path.clone(),
-                        log,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        let endpoints = started
-            .iter()
-            .filter_map(|(r, _)| Endpoint::parse(&r.base_url()).ok())
-            .collect();
-        let targets = Targets::new(endpoints).map_err(|e| LocalError::Targets(e.to_string()))?;
-
-        let epoch = Instant::now();
-        let status = Arc::new(Mutex::new(Vec::new()));
-        let config = ControllerConfig {
-            template,
-            probe,
-            cgroups: settings.cgroups.clone(),
-            cpu_request_millicores: workload.cpu_request_millicores,
-            cpu_target_pct,
-            metric_resolution: settings.metric_resolution,
-            sync_period: settings.controller.sync_period,
-            termination_grace: Duration::from_secs(grace_s),
-        };
-        let autoscaler = Autoscaler::new(spec, settings.controller);
-        let controller = Controller::new(
-            config,
-            autoscaler,
-            targets.clone(),
-            started,
-            min_replicas,
-            epoch,
-            Arc::clone(&status),
-        );
+        let registry = Arc::new(registry);
+        let store = Arc::new(Store::default());
+        seed(&store, &settings.timing);
+        let logs: LogFiles = Arc::default();
+        let state = Arc::new(ApiState::new(Arc::clone(&store), Arc::clone(&logs)));
+        let endpoints = Endpoints::default();
+        let stats: Stats = Arc::default();
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(controller.run(cancel.clone()));
-        Ok(LocalCluster {
-            targets,
+        let epoch = SystemTime::now();
+
+        let kubelet = Kubelet::new(
+            KubeletConfig {
+                program: settings.program.clone(),
+                cgroups: settings.cgroups.clone(),
+                log_dir: settings.log_dir.clone(),
+                timing: settings.timing,
+                registry: Arc::clone(&registry),
+            },
+            Arc::clone(&store),
+            logs,
+            endpoints.clone(),
+            Arc::clone(&stats),
+        );
+        let kubelet = tokio::spawn(kubelet.run(cancel.clone()));
+        let controllers = vec![
+            tokio::spawn(deployments::run(Arc::clone(&store), cancel.clone())),
+            tokio::spawn(autoscaler::run(
+                Arc::clone(&state),
+                settings.timing.controller,
+                epoch,
+                cancel.clone(),
+            )),
+            tokio::spawn(metrics::run(
+                Arc::clone(&store),
+                stats,
+                settings.timing.metric_resolution,
+                cancel.clone(),
+            )),
+        ];
+        let api = ApiServer::start(Arc::clone(&state))
+            .await
+            .map_err(|source| LocalError::Listen {
+                what: "API server",
+                source,
+            })?;
+        let nodeport = NodePort::start(endpoints)
+            .await
+            .map_err(|source| LocalError::Listen {
+                what: "NodePort",
+                source,
+            })?;
+        tracing::info!(
+            "simulated cluster: API {}, NodePort {}, {}",
+            api.url(),
+            nodeport.url(),
+            settings.timing
+        );
+        Ok(SimCluster {
+            state,
+            api: Some(api),
+            nodeport: Some(nodeport),
             cancel,
-            task: Some(task),
-            status,
-            epoch,
+            controllers,
+            kubelet: Some(kubelet),
+            timing: settings.timing,
             cpu_limit,
+            _registry: registry,
         })
     }
 
-    /// The endpoint set the load engine sends to; it follows the ready replicas.
-    pub fn targets(&self) -> Targets {
-        self.targets.clone()
+    /// Where the API is served (`http://127.0.0.1:<port>`).
+    pub fn api_url(&self) -> String {
+        self.api.as_ref().map(ApiServer::url).unwrap_or_default()
     }
 
-    /// The replicas as the controller saw them at its last tick.
-    pub fn replicas(&self) -> Vec<ReplicaStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// Where load goes: the NodePort in front of the ready pods.
+    pub fn load_url(&self) -> String {
+        self.nodeport
+            .as_ref()
+            .map(NodePort::url)
+            .unwrap_or_default()
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
     }
 
     pub fn cpu_limit(&self) -> &CpuLimitMode {
         &self.cpu_limit
     }
 
-    /// Stops the controller and every replica (each drains first), and returns the
-    /// timeline with times relative to `zero` (usually when the load started).
-    pub async fn stop(mut self, zero: Instant) -> LocalRun {
+    /// Makes the API refuse a request with 403, as RBAC would (for tests of how the
+    /// harness handles it).
+    pub fn deny(&self, deny: Deny) {
+        self.state
+            .deny
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(deny);
+    }
+
+    /// Lifts every refusal [`SimCluster::deny`] set.
+    pub fn allow_all(&self) {
+        self.state
+            .deny
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Stops the controllers, then every pod (SIGTERM, a short grace, SIGKILL; their
+    /// cgroups go with them), then the API and the NodePort.
+    pub async fn stop(mut self) {
         self.cancel.cancel();
-        let mut timeline = match self.task.take() {
-            Some(task) => task.await.unwrap_or_else(|e| {
-                // The controller task panicked or was aborted; its replicas were
-                // dropped (and so stopped) with it. Say so rather than hide it.
-                tracing::error!("the local controller ended abnormally: {e}");
-                Timeline::default()
-            }),
-            None => Timeline::default(),
-        };
-        let shift = if zero >= self.epoch {
-            -(zero - self.epoch).as_secs_f64()
-        } else {
-            (self.epoch - zero).as_secs_f64()
-        };
-        for sample in &mut timeline.samples {
-            sample.t_s += shift;
+        for task in self.controllers.drain(..) {
+            let _ = task.await;
         }
-        for event in &mut timeline.events {
-            event.t_s += shift;
+        if let Some(kubelet) = self.kubelet.take() {
+            let _ = kubelet.await;
         }
-        LocalRun {
-            timeline,
-            cpu_limit: self.cpu_limit.clone(),
+        if let Some(nodeport) = self.nodeport.take() {
+            nodeport.stop().await;
+        }
+        if let Some(api) = self.api.take() {
+            api.stop().await;
         }
     }
 }
 
-impl Drop for LocalCluster {
+impl Drop for SimCluster {
     fn drop(&mut self) {
-        // Without `stop` (a panic, an early return): abort the loop, which drops every
-        // replica, and each replica kills its process and removes its cgroup.
+        // Without `stop` (a panic, an early return): abort everything; the kubelet's
+        // replicas are dropped with its task, and each kills its process and removes
+        // its cgroup.
         self.cancel.cancel();
-        if let Some(task) = self.task.take() {
+        for task in self.controllers.drain(..) {
             task.abort();
         }
+        if let Some(kubelet) = self.kubelet.take() {
+            kubelet.abort();
+        }
     }
+}
+
+/// The objects a fresh cluster has before anyone applies anything.
+fn seed(store: &Store, timing: &Timing) {
+    for ns in ["default", "kube-system"] {
+        store.put(
+            &Key::new(Resource::Namespace, "", ns),
+            json!({"metadata": {"labels": {"kubernetes.io/metadata.name": ns}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+        );
+    }
+    // kubeadm's static pod, with its flags as kubeadm writes them (sorted, all in
+    // `command`): the harness reads the HPA sync period back from it.
+    let period = format!("{}s", timing.hpa_sync_period.as_secs_f64());
+    let name = format!("kube-controller-manager-{}", kubelet::NODE);
+    store.put(
+        &Key::new(Resource::Pod, "kube-system", &name),
+        json!({
+            "metadata": {"labels": {"component": "kube-controller-manager", "tier": "control-plane"}},
+            "spec": {"nodeName": kubelet::NODE, "containers": [{
+                "name": "kube-controller-manager",
+                "image": "registry.k8s.io/kube-controller-manager:simulated",
+                "command": [
+                    "kube-controller-manager",
+                    format!("--horizontal-pod-autoscaler-cpu-initialization-period={}s", timing.controller.cpu_initialization_period.as_secs()),
+                    format!("--horizontal-pod-autoscaler-downscale-stabilization={}s", timing.controller.downscale_stabilization_window.as_secs()),
+                    format!("--horizontal-pod-autoscaler-initial-readiness-delay={}s", timing.controller.initial_readiness_delay.as_secs()),
+                    format!("--horizontal-pod-autoscaler-sync-period={period}"),
+                    format!("--horizontal-pod-autoscaler-tolerance={}", timing.controller.tolerance),
+                ],
+            }]},
+            "status": {"phase": "Running"},
+        }),
+    );
+    store.put(
+        &Key::new(Resource::ApiService, "", metrics::API_SERVICE),
+        metrics::api_service(false),
+    );
 }

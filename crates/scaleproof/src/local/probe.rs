@@ -17,6 +17,12 @@ pub struct ProbeSpec {
     pub period: Duration,
     pub timeout: Duration,
     pub failure_threshold: u32,
+    /// `initialDelaySeconds`.
+    pub initial_delay: Duration,
+    /// Probe on the period from the start, after the initial delay and a random part
+    /// of a period (the kubelet's probe worker); otherwise every 100 ms until the
+    /// first success (a local process is up in milliseconds).
+    pub on_period: bool,
 }
 
 /// A running prober; stops when dropped.
@@ -62,6 +68,13 @@ async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool
     let url = format!("http://{addr}{}", spec.path);
     let mut failures = 0u32;
     let mut ever_ready = false;
+    if spec.on_period {
+        // The probe worker's ticker starts at a random point of its period.
+        let jitter = spec.period.mul_f64(pseudo_random_fraction());
+        tokio::time::sleep(spec.initial_delay + jitter).await;
+    } else {
+        tokio::time::sleep(spec.initial_delay).await;
+    }
     loop {
         let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
         if ok {
@@ -77,7 +90,7 @@ async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool
         // Until the first success, probe quickly: a local process is up in
         // milliseconds, and waiting a whole period would only delay the scenario.
         // (The kubelet waits the period; on kind, image start dominates anyway.)
-        let pause = if ever_ready {
+        let pause = if ever_ready || spec.on_period {
             spec.period
         } else {
             Duration::from_millis(100).min(spec.period)
@@ -87,4 +100,13 @@ async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool
         }
         tokio::time::sleep(pause).await;
     }
+}
+
+/// A fraction in [0, 1) from the clock: enough spread for probe start times, no
+/// crate needed for it.
+fn pseudo_random_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1_000_000) / 1_000_000.0
 }

@@ -170,6 +170,12 @@ impl Replica {
         }
     }
 
+    /// Memory in use, in bytes, as the process's resident set (the working set a
+    /// cgroup without a memory controller cannot give).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        process_rss(self.child.id())
+    }
+
     /// `Some(status)` once the process has exited.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -211,6 +217,19 @@ impl Drop for Replica {
 fn free_loopback_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `VmRSS` of `/proc/<pid>/status`, in bytes.
+fn process_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// utime + stime of a process from `/proc/<pid>/stat`, for uncapped replicas.

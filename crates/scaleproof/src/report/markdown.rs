@@ -32,6 +32,20 @@ pub fn render(report: &Report) -> String {
     if let Some(cpu) = &report.run.cpu_limit {
         let _ = writeln!(md, "CPU limits: {cpu}\n");
     }
+    if let Some(t) = &report.run.local_timing {
+        let _ = writeln!(
+            md,
+            "Simulated control plane: timing `{}` (HPA sync {} s, metrics every {} s, pod start {} s), {} thresholds\n",
+            serde_json::to_value(t.preset)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            t.hpa_sync_period_s,
+            t.metric_resolution_s,
+            t.pod_start_s,
+            t.thresholds_of.as_str(),
+        );
+    }
 
     if report.setup.iter().any(|s| s.outcome != Outcome::Pass) {
         let _ = writeln!(

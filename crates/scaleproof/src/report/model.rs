@@ -60,6 +60,59 @@ pub struct RunMeta {
     /// How replica CPU was limited (local backend), e.g. `cgroup v1 cpu.cfs_quota_us
     /// under /sys/fs/cgroup/cpu`; starts with `UNCAPPED` when it was not.
     pub cpu_limit: Option<String>,
+    /// The local backend's simulated control plane: its timing preset and every
+    /// knob; null on kind and on an existing cluster.
+    #[serde(default)]
+    pub local_timing: Option<LocalTimingReport>,
+}
+
+/// How fast the local backend's simulated control plane reacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalTimingReport {
+    /// `fast` (a gate of minutes) or `kind` (a rehearsal of the kind gate's timing).
+    pub preset: crate::local::TimingPreset,
+    /// Whose `[scenario.backend.*]` numbers the scenarios ran with: `local`, or
+    /// `kind` when rehearsing kind.
+    pub thresholds_of: BackendKind,
+    /// The HPA controller's sync period.
+    pub hpa_sync_period_s: f64,
+    /// metrics-server's scrape interval (`--metric-resolution`).
+    pub metric_resolution_s: f64,
+    /// How often the kubelet refreshed a container's CPU counter (cAdvisor
+    /// housekeeping); 0 when every scrape read it fresh.
+    pub stats_interval_s: f64,
+    /// From a pod's creation to its container running.
+    pub pod_start_s: f64,
+    /// Whether readiness probes ran on their period from the first one (as the
+    /// kubelet does), rather than every 100 ms until the first success.
+    pub probes_on_period: bool,
+    /// `--horizontal-pod-autoscaler-cpu-initialization-period`.
+    pub cpu_initialization_period_s: f64,
+    /// `--horizontal-pod-autoscaler-initial-readiness-delay`.
+    pub initial_readiness_delay_s: f64,
+    /// `--horizontal-pod-autoscaler-downscale-stabilization`.
+    pub downscale_stabilization_s: f64,
+    /// `--horizontal-pod-autoscaler-tolerance`, a fraction.
+    pub tolerance: f64,
+}
+
+impl LocalTimingReport {
+    pub fn new(timing: &crate::local::Timing, thresholds_of: BackendKind) -> Self {
+        let c = &timing.controller;
+        LocalTimingReport {
+            preset: timing.preset,
+            thresholds_of,
+            hpa_sync_period_s: timing.hpa_sync_period.as_secs_f64(),
+            metric_resolution_s: timing.metric_resolution.as_secs_f64(),
+            stats_interval_s: timing.stats_interval.as_secs_f64(),
+            pod_start_s: timing.pod_start.as_secs_f64(),
+            probes_on_period: timing.probe_on_period,
+            cpu_initialization_period_s: c.cpu_initialization_period.as_secs_f64(),
+            initial_readiness_delay_s: c.initial_readiness_delay.as_secs_f64(),
+            downscale_stabilization_s: c.downscale_stabilization_window.as_secs_f64(),
+            tolerance: c.tolerance,
+        }
+    }
 }
 
 impl RunMeta {

@@ -175,13 +175,14 @@ pub struct BackendSettings {
     /// Where load goes (cluster backends; the local backend knows its replicas).
     pub url: Option<String>,
     /// Requests one connection carries before the load engine reconnects (1: no
-    /// keep-alive). Default: unlimited on the local backend, whose load engine
-    /// balances requests itself; 1 on clusters, where kube-proxy balances
-    /// connections and pods added by a scale-up would otherwise get no traffic.
+    /// keep-alive). Default 1: kube-proxy (and the local backend's NodePort) balance
+    /// connections, and pods added by a scale-up would otherwise get no traffic.
     pub requests_per_connection: Option<u32>,
     /// Extra env vars for the service container.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Local: the simulated control plane's timing preset (`fast` or `kind`).
+    pub timing: Option<crate::local::TimingPreset>,
 }
 
 impl Backends {
@@ -676,6 +677,31 @@ impl StressConfig {
         self.scenarios.iter().find(|s| s.name == name)
     }
 
+    /// The local backend's timing: the preset of `[backend.local] timing` (default
+    /// `fast`), with `metric_resolution_s` and `sync_period_s` over it when given.
+    pub fn local_timing(&self) -> crate::local::Timing {
+        let local = &self.backend.local;
+        let mut timing = crate::local::Timing::preset(local.timing.unwrap_or_default());
+        if let Some(s) = local.metric_resolution_s {
+            timing.metric_resolution = Duration::from_secs_f64(s.max(0.1));
+        }
+        if let Some(s) = local.sync_period_s {
+            timing.hpa_sync_period = Duration::from_secs_f64(s.max(0.1));
+            timing.controller.sync_period = timing.hpa_sync_period;
+        }
+        timing
+    }
+
+    /// Whose per-backend numbers (`[scenario.backend.*]`, `[backend.*]` workload
+    /// knobs) a run on `backend` uses: its own, except that the local backend at the
+    /// `kind` timing rehearses kind, with kind's.
+    pub fn profile(&self, backend: BackendKind) -> BackendKind {
+        match (backend, self.backend.local.timing) {
+            (BackendKind::Local, Some(crate::local::TimingPreset::Kind)) => BackendKind::Kind,
+            (backend, _) => backend,
+        }
+    }
+
     /// The load engine's configuration for `scenario` on `backend`: the scenario's
     /// mode, the target's request and timeout, and the backend's connection reuse.
     pub fn load_config(&self, scenario: &Scenario, backend: BackendKind) -> LoadConfig {
@@ -683,20 +709,16 @@ impl StressConfig {
         load.mode = scenario.load.clone();
         load.request = self.target.request.clone();
         load.timeout = self.target.timeout;
-        // Clusters balance connections, not requests (kube-proxy): one request per
-        // connection unless the config says otherwise.
-        let per_connection = self.backend.of(backend).requests_per_connection;
-        load.requests_per_connection = if backend.is_cluster() {
-            per_connection.or(Some(1))
-        } else {
-            per_connection
-        };
+        // Every backend balances connections, not requests (kube-proxy, or the local
+        // backend's NodePort): one request per connection unless the config says
+        // otherwise, so pods added by a scale-up get traffic.
+        load.requests_per_connection = self.backend.of(backend).requests_per_connection.or(Some(1));
         load.progress = scaleproof_load::Progress::Auto;
         load
     }
 
     /// Applies a `--set SCENARIO.expect.KEY=VALUE` override (VALUE in TOML syntax),
-    /// validated like the file itself.
+    /// validated like the file itself, or `--set backend.local.timing=fast|kind`.
     pub fn apply_set(&mut self, assignment: &str) -> Result<(), ConfigError> {
         let origin = PathBuf::from(format!("--set {assignment}"));
         let fail = |message: String| ConfigError {
@@ -709,6 +731,16 @@ impl StressConfig {
         let (lhs, value) = assignment
             .split_once('=')
             .ok_or_else(|| fail("expected SCENARIO.expect.KEY=VALUE".into()))?;
+        if lhs.trim() == "backend.local.timing" {
+            let preset: crate::local::TimingPreset =
+                <crate::local::TimingPreset as clap::ValueEnum>::from_str(
+                    value.trim().trim_matches('"'),
+                    true,
+                )
+                .map_err(|_| fail(format!("{value:?} is not a timing preset: fast or kind")))?;
+            self.backend.local.timing = Some(preset);
+            return Ok(());
+        }
         let mut parts = lhs.trim().splitn(3, '.');
         let (Some(name), Some("expect"), Some(key)) = (parts.next(), parts.next(), parts.next())
         else {

@@ -185,13 +185,15 @@ fn scenarios_become_engine_configs_with_the_request_of_the_config() {
 }
 
 #[test]
-fn clusters_reconnect_per_request_so_new_pods_get_traffic() {
+fn every_backend_reconnects_per_request_so_new_pods_get_traffic() {
+    // A NodePort (kube-proxy's, or the simulated one) picks an endpoint per
+    // connection, so one request per connection is what spreads load to new pods.
     let config = StressConfig::load(&repo_config()).unwrap();
     let scenario = config.scenario("bottleneck-2000").unwrap();
-    let local = config.load_config(scenario, BackendKind::Local);
-    let kind = config.load_config(scenario, BackendKind::Kind);
-    assert_eq!(local.requests_per_connection, None);
-    assert_eq!(kind.requests_per_connection, Some(1));
+    for backend in [BackendKind::Local, BackendKind::Kind, BackendKind::Cluster] {
+        let load = config.load_config(scenario, backend);
+        assert_eq!(load.requests_per_connection, Some(1), "{backend:?}");
+    }
 }
 
 #[test]

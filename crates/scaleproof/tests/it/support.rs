@@ -47,7 +47,12 @@ pub fn iris_server() -> PathBuf {
 
 /// Cgroups of this process that still exist (should be none after a test).
 pub fn leftover_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("scaleproof-{}-", std::process::id());
+    leftover_cgroups_of(std::process::id())
+}
+
+/// Cgroups created by the harness process `owner` that still exist.
+pub fn leftover_cgroups_of(owner: u32) -> Vec<PathBuf> {
+    let prefix = format!("scaleproof-{owner}-");
     let mut found = Vec::new();
     for parent in [
         "/sys/fs/cgroup",

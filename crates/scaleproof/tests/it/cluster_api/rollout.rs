@@ -161,6 +161,20 @@ async fn progress_deadline_exceeded_fails_without_waiting_for_the_timeout() {
             .await
             .expect(Method::GET, "/api/v1/namespaces/scaleproof/pods")
             .respond_ok(&list("PodList", "v1", vec![crashing]));
+        // The crashed container's last words (its previous log, as the kubelet
+        // serves it: text/plain).
+        next(&mut handle)
+            .await
+            .expect(
+                Method::GET,
+                "/api/v1/namespaces/scaleproof/pods/iris-classifier-7c9d8b6f5d-x2x7q/log",
+            )
+            .query_has("previous=true")
+            .query_has("container=iris-server")
+            .respond_text(
+                "error: invalid value '-1' for '--cpu-cost-ms <CPU_COST_MS>': -1 is out of range\n\n\
+                 For more information, try '--help'.\n",
+            );
         next(&mut handle)
             .await
             .expect(Method::GET, "/api/v1/namespaces/scaleproof/events")
@@ -200,6 +214,11 @@ async fn progress_deadline_exceeded_fails_without_waiting_for_the_timeout() {
         d.pods[0].containers[0].contains("restarts=5; last exit: Error (exit code 2)"),
         "{:?}",
         d.pods
+    );
+    assert_eq!(
+        d.pods[0].containers[1],
+        "container iris-server, last words: error: invalid value '-1' for '--cpu-cost-ms \
+         <CPU_COST_MS>': -1 is out of range"
     );
     assert_eq!(d.gaps.len(), 1, "events were forbidden: {:?}", d.gaps);
     assert!(d.gaps[0].contains("403 Forbidden"));

@@ -115,6 +115,8 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
         env_overrides: BTreeMap::new(),
         manifests_dir: dir.path().join("k8s"),
         hpa_sync_period: Duration::from_secs(5),
+        timing: scaleproof::local::Timing::preset(scaleproof::local::TimingPreset::Kind),
+        log_dir: dir.path().join("logs"),
     };
     let plan = Plan {
         backend: BackendKind::Kind,
@@ -206,6 +208,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             config: "stress.toml".into(),
             tool_versions: BTreeMap::new(),
             cpu_limit: None,
+            local_timing: None,
         },
         setup: log.steps.clone(),
         scenarios: Vec::new(),

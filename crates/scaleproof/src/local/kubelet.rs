@@ -1,0 +1,703 @@
+//! The kubelet of the simulated node: it runs the pods the API holds as real local
+//! processes ([`Replica`]) and reports their status back.
+//!
+//! What it does as a kubelet does: start a pod's container a little after the pod
+//! appears (the preset's start delay), probe readiness (`Ready` follows the probe),
+//! restart a container that exits (with `CrashLoopBackOff` and its back-off, the last
+//! exit in `lastState`, a log file per run), and stop a deleted pod in the kubelet's
+//! order: the pod leaves the Service's endpoints first (it is terminating), then the
+//! `preStop` sleep runs, then SIGTERM, and SIGKILL when the rest of the grace period
+//! is over (`pkg/kubelet/kuberuntime/kuberuntime_container.go`, `killContainer`: the
+//! grace period is shortened by the preStop hook's time, to no less than 2 s). Once
+//! the process is gone, the pod object is removed.
+//!
+//! It also keeps each running pod's cumulative CPU time (the cgroup's, as cAdvisor
+//! reads it), which the metrics scraper turns into PodMetrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::api::LogFiles;
+use super::api::resource::{FieldSelector, Resource, Selector};
+use super::api::store::{self, Key, Store, rfc3339};
+use super::cgroup::CgroupDriver;
+use super::events::{self, EventType};
+use super::nodeport::Endpoints;
+use super::probe::{ProbeSpec, Prober};
+use super::replica::{Replica, ReplicaTemplate};
+use super::sweep::Registry;
+use super::timing::Timing;
+use crate::manifests::parse_cpu_millicores;
+
+/// How often the kubelet looks at its pods.
+const TICK: Duration = Duration::from_millis(100);
+/// The kubelet's container restart back-off: 10 s, doubling, at most 5 min.
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The least time between SIGTERM and SIGKILL (`minimumGracePeriodInSeconds`).
+const MIN_GRACE: Duration = Duration::from_secs(2);
+/// The component name on the kubelet's events, and the node's name.
+const COMPONENT: &str = "kubelet";
+pub const NODE: &str = "scaleproof-local";
+
+/// One running pod's CPU and memory as the kubelet's summary API would report it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PodStats {
+    /// Cumulative CPU time of the pod's cgroup (or process, uncapped).
+    pub cpu: Duration,
+    /// Memory in use (bytes), when it could be read.
+    pub memory: Option<u64>,
+    /// When it was read.
+    pub at: SystemTime,
+    /// When the current container started (a restart resets the counter).
+    pub container_started: SystemTime,
+}
+
+/// The kubelet's view of its running pods, for the metrics scraper.
+pub type Stats = Arc<Mutex<BTreeMap<Key, (String, PodStats)>>>;
+
+/// What the kubelet needs to start containers.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// The service executable (the image's entrypoint, built locally).
+    pub program: PathBuf,
+    pub cgroups: CgroupDriver,
+    /// Where container logs go: `<pod>.<container>.<run>.log`.
+    pub log_dir: PathBuf,
+    pub timing: Timing,
+    /// This run's record of the processes it started, for a later run's sweep.
+    pub registry: Arc<Registry>,
+}
+
+pub struct Kubelet {
+    config: KubeletConfig,
+    store: Arc<Store>,
+    logs: LogFiles,
+    endpoints: Endpoints,
+    stats: Stats,
+    pods: BTreeMap<Key, PodRuntime>,
+}
+
+/// A pod on this node, and the kubelet's bookkeeping about it.
+struct PodRuntime {
+    key: Key,
+    object: Value,
+    created: SystemTime,
+    start_at: Instant,
+    container: String,
+    template: Result<(ReplicaTemplate, ProbeSpec), String>,
+    run: Option<Run>,
+    runs: u32,
+    restart_count: u32,
+    last_exit: Option<Exit>,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+    ready: bool,
+    ready_changed: SystemTime,
+    terminating: Option<Terminating>,
+    waiting: Option<(String, String)>,
+}
+
+struct Run {
+    replica: Replica,
+    prober: Prober,
+    started: SystemTime,
+}
+
+#[derive(Debug, Clone)]
+struct Exit {
+    code: i32,
+    reason: &'static str,
+    started: SystemTime,
+    finished: SystemTime,
+    container_id: String,
+}
+
+struct Terminating {
+    prestop_until: Instant,
+    /// Set once SIGTERM went out: when SIGKILL follows.
+    kill_at: Option<Instant>,
+    grace: Duration,
+}
+
+impl Kubelet {
+    pub fn new(
+        config: KubeletConfig,
+        store: Arc<Store>,
+        logs: LogFiles,
+        endpoints: Endpoints,
+        stats: Stats,
+    ) -> Self {
+        Kubelet {
+            config,
+            store,
+            logs,
+            endpoints,
+            stats,
+            pods: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until `cancel`, then stops every pod (SIGTERM, a short grace, SIGKILL).
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = tick.tick() => self.sync(),
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn sync(&mut self) {
+        let (pods, _) = self.store.list(
+            Resource::Pod,
+            None,
+            &Selector::default(),
+            &FieldSelector::default(),
+        );
+        let mut seen = BTreeSet::new();
+        for pod in pods {
+            let key = Key::new(
+                Resource::Pod,
+                pod["metadata"]["namespace"].as_str().unwrap_or(""),
+                pod["metadata"]["name"].as_str().unwrap_or(""),
+            );
+            seen.insert(key.clone());
+            match self.pods.get_mut(&key) {
+                Some(runtime) => runtime.object = pod,
+                None => {
+                    let runtime = PodRuntime::new(key.clone(), pod, &self.config);
+                    self.pods.insert(key, runtime);
+                }
+            }
+        }
+        // Removed behind the kubelet's back (a forced delete): stop it now.
+        self.pods.retain(|key, _| seen.contains(key));
+
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        for runtime in self.pods.values_mut() {
+            if runtime.advance(now, &self.config, &self.store, &self.logs) {
+                finished.push(runtime.key.clone());
+            }
+        }
+        for key in finished {
+            self.pods.remove(&key);
+            self.store.delete(&key);
+        }
+        for runtime in self.pods.values() {
+            let status = runtime.status();
+            self.store.update(&runtime.key, |p| p["status"] = status);
+        }
+        self.publish_endpoints();
+        self.publish_stats();
+    }
+
+    /// The endpoints of the NodePort Services: their pods that are ready and not
+    /// terminating (the EndpointSlice controller marks a terminating pod not ready at
+    /// once, so it leaves before its preStop hook and SIGTERM).
+    fn publish_endpoints(&self) {
+        let (services, _) = self.store.list(
+            Resource::Service,
+            None,
+            &Selector::default(),
+            &FieldSelector::default(),
+        );
+        let mut ready: Vec<SocketAddr> = Vec::new();
+        for service in services
+            .iter()
+            .filter(|s| s["spec"]["type"] == json!("NodePort"))
+        {
+            let selector: BTreeMap<String, String> = service["spec"]["selector"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect();
+            let namespace = service["metadata"]["namespace"].as_str().unwrap_or("");
+            for runtime in self.pods.values() {
+                let labels = store::labels(&runtime.object);
+                let selected = !selector.is_empty()
+                    && runtime.key.namespace == namespace
+                    && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+                if selected
+                    && runtime.ready
+                    && runtime.terminating.is_none()
+                    && let Some(run) = &runtime.run
+                {
+                    ready.push(run.replica.addr);
+                }
+            }
+        }
+        self.endpoints.set(ready);
+    }
+
+    /// The pods' CPU and memory for the metrics scraper, each refreshed once per
+    /// stats interval from its container's start (cAdvisor's housekeeping), so a
+    /// scrape sees the counter as of its last refresh, as on a real node.
+    fn publish_stats(&self) {
+        let now = SystemTime::now();
+        let interval = self.config.timing.stats_interval;
+        let previous = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let stats: BTreeMap<Key, (String, PodStats)> = self
+            .pods
+            .values()
+            .filter_map(|runtime| {
+                let run = runtime.run.as_ref()?;
+                if let Some((container, kept)) = previous.get(&runtime.key)
+                    && kept.container_started == run.started
+                    && now.duration_since(kept.at).unwrap_or_default() < interval
+                {
+                    return Some((runtime.key.clone(), (container.clone(), *kept)));
+                }
+                let cpu = run.replica.cpu_time()?;
+                Some((
+                    runtime.key.clone(),
+                    (
+                        runtime.container.clone(),
+                        PodStats {
+                            cpu,
+                            memory: run.replica.memory_bytes(),
+                            at: now,
+                            container_started: run.started,
+                        },
+                    ),
+                ))
+            })
+            .collect();
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    }
+
+    async fn shutdown(&mut self) {
+        for runtime in self.pods.values_mut() {
+            if let Some(run) = &mut runtime.run {
+                run.replica.terminate();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && self.pods.values_mut().any(|r| {
+                r.run
+                    .as_mut()
+                    .is_some_and(|run| run.replica.exit_status().is_none())
+            })
+        {
+            tokio::time::sleep(TICK).await;
+        }
+        // Dropping a replica kills what is left and removes its cgroup.
+        self.pods.clear();
+        self.endpoints.set(Vec::new());
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl PodRuntime {
+    fn new(key: Key, object: Value, config: &KubeletConfig) -> Self {
+        let template = template_for(&object, config);
+        let container = object["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("main")
+            .to_string();
+        let now = SystemTime::now();
+        PodRuntime {
+            key,
+            object,
+            created: now,
+            start_at: Instant::now() + config.timing.pod_start,
+            container,
+            template,
+            run: None,
+            runs: 0,
+            restart_count: 0,
+            last_exit: None,
+            backoff: BACKOFF_START,
+            restart_at: None,
+            ready: false,
+            ready_changed: now,
+            terminating: None,
+            waiting: Some(("ContainerCreating".into(), String::new())),
+        }
+    }
+
+    /// One step of the pod's life; `true` when it is over and the object can go.
+    fn advance(
+        &mut self,
+        now: Instant,
+        config: &KubeletConfig,
+        store: &Store,
+        logs: &LogFiles,
+    ) -> bool {
+        let deleting = !self.object["metadata"]["deletionTimestamp"].is_null();
+        if deleting && self.terminating.is_none() {
+            self.begin_termination(now, store);
+        }
+        if let Some(terminating) = &mut self.terminating {
+            let Some(run) = &mut self.run else {
+                return true; // nothing runs: nothing to stop
+            };
+            if run.replica.exit_status().is_some() {
+                return true;
+            }
+            match terminating.kill_at {
+                None if now >= terminating.prestop_until => {
+                    run.replica.terminate();
+                    let spent = now.saturating_duration_since(terminating.prestop_until);
+                    let rest = terminating.grace.saturating_sub(spent).max(MIN_GRACE);
+                    terminating.kill_at = Some(now + rest);
+                }
+                Some(kill_at) if now >= kill_at => run.replica.kill(),
+                _ => {}
+            }
+            return false;
+        }
+        match &mut self.run {
+            None => {
+                let due = now >= self.start_at && self.restart_at.is_none_or(|at| now >= at);
+                if due {
+                    self.start(config, store, logs);
+                }
+            }
+            Some(run) => {
+                if let Some(status) = run.replica.exit_status() {
+                    let code = status.code().unwrap_or(137);
+                    let exit = Exit {
+                        code,
+                        reason: if code == 0 { "Completed" } else { "Error" },
+                        started: run.started,
+                        finished: SystemTime::now(),
+                        container_id: format!("local://{}", run.replica.pid()),
+                    };
+                    self.last_exit = Some(exit);
+                    self.run = None;
+                    self.restart_count += 1;
+                    self.set_ready(false);
+                    self.restart_at = Some(now + self.backoff);
+                    let pod = self.object["metadata"]["name"].as_str().unwrap_or("");
+                    let message = format!(
+                        "back-off {} restarting failed container={} pod={pod}_{}({})",
+                        go_duration(self.backoff),
+                        self.container,
+                        self.key.namespace,
+                        self.object["metadata"]["uid"].as_str().unwrap_or("")
+                    );
+                    self.waiting = Some(("CrashLoopBackOff".into(), message));
+                    events::record(
+                        store,
+                        &self.object,
+                        EventType::Warning,
+                        "BackOff",
+                        &format!(
+                            "Back-off restarting failed container {} in pod {pod}_{}({})",
+                            self.container,
+                            self.key.namespace,
+                            self.object["metadata"]["uid"].as_str().unwrap_or("")
+                        ),
+                        COMPONENT,
+                    );
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                } else {
+                    let ready = run.prober.is_ready();
+                    if ready != self.ready {
+                        if !ready {
+                            events::record(
+                                store,
+                                &self.object,
+                                EventType::Warning,
+                                "Unhealthy",
+                                "Readiness probe failed: the readiness endpoint stopped answering 2xx",
+                                COMPONENT,
+                            );
+                        }
+                        self.set_ready(ready);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn set_ready(&mut self, ready: bool) {
+        if ready != self.ready {
+            self.ready = ready;
+            self.ready_changed = SystemTime::now();
+        }
+    }
+
+    fn start(&mut self, config: &KubeletConfig, store: &Store, logs: &LogFiles) {
+        let (template, probe) = match &self.template {
+            Ok(t) => t.clone(),
+            Err(why) => {
+                self.waiting = Some(("CreateContainerConfigError".into(), why.clone()));
+                self.restart_at = Some(Instant::now() + self.backoff);
+                events::record(
+                    store,
+                    &self.object,
+                    EventType::Warning,
+                    "Failed",
+                    &format!("Error: {why}"),
+                    COMPONENT,
+                );
+                return;
+            }
+        };
+        let run_name = format!("{}.{}.{}", self.key.name, self.container, self.runs);
+        match Replica::spawn(&template, &run_name, &config.cgroups) {
+            Ok(replica) => {
+                config.registry.add(replica.pid());
+                let file = config.log_dir.join(format!("{run_name}.log"));
+                logs.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry((
+                        self.key.namespace.clone(),
+                        self.key.name.clone(),
+                        self.container.clone(),
+                    ))
+                    .or_default()
+                    .push(file);
+                let prober = Prober::start(replica.addr, probe);
+                self.runs += 1;
+                self.waiting = None;
+                if self.runs == 1 {
+                    events::record(
+                        store,
+                        &self.object,
+                        EventType::Normal,
+                        "Pulled",
+                        &format!(
+                            "Container image {:?} already present on machine",
+                            self.object["spec"]["containers"][0]["image"]
+                                .as_str()
+                                .unwrap_or("")
+                        ),
+                        COMPONENT,
+                    );
+                }
+                events::record(
+                    store,
+                    &self.object,
+                    EventType::Normal,
+                    "Created",
+                    &format!("Created container: {}", self.container),
+                    COMPONENT,
+                );
+                events::record(
+                    store,
+                    &self.object,
+                    EventType::Normal,
+                    "Started",
+                    &format!("Started container {}", self.container),
+                    COMPONENT,
+                );
+                self.run = Some(Run {
+                    replica,
+                    prober,
+                    started: SystemTime::now(),
+                });
+            }
+            Err(e) => {
+                let message = e.to_string();
+                events::record(
+                    store,
+                    &self.object,
+                    EventType::Warning,
+                    "Failed",
+                    &format!("Error: {message}"),
+                    COMPONENT,
+                );
+                self.waiting = Some(("CreateContainerError".into(), message));
+                self.restart_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+
+    fn begin_termination(&mut self, now: Instant, store: &Store) {
+        let grace = Duration::from_secs(
+            self.object["metadata"]["deletionGracePeriodSeconds"]
+                .as_u64()
+                .or_else(|| self.object["spec"]["terminationGracePeriodSeconds"].as_u64())
+                .unwrap_or(30),
+        );
+        let prestop =
+            self.object["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+                .as_u64()
+                .map(Duration::from_secs)
+                .unwrap_or_default()
+                .min(grace);
+        self.set_ready(false);
+        if self.run.is_some() {
+            events::record(
+                store,
+                &self.object,
+                EventType::Normal,
+                "Killing",
+                &format!("Stopping container {}", self.container),
+                COMPONENT,
+            );
+        }
+        self.terminating = Some(Terminating {
+            prestop_until: now + prestop,
+            kill_at: None,
+            grace: grace.saturating_sub(prestop),
+        });
+    }
+
+    /// The pod's `status`, in the kubelet's shape (conditions in its order,
+    /// `lastProbeTime` null, `lastState` `{}` until a container exited).
+    fn status(&self) -> Value {
+        let created = rfc3339(self.created);
+        let started = self.run.as_ref().map(|r| r.started);
+        let ever_started = self.runs > 0;
+        let ready = self.ready && self.terminating.is_none();
+        let condition = |type_: &str, ok: bool, at: &str| {
+            let mut c = json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": at});
+            if !ok && (type_ == "Ready" || type_ == "ContainersReady") {
+                c["reason"] = json!("ContainersNotReady");
+                c["message"] = json!(format!(
+                    "containers with unready status: [{}]",
+                    self.container
+                ));
+            }
+            c
+        };
+        let ready_at = rfc3339(self.ready_changed);
+        let state = match (&self.run, &self.waiting) {
+            (Some(run), _) => json!({"running": {"startedAt": rfc3339(run.started)}}),
+            (None, Some((reason, message))) if message.is_empty() => {
+                json!({"waiting": {"reason": reason}})
+            }
+            (None, Some((reason, message))) => {
+                json!({"waiting": {"reason": reason, "message": message}})
+            }
+            (None, None) => json!({"waiting": {"reason": "ContainerCreating"}}),
+        };
+        let last_state = match &self.last_exit {
+            Some(exit) => json!({"terminated": {
+                "exitCode": exit.code, "reason": exit.reason,
+                "startedAt": rfc3339(exit.started), "finishedAt": rfc3339(exit.finished),
+                "containerID": exit.container_id,
+            }}),
+            None => json!({}),
+        };
+        let mut container = json!({
+            "name": self.container,
+            "state": state,
+            "lastState": last_state,
+            "ready": ready,
+            "restartCount": self.restart_count,
+            "image": self.object["spec"]["containers"][0]["image"],
+            "imageID": "",
+            "started": started.is_some(),
+        });
+        if let Some(run) = &self.run {
+            container["containerID"] = json!(format!("local://{}", run.replica.pid()));
+        }
+        json!({
+            "phase": if ever_started { "Running" } else { "Pending" },
+            "conditions": [
+                condition("PodReadyToStartContainers", ever_started, &created),
+                condition("Initialized", true, &created),
+                condition("Ready", ready, &ready_at),
+                condition("ContainersReady", ready, &ready_at),
+                condition("PodScheduled", true, &created),
+            ],
+            "hostIP": "127.0.0.1",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": created,
+            "qosClass": "Burstable",
+            "containerStatuses": [container],
+        })
+    }
+}
+
+/// How to run the pod's (first) container here: its args and env, its CPU limit as
+/// a cgroup quota, its readiness probe.
+fn template_for(
+    pod: &Value,
+    config: &KubeletConfig,
+) -> Result<(ReplicaTemplate, ProbeSpec), String> {
+    let typed: Pod =
+        serde_json::from_value(pod.clone()).map_err(|e| format!("unreadable pod: {e}"))?;
+    let container = typed
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .ok_or("the pod has no container")?;
+    let limit = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("cpu"))
+        .and_then(|q| parse_cpu_millicores(&q.0))
+        .unwrap_or(0);
+    let env = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
+        .collect();
+    let probe = container.readiness_probe.as_ref();
+    let path = probe
+        .and_then(|p| p.http_get.as_ref())
+        .and_then(|h| h.path.clone())
+        .unwrap_or_else(|| "/".into());
+    let seconds =
+        |v: Option<i32>, default: i32| Duration::from_secs(v.unwrap_or(default).max(0) as u64);
+    let spec = ProbeSpec {
+        path: path.clone(),
+        period: seconds(probe.and_then(|p| p.period_seconds), 10).max(Duration::from_secs(1)),
+        timeout: seconds(probe.and_then(|p| p.timeout_seconds), 1).max(Duration::from_secs(1)),
+        failure_threshold: probe.and_then(|p| p.failure_threshold).unwrap_or(3).max(1) as u32,
+        initial_delay: seconds(probe.and_then(|p| p.initial_delay_seconds), 0),
+        on_period: config.timing.probe_on_period,
+    };
+    let template = ReplicaTemplate {
+        program: config.program.clone(),
+        args: container.args.clone().unwrap_or_default(),
+        env,
+        cpu_limit_millicores: limit,
+        readiness_path: path,
+        log_dir: Some(config.log_dir.clone()),
+    };
+    Ok((template, spec))
+}
+
+/// A duration as Go prints it (`10s`, `1m20s`, `5m0s`).
+fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_reads_as_the_kubelet_writes_it() {
+        assert_eq!(go_duration(Duration::from_secs(40)), "40s");
+        assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
+        assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+    }
+}
