@@ -141,12 +141,9 @@ impl Slot {
 
 /// One worker's client. Not shared: no locks on the request path.
 pub(crate) struct Client {
-    targets: Targets,
     template: Arc<RequestTemplate>,
     timeout: Duration,
     connect_timeout: Duration,
-    /// The target set this worker last saw, and its generation.
-    generation: u64,
     endpoints: Arc<[Endpoint]>,
     /// One per entry of `endpoints`, same order.
     slots: Vec<Slot>,
@@ -167,18 +164,15 @@ impl Client {
         template: Arc<RequestTemplate>,
         config: &LoadConfig,
     ) -> Self {
-        let generation = targets.generation();
         let endpoints = targets.snapshot();
         let slots = endpoints
             .iter()
             .map(|e| Slot::new(&template, e, worker))
             .collect();
         Self {
-            targets,
             template,
             timeout: config.timeout,
             connect_timeout: config.connect_timeout,
-            generation,
             endpoints,
             slots,
             worker,
@@ -190,7 +184,6 @@ impl Client {
 
     /// Sends the next request and waits for its whole response or its timeout.
     pub(crate) async fn call(&mut self) -> Call {
-        self.follow_target_changes();
         let index = self.worker.wrapping_add(self.calls) % self.endpoints.len();
         self.calls = self.calls.wrapping_add(1);
         let slot = &mut self.slots[index];
@@ -227,33 +220,6 @@ impl Client {
             finished: Instant::now(),
             outcome,
         }
-    }
-
-    /// Re-reads the target set when its generation moved, keeping the open
-    /// connections to endpoints that are still in it and closing the others.
-    fn follow_target_changes(&mut self) {
-        let generation = self.targets.generation();
-        if generation == self.generation {
-            return;
-        }
-        let endpoints = self.targets.snapshot();
-        let mut old: Vec<(Endpoint, Slot)> = self
-            .endpoints
-            .iter()
-            .cloned()
-            .zip(self.slots.drain(..))
-            .collect();
-        self.slots = endpoints
-            .iter()
-            .map(
-                |endpoint| match old.iter().position(|(known, _)| known == endpoint) {
-                    Some(kept) => old.swap_remove(kept).1,
-                    None => Slot::new(&self.template, endpoint, self.worker),
-                },
-            )
-            .collect();
-        self.endpoints = endpoints;
-        self.generation = generation;
     }
 }
 

@@ -1,14 +1,12 @@
-//! The set of endpoints a run spreads its requests over, which may change while
-//! the run goes on (the local backend adds and removes replicas under load).
-//!
-//! Workers cache a snapshot and compare a generation counter before each request:
-//! one relaxed atomic load on a cache line nobody writes during steady state, so
-//! the hot path never takes the lock. The lock is only read when the set changed.
+//! The endpoints a run spreads its requests over, round-robin per worker. One URL
+//! is the usual case (a Service's NodePort balances behind it, as kube-proxy does);
+//! several are for a user who wants the client to balance over fixed endpoints.
+//! The set is fixed for the run: balancing over pods that come and go is the
+//! NodePort's job, on kind and in the local backend's simulated cluster alike.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use http::HeaderValue;
 use http::uri::{Authority, Scheme, Uri};
@@ -124,38 +122,24 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// A shared, changeable set of endpoints; cloning is cheap and every clone sees
-/// the same set. Never empty: a run always has somewhere to send.
+/// A fixed, non-empty set of endpoints; cloning is cheap.
 #[derive(Clone)]
 pub struct Targets {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    /// Bumped after every change, so workers know when to re-read `current`.
-    generation: AtomicU64,
-    current: RwLock<Arc<[Endpoint]>>,
+    endpoints: Arc<[Endpoint]>,
 }
 
 impl Targets {
     /// A set of endpoints (duplicates are dropped, order kept).
     pub fn new(endpoints: Vec<Endpoint>) -> Result<Self, LoadError> {
-        let endpoints = dedup(endpoints)?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                generation: AtomicU64::new(0),
-                current: RwLock::new(endpoints),
-            }),
+            endpoints: dedup(endpoints)?,
         })
     }
 
     /// A set of one endpoint.
     pub fn single(endpoint: Endpoint) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                generation: AtomicU64::new(0),
-                current: RwLock::new(Arc::from(vec![endpoint])),
-            }),
+            endpoints: Arc::from(vec![endpoint]),
         }
     }
 
@@ -172,83 +156,9 @@ impl Targets {
         Self::new(endpoints)
     }
 
-    /// Replaces the whole set. Requests already in flight to endpoints no longer in
-    /// the set complete on their connection and are counted once.
-    pub fn set(&self, endpoints: Vec<Endpoint>) -> Result<(), LoadError> {
-        let endpoints = dedup(endpoints)?;
-        self.replace(|_| Some(endpoints)).map(|_| ())
-    }
-
-    /// Adds an endpoint; returns `false` when it was already in the set.
-    pub fn add(&self, endpoint: Endpoint) -> bool {
-        self.replace(|current| {
-            if current.contains(&endpoint) {
-                return None;
-            }
-            let mut next = current.to_vec();
-            next.push(endpoint.clone());
-            Some(Arc::from(next))
-        })
-        .unwrap_or(false)
-    }
-
-    /// Removes an endpoint; returns `false` when it was not in the set, and an
-    /// error (leaving the set unchanged) when it is the last one.
-    pub fn remove(&self, endpoint: &Endpoint) -> Result<bool, LoadError> {
-        let mut would_empty = false;
-        let changed = self.replace(|current| {
-            if !current.contains(endpoint) {
-                return None;
-            }
-            let next: Vec<Endpoint> = current.iter().filter(|e| *e != endpoint).cloned().collect();
-            if next.is_empty() {
-                would_empty = true;
-                return None;
-            }
-            Some(Arc::from(next))
-        })?;
-        if would_empty {
-            return Err(LoadError::EmptyTargets);
-        }
-        Ok(changed)
-    }
-
-    /// The current set.
+    /// The endpoints, in order.
     pub fn snapshot(&self) -> Arc<[Endpoint]> {
-        Arc::clone(
-            &self
-                .shared
-                .current
-                .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-
-    /// Changes whenever the set changes; cheap to read on every request.
-    pub(crate) fn generation(&self) -> u64 {
-        self.shared.generation.load(Ordering::Acquire)
-    }
-
-    /// Applies `change` under the write lock; `None` from it means "no change".
-    fn replace(
-        &self,
-        change: impl FnOnce(&Arc<[Endpoint]>) -> Option<Arc<[Endpoint]>>,
-    ) -> Result<bool, LoadError> {
-        let mut current = self
-            .shared
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        match change(&current) {
-            Some(next) => {
-                *current = next;
-                // Published while still holding the lock, so a worker that sees the
-                // new generation reads the new set (or a newer one).
-                self.shared.generation.fetch_add(1, Ordering::Release);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Arc::clone(&self.endpoints)
     }
 }
 
@@ -308,27 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_seen_by_every_clone_and_bump_the_generation() {
+    fn a_set_drops_duplicates_and_is_never_empty() {
         let a = endpoint("http://127.0.0.1:1");
         let b = endpoint("http://127.0.0.1:2");
-        let targets = Targets::new(vec![a.clone(), a.clone()]).unwrap();
-        assert_eq!(targets.snapshot().len(), 1, "duplicates are dropped");
-        let clone = targets.clone();
-        let g0 = clone.generation();
-
-        assert!(targets.add(b.clone()));
-        assert!(!targets.add(b.clone()), "adding twice is a no-op");
-        assert_eq!(clone.snapshot().to_vec(), vec![a.clone(), b.clone()]);
-        assert!(clone.generation() > g0);
-
-        assert!(targets.remove(&a).unwrap());
-        assert!(!targets.remove(&a).unwrap());
-        assert!(matches!(targets.remove(&b), Err(LoadError::EmptyTargets)));
-        assert_eq!(clone.snapshot().to_vec(), vec![b.clone()]);
-
-        targets.set(vec![a.clone(), b.clone()]).unwrap();
-        assert_eq!(clone.snapshot().len(), 2);
-        assert!(matches!(targets.set(vec![]), Err(LoadError::EmptyTargets)));
-        assert!(Targets::new(vec![]).is_err());
+        let targets = Targets::new(vec![a.clone(), b.clone(), a.clone()]).unwrap();
+        assert_eq!(
+            targets.snapshot().to_vec(),
+            vec![a, b],
+            "duplicates dropped, order kept"
+        );
+        assert!(matches!(Targets::new(vec![]), Err(LoadError::EmptyTargets)));
     }
 }
