@@ -79,6 +79,129 @@ impl Rate {
     }
 }
 
+/// What the stages of a staged run move: the number of closed-loop workers, or the
+/// open-loop arrival rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ramped {
+    Concurrency,
+    Rate,
+}
+
+/// One stage of a staged run: over `duration`, the level moves linearly from where
+/// the previous stage ended (the first stage from [`Stages::start`]) to `target`
+/// (as k6's `stages`; equal levels hold it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    pub duration: Duration,
+    /// Workers (concurrency) or requests per second (rate) at the stage's end.
+    pub target: f64,
+}
+
+/// A run in stages, ending when the last one does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stages {
+    pub ramped: Ramped,
+    /// The level when the run starts.
+    pub start: f64,
+    pub stages: Vec<Stage>,
+}
+
+impl Stages {
+    /// The length of the whole run.
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// Where stage `index` starts and ends (seconds from the run's start), and the
+    /// levels it ramps between.
+    pub fn bounds(&self, index: usize) -> Option<(f64, f64, f64, f64)> {
+        let mut at = 0.0;
+        let mut from = self.start;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let end = at + stage.duration.as_secs_f64();
+            if i == index {
+                return Some((at, end, from, stage.target));
+            }
+            at = end;
+            from = stage.target;
+        }
+        None
+    }
+
+    /// The stage running at `t` (the last one from its end on).
+    pub fn stage_at(&self, t: Duration) -> usize {
+        let t = t.as_secs_f64();
+        let mut end = 0.0;
+        for (i, stage) in self.stages.iter().enumerate() {
+            end += stage.duration.as_secs_f64();
+            if t < end {
+                return i;
+            }
+        }
+        self.stages.len().saturating_sub(1)
+    }
+
+    /// The level at `t`, interpolated within its stage.
+    pub fn level_at(&self, t: Duration) -> f64 {
+        let index = self.stage_at(t);
+        match self.bounds(index) {
+            Some((start, end, from, to)) if end > start => {
+                let f = ((t.as_secs_f64() - start) / (end - start)).clamp(0.0, 1.0);
+                from + (to - from) * f
+            }
+            Some((_, _, _, to)) => to,
+            None => self.start,
+        }
+    }
+
+    /// The highest level any stage reaches.
+    pub fn peak(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
+    }
+
+    fn validate(&self) -> Result<(), LoadError> {
+        let what = match self.ramped {
+            Ramped::Concurrency => "concurrency",
+            Ramped::Rate => "rate",
+        };
+        if self.stages.is_empty() {
+            return Err(invalid("a staged run needs at least one stage"));
+        }
+        for (i, level) in std::iter::once(self.start)
+            .chain(self.stages.iter().map(|s| s.target))
+            .enumerate()
+        {
+            if !(level.is_finite() && level >= 0.0) {
+                let at = if i == 0 {
+                    "the start".to_string()
+                } else {
+                    format!("stage {i}")
+                };
+                return Err(invalid(format!(
+                    "{what} of {at} must be a number >= 0, got {level}"
+                )));
+            }
+            if self.ramped == Ramped::Concurrency && level.fract() != 0.0 {
+                return Err(invalid(format!(
+                    "concurrency is a number of workers, got {level}"
+                )));
+            }
+        }
+        if let Some(i) = self.stages.iter().position(|s| s.duration.is_zero()) {
+            return Err(invalid(format!("stage {} has no duration", i + 1)));
+        }
+        if self.peak() <= 0.0 {
+            return Err(invalid(format!(
+                "every stage's {what} is 0: nothing would be sent"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Closed loop (each worker sends its next request when the previous one is done)
 /// or open loop (requests start at scheduled times whatever the responses do).
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +215,9 @@ pub enum Mode {
         stop: Stop,
         max_in_flight: u32,
     },
+    /// A run in stages that ramp the concurrency (closed loop) or the rate (open
+    /// loop, with `max_in_flight` as in [`Mode::Open`]); it ends with the last stage.
+    Staged { stages: Stages, max_in_flight: u32 },
 }
 
 impl Mode {
@@ -99,6 +225,17 @@ impl Mode {
     pub fn stop(&self) -> Stop {
         match self {
             Mode::Closed { stop, .. } | Mode::Open { stop, .. } => *stop,
+            Mode::Staged { stages, .. } => Stop::Duration(stages.total()),
+        }
+    }
+
+    /// Whether requests start on a schedule (open loop) rather than when a worker is
+    /// free (closed loop).
+    pub fn is_open(&self) -> bool {
+        match self {
+            Mode::Closed { .. } => false,
+            Mode::Open { .. } => true,
+            Mode::Staged { stages, .. } => stages.ramped == Ramped::Rate,
         }
     }
 }
@@ -205,6 +342,15 @@ impl LoadConfig {
         Self::with_mode(Mode::Closed { concurrency, stop })
     }
 
+    /// A staged run (concurrency or rate, as `stages.ramped` says) with the default
+    /// in-flight cap.
+    pub fn staged(stages: Stages) -> Self {
+        Self::with_mode(Mode::Staged {
+            stages,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        })
+    }
+
     /// An open-loop run at `rate` with the default in-flight cap.
     pub fn open(rate: Rate, stop: Stop) -> Self {
         Self::with_mode(Mode::Open {
@@ -249,6 +395,15 @@ impl LoadConfig {
                     return Err(invalid("the in-flight cap must be at least 1"));
                 }
             }
+            Mode::Staged {
+                stages,
+                max_in_flight,
+            } => {
+                stages.validate()?;
+                if *max_in_flight == 0 {
+                    return Err(invalid("the in-flight cap must be at least 1"));
+                }
+            }
         }
         if self.timeout.is_zero() {
             return Err(invalid("the request timeout must be positive"));
@@ -281,6 +436,36 @@ fn invalid(message: impl Into<String>) -> LoadError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_ramp_from_the_previous_level_and_hold_after_the_last() {
+        let stages = Stages {
+            ramped: Ramped::Rate,
+            start: 0.0,
+            stages: vec![
+                Stage {
+                    duration: Duration::from_secs(10),
+                    target: 100.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(20),
+                    target: 100.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(2),
+                    target: 4.0,
+                },
+            ],
+        };
+        assert_eq!(stages.total(), Duration::from_secs(32));
+        assert_eq!(stages.level_at(Duration::from_secs(5)), 50.0);
+        assert_eq!(stages.level_at(Duration::from_secs(20)), 100.0);
+        assert_eq!(stages.level_at(Duration::from_secs(31)), 52.0);
+        assert_eq!(stages.level_at(Duration::from_secs(60)), 4.0);
+        assert_eq!(stages.stage_at(Duration::from_secs(10)), 1);
+        assert_eq!(stages.bounds(2), Some((30.0, 32.0, 100.0, 4.0)));
+        assert_eq!(stages.peak(), 100.0);
+    }
 
     #[test]
     fn default_is_the_original_scripts_run() {
@@ -323,6 +508,35 @@ mod tests {
         let mut config = LoadConfig::default();
         config.request.path = "predict".into();
         assert!(config.validate().is_err());
+        let staged = |ramped, start, targets: &[(u64, f64)]| {
+            LoadConfig::staged(Stages {
+                ramped,
+                start,
+                stages: targets
+                    .iter()
+                    .map(|(s, target)| Stage {
+                        duration: Duration::from_secs(*s),
+                        target: *target,
+                    })
+                    .collect(),
+            })
+            .validate()
+        };
+        assert!(staged(Ramped::Rate, 0.0, &[(10, 50.0), (5, 0.0)]).is_ok());
+        assert!(staged(Ramped::Rate, 0.0, &[]).is_err(), "no stages");
+        assert!(
+            staged(Ramped::Rate, 0.0, &[(10, 0.0)]).is_err(),
+            "nothing sent"
+        );
+        assert!(
+            staged(Ramped::Rate, 0.0, &[(0, 5.0)]).is_err(),
+            "no duration"
+        );
+        assert!(staged(Ramped::Rate, 0.0, &[(1, -1.0)]).is_err());
+        assert!(
+            staged(Ramped::Concurrency, 0.0, &[(1, 2.5)]).is_err(),
+            "half a worker"
+        );
         let mut config = LoadConfig::default();
         config
             .request

@@ -9,10 +9,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::RequestTemplate;
-use super::config::{LoadConfig, Mode, Progress, Stop};
+use super::config::{LoadConfig, Mode, Progress, Ramped, Stages, Stop};
+use super::open::Dropped;
 use super::progress::ProgressTask;
 use super::recorder::Recorder;
-use super::result::{LoadMode, LoadResult, Promised};
+use super::recorder::StageCount;
+use super::result::{LoadMode, LoadResult, Promised, StageResult};
 use super::schedule::Schedule;
 use super::targets::Targets;
 use super::{LoadError, closed, open};
@@ -89,15 +91,39 @@ pub async fn run(
     let progress = (config.progress == Progress::Auto)
         .then(|| ProgressTask::start(Arc::clone(&recorder), start, promised.requests));
 
-    let outcome = match config.mode {
-        Mode::Closed { concurrency, stop } => {
-            closed::run(context, concurrency, stop).await.map(|()| 0)
-        }
+    let none_dropped = || Dropped {
+        total: 0,
+        per_stage: Vec::new(),
+    };
+    let outcome = match &config.mode {
+        Mode::Closed { concurrency, stop } => closed::run(context, *concurrency, *stop)
+            .await
+            .map(|()| none_dropped()),
         Mode::Open {
             rate,
             stop,
             max_in_flight,
-        } => open::run(context, rate, stop, max_in_flight).await,
+        } => open::run(context, Schedule::new(*rate), None, *stop, *max_in_flight).await,
+        Mode::Staged {
+            stages,
+            max_in_flight,
+        } => match stages.ramped {
+            Ramped::Concurrency => closed::run_staged(context, stages.clone())
+                .await
+                .map(|()| none_dropped()),
+            Ramped::Rate => {
+                let schedule = Schedule::staged(stages);
+                let stop = config.mode.stop();
+                open::run(
+                    context,
+                    schedule,
+                    Some(stages.clone()),
+                    stop,
+                    *max_in_flight,
+                )
+                .await
+            }
+        },
     };
     let duration = start.elapsed();
     mirror.abort();
@@ -108,10 +134,15 @@ pub async fn run(
 
     let totals = recorder.totals();
     let duration_s = duration.as_secs_f64();
+    let stages = match &config.mode {
+        Mode::Staged { stages, .. } => stage_results(stages, &totals.stages, &dropped.per_stage),
+        _ => Vec::new(),
+    };
     let mut result = LoadResult {
-        mode: match config.mode {
-            Mode::Closed { .. } => LoadMode::Closed,
-            Mode::Open { .. } => LoadMode::Open,
+        mode: if config.mode.is_open() {
+            LoadMode::Open
+        } else {
+            LoadMode::Closed
         },
         promised,
         cancelled: cancel.is_cancelled(),
@@ -128,14 +159,41 @@ pub async fn run(
         },
         duration_s,
         late: totals.late,
-        dropped,
+        dropped: dropped.total,
         latency_ms: totals.latency_ms,
         service_time_ms: totals.service_time_ms,
         timeline: totals.timeline,
+        stages,
         shortfall: None,
     };
     result.shortfall = result.assess();
     Ok(result)
+}
+
+/// Each stage's promise and delivery.
+fn stage_results(stages: &Stages, counts: &[StageCount], dropped: &[u64]) -> Vec<StageResult> {
+    let schedule = (stages.ramped == Ramped::Rate).then(|| Schedule::staged(stages));
+    (0..stages.stages.len())
+        .filter_map(|i| {
+            let (start_s, end_s, from, to) = stages.bounds(i)?;
+            let count = counts.get(i).copied().unwrap_or_default();
+            let promised = schedule.as_ref().map(|s| {
+                s.due_before(std::time::Duration::from_secs_f64(end_s))
+                    - s.due_before(std::time::Duration::from_secs_f64(start_s))
+            });
+            Some(StageResult {
+                number: i + 1,
+                start_s,
+                end_s,
+                from,
+                to,
+                promised,
+                sent: count.sent,
+                late: count.late,
+                dropped: dropped.get(i).copied().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 fn ratio(part: u64, whole: u64) -> f64 {
@@ -162,12 +220,30 @@ fn promised(config: &LoadConfig) -> Promised {
         max_in_flight: None,
         late_after_ms: None,
         timeout_s: config.timeout.as_secs_f64(),
+        stages: None,
     };
-    match config.mode {
+    match &config.mode {
         Mode::Closed { concurrency, stop } => {
-            promised.concurrency = Some(concurrency);
+            promised.concurrency = Some(*concurrency);
             if let Stop::Requests(n) = stop {
-                promised.requests = Some(n);
+                promised.requests = Some(*n);
+            }
+        }
+        Mode::Staged {
+            stages,
+            max_in_flight,
+        } => {
+            promised.stages = Some(stages.clone());
+            match stages.ramped {
+                Ramped::Concurrency => {
+                    promised.concurrency = Some(stages.peak().ceil() as u32);
+                }
+                Ramped::Rate => {
+                    promised.requests = Some(Schedule::staged(stages).total(stop));
+                    promised.rate_per_s = Some(stages.start);
+                    promised.max_in_flight = Some(*max_in_flight);
+                    promised.late_after_ms = Some(config.late_after.as_secs_f64() * 1000.0);
+                }
             }
         }
         Mode::Open {
@@ -175,6 +251,7 @@ fn promised(config: &LoadConfig) -> Promised {
             stop,
             max_in_flight,
         } => {
+            let (rate, stop, max_in_flight) = (*rate, *stop, *max_in_flight);
             promised.requests = Some(Schedule::new(rate).total(stop));
             promised.rate_per_s = Some(rate.start_per_s);
             if rate.is_ramp() {

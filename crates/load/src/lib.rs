@@ -1,5 +1,5 @@
-//! The load engine: closed- or open-loop HTTP/1.1 load with HDR latency
-//! histograms, coordinated-omission correction and a changeable target set.
+//! The load engine: closed- or open-loop HTTP/1.1 load, constant, ramped or in
+//! stages, with HDR latency histograms and coordinated-omission correction.
 //!
 //! - [`run`] sends the load a [`LoadConfig`] describes to [`Targets`] and
 //!   returns a [`LoadResult`]; a [`CancellationToken`](tokio_util::sync::CancellationToken)
@@ -8,7 +8,10 @@
 //!   when the previous one ended. Open loop ([`Mode::Open`]): requests start at
 //!   scheduled times whatever the responses do, and latency counts from the
 //!   intended time; requests the engine could not start on time are reported
-//!   as late or dropped ([`LoadResult::shortfall`]).
+//!   as late or dropped ([`LoadResult::shortfall`]). Staged runs ([`Mode::Staged`],
+//!   as k6's `stages`) ramp the concurrency or the rate linearly from stage to
+//!   stage, in one run: one histogram, one per-second series, and the shortfall
+//!   rules applied to each stage.
 //! - Memory does not grow with the request count: outcomes go into histograms
 //!   and per-second counters, never into a list.
 //! - The HTTP/1.1 client is minimal on purpose (see `connection.rs` for the
@@ -44,13 +47,13 @@ mod targets;
 
 pub use config::{
     DEFAULT_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LATE_AFTER, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_PATH, DEFAULT_REQUESTS, DEFAULT_TIMEOUT, IRIS_SAMPLE, LoadConfig, Mode, Progress, Rate,
-    RequestSpec, Stop,
+    DEFAULT_PATH, DEFAULT_REQUESTS, DEFAULT_TIMEOUT, IRIS_SAMPLE, LoadConfig, Mode, Progress,
+    Ramped, Rate, RequestSpec, Stage, Stages, Stop,
 };
 pub use engine::run;
 pub use result::{
     ErrorCounts, LATE_TOLERANCE, LatencySummary, LoadMode, LoadResult, Promised, SecondStats,
-    Shortfall,
+    Shortfall, StageResult,
 };
 pub use targets::{Endpoint, Targets};
 

@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::LoadError;
 use super::client::Client;
-use super::config::{Rate, Stop};
+use super::config::{Stages, Stop};
 use super::engine::RunContext;
 use super::recorder::{Batch, Outcome};
 use super::schedule::Schedule;
@@ -37,31 +37,57 @@ const SLEEP_SLICE: Duration = Duration::from_millis(100);
 /// What the workers of one open-loop run share.
 struct Plan {
     schedule: Schedule,
+    /// A staged run's stages, to count each request in the stage it is due in.
+    stages: Option<Stages>,
     total: u64,
     /// Number of the next request nobody has taken yet.
     next: AtomicU64,
-    dropped: AtomicU64,
+    /// Dropped requests per stage (one entry without stages).
+    dropped: Vec<AtomicU64>,
 }
 
 impl Plan {
     fn intended(&self, context: &RunContext, k: u64) -> Instant {
         context.start + self.schedule.offset(k)
     }
+
+    /// The stage request `k` is due in (0 without stages).
+    fn stage_of(&self, k: u64) -> usize {
+        self.stages
+            .as_ref()
+            .map_or(0, |stages| stages.stage_at(self.schedule.offset(k)))
+    }
+
+    fn drop_request(&self, k: u64) {
+        if let Some(count) = self.dropped.get(self.stage_of(k)) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-/// Runs the schedule; returns how many scheduled requests were dropped.
+/// Requests dropped, in total and per stage.
+pub(crate) struct Dropped {
+    pub(crate) total: u64,
+    pub(crate) per_stage: Vec<u64>,
+}
+
+/// Runs the schedule (of `stages`, when given); returns how many scheduled requests
+/// were dropped.
 pub(crate) async fn run(
     context: Arc<RunContext>,
-    rate: Rate,
+    schedule: Schedule,
+    stages: Option<Stages>,
     stop: Stop,
     max_in_flight: u32,
-) -> Result<u64, LoadError> {
-    let schedule = Schedule::new(rate);
+) -> Result<Dropped, LoadError> {
+    let total = schedule.total(stop);
+    let stage_count = stages.as_ref().map_or(1, |s| s.stages.len().max(1));
     let plan = Arc::new(Plan {
         schedule,
-        total: schedule.total(stop),
+        stages,
+        total,
         next: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
+        dropped: (0..stage_count).map(|_| AtomicU64::new(0)).collect(),
     });
     let cap = max_in_flight as usize;
     let mut workers = JoinSet::new();
@@ -104,18 +130,25 @@ pub(crate) async fn run(
         return Err(LoadError::Worker(message));
     }
 
-    let mut dropped = plan.dropped.load(Ordering::Relaxed);
     if let Some(stopped_at) = context.stopped_at() {
         // Requests already due at the cancellation were promised and not sent;
         // the ones not yet due were never owed.
         let stopped_after = stopped_at.saturating_duration_since(context.start);
         let mut k = plan.next.load(Ordering::Relaxed).min(plan.total);
         while k < plan.total && plan.schedule.offset(k) <= stopped_after {
-            dropped += 1;
+            plan.drop_request(k);
             k += 1;
         }
     }
-    Ok(dropped)
+    let per_stage: Vec<u64> = plan
+        .dropped
+        .iter()
+        .map(|d| d.load(Ordering::Relaxed))
+        .collect();
+    Ok(Dropped {
+        total: per_stage.iter().sum(),
+        per_stage,
+    })
 }
 
 async fn work(context: Arc<RunContext>, plan: Arc<Plan>, id: usize) {
@@ -140,18 +173,18 @@ async fn work(context: Arc<RunContext>, plan: Arc<Plan>, id: usize) {
         if context.is_stopping() {
             // Taken but not sent: owed only if it was already due.
             if context.stopped_at().is_some_and(|at| intended <= at) {
-                plan.dropped.fetch_add(1, Ordering::Relaxed);
+                plan.drop_request(k);
             }
             break;
         }
         let behind = now.saturating_duration_since(intended);
         if behind > context.config.timeout {
-            plan.dropped.fetch_add(1, Ordering::Relaxed);
+            plan.drop_request(k);
             continue;
         }
         let late = behind > context.config.late_after;
         let call = client.call().await;
-        let outcome = Outcome::new(&call, intended, context.start, late);
+        let outcome = Outcome::new(&call, intended, context.start, late).in_stage(plan.stage_of(k));
         batch.push(outcome, call.finished, &context.recorder);
         tokio::task::consume_budget().await;
     }

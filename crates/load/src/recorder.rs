@@ -30,6 +30,8 @@ pub(crate) struct Outcome {
     service_us: u64,
     result: Result<u16, ErrorKind>,
     late: bool,
+    /// The stage of a staged run the request belongs to (0 otherwise).
+    stage: u16,
 }
 
 impl Outcome {
@@ -43,7 +45,14 @@ impl Outcome {
             service_us: micros(call.finished.saturating_duration_since(call.started)),
             result: call.outcome,
             late,
+            stage: 0,
         }
+    }
+
+    /// The same outcome, counted in stage `stage`.
+    pub(crate) fn in_stage(mut self, stage: usize) -> Self {
+        self.stage = u16::try_from(stage).unwrap_or(u16::MAX);
+        self
     }
 }
 
@@ -109,6 +118,15 @@ pub(crate) struct Totals {
     pub(crate) latency_ms: Option<LatencySummary>,
     pub(crate) service_time_ms: Option<LatencySummary>,
     pub(crate) timeline: Vec<SecondStats>,
+    /// Per stage (index = stage): requests sent and how many of them started late.
+    pub(crate) stages: Vec<StageCount>,
+}
+
+/// What one stage of a run sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StageCount {
+    pub(crate) sent: u64,
+    pub(crate) late: u64,
 }
 
 struct Tally {
@@ -122,6 +140,7 @@ struct Tally {
     ok: u64,
     failed: u64,
     seconds: Vec<SecondTally>,
+    stages: Vec<StageCount>,
 }
 
 struct SecondTally {
@@ -178,6 +197,7 @@ impl Recorder {
                 ok: 0,
                 failed: 0,
                 seconds: Vec::new(),
+                stages: Vec::new(),
             }),
         }
     }
@@ -246,6 +266,7 @@ impl Recorder {
             latency_ms: summarize(&tally.corrected),
             service_time_ms: summarize(&tally.service),
             timeline,
+            stages: tally.stages.clone(),
         }
     }
 }
@@ -254,6 +275,12 @@ impl Tally {
     fn add(&mut self, outcome: &Outcome) {
         self.sent += 1;
         self.late += u64::from(outcome.late);
+        let stage = usize::from(outcome.stage);
+        if self.stages.len() <= stage {
+            self.stages.resize_with(stage + 1, StageCount::default);
+        }
+        self.stages[stage].sent += 1;
+        self.stages[stage].late += u64::from(outcome.late);
         let second = outcome.second as usize;
         if self.seconds.len() <= second {
             self.seconds.resize_with(second + 1, SecondTally::new);

@@ -102,6 +102,29 @@ pub struct Promised {
     /// Open loop: a request starting later than this after its intended time is late.
     pub late_after_ms: Option<f64>,
     pub timeout_s: f64,
+    /// A staged run: what each stage ramps and to which level (`None` otherwise).
+    pub stages: Option<crate::config::Stages>,
+}
+
+/// What one stage of a staged run delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageResult {
+    /// 1-based, as people count stages.
+    pub number: usize,
+    /// When the stage started and ended, seconds from the run's start.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The level it ramped from and to (workers, or requests per second).
+    pub from: f64,
+    pub to: f64,
+    /// Requests the stage's schedule holds (rate stages; `None` for concurrency).
+    pub promised: Option<u64>,
+    /// Requests sent in the stage (open loop: by intended time; closed: by send time).
+    pub sent: u64,
+    /// Of those, the ones that started late (rate stages).
+    pub late: u64,
+    /// Scheduled requests of the stage never sent (rate stages).
+    pub dropped: u64,
 }
 
 /// How a run fell short of its promise (see [`LoadResult::shortfall`]).
@@ -161,14 +184,28 @@ pub struct LoadResult {
     pub latency_ms: Option<LatencySummary>,
     /// Latency from the actual send (including a connect when one was needed).
     pub service_time_ms: Option<LatencySummary>,
-    /// Per-second series.
+    /// Per-second series (one series across all stages of a staged run).
     pub timeline: Vec<SecondStats>,
+    /// A staged run: what each stage delivered (empty otherwise).
+    pub stages: Vec<StageResult>,
     /// `None` when the engine delivered what was promised; otherwise how it fell
     /// short. A gate must not judge a service on a run that under-delivered.
     pub shortfall: Option<Shortfall>,
 }
 
 impl LoadResult {
+    /// Too many late requests among `sent`, as a reason (prefixed with `what`).
+    fn late_reason(&self, what: &str, late: u64, sent: u64) -> Option<String> {
+        let allowed = (sent as f64 * LATE_TOLERANCE).floor() as u64;
+        (late > allowed).then(|| {
+            format!(
+                "{what}{late} requests started more than {} ms late (more than {:.0} % of {sent})",
+                self.promised.late_after_ms.unwrap_or_default(),
+                LATE_TOLERANCE * 100.0,
+            )
+        })
+    }
+
     /// Whether the engine delivered what was promised (all requests, on schedule,
     /// not cancelled).
     pub fn delivered_as_promised(&self) -> bool {
@@ -192,21 +229,42 @@ impl LoadResult {
                 missing + self.sent
             ));
         }
-        if self.dropped > 0 {
-            reasons.push(format!(
-                "{} scheduled requests could not start within the {} s timeout",
-                self.dropped, self.promised.timeout_s
-            ));
+        if self.stages.is_empty() {
+            if self.dropped > 0 {
+                reasons.push(format!(
+                    "{} scheduled requests could not start within the {} s timeout",
+                    self.dropped, self.promised.timeout_s
+                ));
+            }
+            if let Some(reason) = self.late_reason("", self.late, self.sent) {
+                reasons.push(reason);
+            }
         }
-        let late_allowed = (self.sent as f64 * LATE_TOLERANCE).floor() as u64;
-        if self.late > late_allowed {
-            reasons.push(format!(
-                "{} requests started more than {} ms late (more than {:.0} % of {})",
-                self.late,
-                self.promised.late_after_ms.unwrap_or_default(),
-                LATE_TOLERANCE * 100.0,
-                self.sent
-            ));
+        // A staged run is judged stage by stage: a late ramp-up cannot hide behind a
+        // punctual trickle.
+        for stage in &self.stages {
+            let name = format!(
+                "stage {} ({:.0}-{:.0} s, {} -> {}): ",
+                stage.number, stage.start_s, stage.end_s, stage.from, stage.to
+            );
+            if let Some(promised) = stage.promised
+                && !self.cancelled
+                && stage.sent + stage.dropped < promised
+            {
+                reasons.push(format!(
+                    "{name}sent {} of {promised} scheduled requests",
+                    stage.sent
+                ));
+            }
+            if stage.dropped > 0 {
+                reasons.push(format!(
+                    "{name}{} scheduled requests could not start within the {} s timeout",
+                    stage.dropped, self.promised.timeout_s
+                ));
+            }
+            if let Some(reason) = self.late_reason(&name, stage.late, stage.sent) {
+                reasons.push(reason);
+            }
         }
         if reasons.is_empty() {
             None

@@ -36,6 +36,27 @@ impl fmt::Display for LoadResult {
             write!(f, ", {duration} s")?;
         }
         writeln!(f, "{}", if self.cancelled { " (cancelled)" } else { "" })?;
+        for stage in &self.stages {
+            let unit = match promised.stages.as_ref().map(|s| s.ramped) {
+                Some(crate::config::Ramped::Rate) => " req/s",
+                _ => " workers",
+            };
+            writeln!(
+                f,
+                "  Stage {} ({:.0}-{:.0} s): {}{unit} -> {}{unit}, sent {}{}",
+                stage.number,
+                stage.start_s,
+                stage.end_s,
+                stage.from,
+                stage.to,
+                stage.sent,
+                if stage.late + stage.dropped > 0 {
+                    format!(" (late {}, dropped {})", stage.late, stage.dropped)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
 
         writeln!(
             f,

@@ -31,6 +31,7 @@ pub fn load(sent: u64, ok: u64, rps: &[u64], p95_ms: f64) -> LoadResult {
             max_in_flight: None,
             late_after_ms: None,
             timeout_s: 10.0,
+            stages: None,
         },
         cancelled: false,
         sent,
@@ -65,6 +66,7 @@ pub fn load(sent: u64, ok: u64, rps: &[u64], p95_ms: f64) -> LoadResult {
                 p99_ms: Some(p95_ms * 1.5),
             })
             .collect(),
+        stages: Vec::new(),
         shortfall: None,
     }
 }

@@ -7,4 +7,5 @@ mod counts;
 mod errors;
 mod http;
 mod open_loop;
+mod stages;
 mod targets;

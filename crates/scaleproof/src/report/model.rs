@@ -283,6 +283,10 @@ pub struct LoadReport {
     pub service_time_ms: Option<LatencyReport>,
     /// One entry per second of the run.
     pub timeline: Vec<SecondReport>,
+    /// A staged run (`[[scenario.stages]]`): what each stage delivered; empty
+    /// otherwise. The per-second `timeline` spans all stages.
+    #[serde(default)]
+    pub stages: Vec<StageReport>,
     /// Null when the engine delivered what was promised; else how it fell short.
     pub shortfall: Option<ShortfallReport>,
 }
@@ -316,6 +320,50 @@ pub struct PromisedReport {
     pub late_after_ms: Option<f64>,
     /// Per-request timeout.
     pub timeout_s: f64,
+    /// A staged run: what the stages ramp (`concurrency` or `rate`), the level at
+    /// the start, and each stage's length and target level.
+    #[serde(default)]
+    pub stages: Option<PromisedStagesReport>,
+}
+
+/// The stages a staged run was asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromisedStagesReport {
+    /// `concurrency` (closed-loop workers) or `rate` (open-loop requests per second).
+    pub ramped: String,
+    /// The level at the start of the run.
+    pub start: f64,
+    /// Each stage: its length and the level it ramps to (linearly from the
+    /// previous stage's level).
+    pub stages: Vec<PromisedStageReport>,
+}
+
+/// One stage as asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromisedStageReport {
+    pub duration_s: f64,
+    pub target: f64,
+}
+
+/// What one stage of a staged run delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StageReport {
+    /// 1-based.
+    pub number: usize,
+    /// When the stage started and ended, seconds from the load's start.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// The level it ramped from and to (workers, or requests per second).
+    pub from: f64,
+    pub to: f64,
+    /// Requests the stage's schedule held (rate stages).
+    pub promised: Option<u64>,
+    /// Requests sent in the stage.
+    pub sent: u64,
+    /// Of those, the ones that started late (rate stages).
+    pub late: u64,
+    /// Scheduled requests of the stage never sent (rate stages).
+    pub dropped: u64,
 }
 
 /// Requests without an HTTP response, by cause.
@@ -599,6 +647,21 @@ impl From<&LoadResult> for LoadReport {
             latency_ms: l.latency_ms.as_ref().map(LatencyReport::from),
             service_time_ms: l.service_time_ms.as_ref().map(LatencyReport::from),
             timeline: l.timeline.iter().map(SecondReport::from).collect(),
+            stages: l
+                .stages
+                .iter()
+                .map(|s| StageReport {
+                    number: s.number,
+                    start_s: s.start_s,
+                    end_s: s.end_s,
+                    from: s.from,
+                    to: s.to,
+                    promised: s.promised,
+                    sent: s.sent,
+                    late: s.late,
+                    dropped: s.dropped,
+                })
+                .collect(),
             shortfall: l.shortfall.as_ref().map(ShortfallReport::from),
         }
     }
@@ -616,6 +679,21 @@ impl From<&Promised> for PromisedReport {
             max_in_flight: p.max_in_flight,
             late_after_ms: p.late_after_ms,
             timeout_s: p.timeout_s,
+            stages: p.stages.as_ref().map(|s| PromisedStagesReport {
+                ramped: match s.ramped {
+                    scaleproof_load::Ramped::Concurrency => "concurrency".into(),
+                    scaleproof_load::Ramped::Rate => "rate".into(),
+                },
+                start: s.start,
+                stages: s
+                    .stages
+                    .iter()
+                    .map(|stage| PromisedStageReport {
+                        duration_s: stage.duration.as_secs_f64(),
+                        target: stage.target,
+                    })
+                    .collect(),
+            }),
         }
     }
 }
