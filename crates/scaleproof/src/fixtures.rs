@@ -98,6 +98,7 @@ pub fn timeline(rows: &[(f64, u32, u32, Option<u32>)]) -> Timeline {
                 desired_replicas: Some(desired),
                 current_replicas: Some(desired),
                 ready_replicas: ready,
+                terminating_replicas: 0,
                 cpu_utilization_pct: cpu,
                 cpu_target_pct: 50,
                 replicas: Vec::new(),

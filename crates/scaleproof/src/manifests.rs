@@ -220,13 +220,15 @@ impl Manifests {
 /// Per-scenario changes to the HPA of `k8s/hpa.yaml` (for example `maxReplicas: 1`
 /// to show what happens when scaling is not allowed). `None` keeps the manifest's
 /// value. Both backends apply them to the same typed object before use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HpaOverrides {
     pub min_replicas: Option<i32>,
     pub max_replicas: Option<i32>,
     /// Target average CPU utilization, percent of the request.
     pub target_cpu_pct: Option<i32>,
+    /// Laid over the manifest's `spec.behavior`, field by field
+    /// (`crate::scenario::behavior::overlay`).
+    pub behavior: Option<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior>,
 }
 
 impl HpaOverrides {
@@ -266,6 +268,14 @@ impl HpaOverrides {
                     || bad("has no cpu resource metric to override the target of".into()),
                 )?;
             cpu.target.average_utilization = Some(target);
+        }
+        if let Some(behavior) = &self.behavior {
+            let merged = crate::scenario::behavior::overlay(spec.behavior.as_ref(), behavior);
+            let errors = crate::scenario::behavior::validate(&merged);
+            if !errors.is_empty() {
+                return Err(bad(format!("spec.behavior: {}", errors.join("; "))));
+            }
+            spec.behavior = Some(merged);
         }
         let min = spec.min_replicas.unwrap_or(1);
         if min < 1 || spec.max_replicas < min {

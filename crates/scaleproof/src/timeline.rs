@@ -17,6 +17,8 @@ pub struct ScaleSample {
     pub current_replicas: Option<u32>,
     /// Replicas that pass their readiness probe and receive traffic.
     pub ready_replicas: u32,
+    /// Pods being stopped (deleted, not gone yet): a scale-down in progress.
+    pub terminating_replicas: u32,
     /// Average CPU utilization in percent of the CPU request, as the HPA computed it
     /// (`None` while no metric is available yet).
     pub cpu_utilization_pct: Option<u32>,
@@ -159,6 +161,67 @@ impl Timeline {
             .map(|s| s.t_s)
     }
 
+    /// Seconds from `from_s` until the first sample (at or after it) where the HPA
+    /// wants `min` replicas and exactly `min` are ready; `None` if that never came.
+    pub fn back_to_min_s(&self, min: u32, from_s: f64) -> Option<f64> {
+        self.samples
+            .iter()
+            .filter(|s| s.t_s >= from_s)
+            .find(|s| s.desired_replicas == Some(min) && s.ready_replicas == min)
+            .map(|s| s.t_s - from_s)
+    }
+
+    /// The time spans in which a pod was terminating, widened to the neighbouring
+    /// samples (a pod that stopped between two samples was terminating somewhere in
+    /// between): `(from_s, to_s)`, merged when they touch.
+    pub fn terminating_windows(&self) -> Vec<(f64, f64)> {
+        let mut windows: Vec<(f64, f64)> = Vec::new();
+        for (i, sample) in self.samples.iter().enumerate() {
+            if sample.terminating_replicas == 0 {
+                continue;
+            }
+            let from = i
+                .checked_sub(1)
+                .and_then(|p| self.samples.get(p))
+                .map_or(sample.t_s, |p| p.t_s);
+            let to = self.samples.get(i + 1).map_or(sample.t_s, |n| n.t_s);
+            match windows.last_mut() {
+                Some(last) if from <= last.1 => last.1 = last.1.max(to),
+                _ => windows.push((from, to)),
+            }
+        }
+        windows
+    }
+
+    /// How often the desired replica count turned around (up then down, or down
+    /// then up). Samples without HPA status are skipped.
+    pub fn direction_changes(&self) -> u32 {
+        let mut changes = 0;
+        let mut last_direction: Option<std::cmp::Ordering> = None;
+        let mut previous: Option<u32> = None;
+        for desired in self.samples.iter().filter_map(|s| s.desired_replicas) {
+            if let Some(before) = previous {
+                let direction = desired.cmp(&before);
+                if direction != std::cmp::Ordering::Equal {
+                    if last_direction.is_some_and(|d| d != direction) {
+                        changes += 1;
+                    }
+                    last_direction = Some(direction);
+                }
+            }
+            previous = Some(desired);
+        }
+        changes
+    }
+
+    /// The highest CPU utilization the HPA reported.
+    pub fn peak_cpu_utilization_pct(&self) -> Option<u32> {
+        self.samples
+            .iter()
+            .filter_map(|s| s.cpu_utilization_pct)
+            .max()
+    }
+
     /// Whether any sample carried a CPU utilization metric.
     pub fn has_metrics(&self) -> bool {
         self.samples.iter().any(|s| s.cpu_utilization_pct.is_some())
@@ -182,11 +245,39 @@ mod tests {
             desired_replicas: Some(desired),
             current_replicas: Some(current),
             ready_replicas: current,
+            terminating_replicas: 0,
             cpu_utilization_pct: Some(100),
             cpu_target_pct: 50,
             replicas: Vec::new(),
             conditions: Vec::new(),
         }
+    }
+
+    #[test]
+    fn scale_down_direction_changes_and_terminating_windows() {
+        let mut samples = vec![
+            sample(0.0, 1, 1),
+            sample(1.0, 3, 1),
+            sample(2.0, 3, 3),
+            sample(3.0, 2, 3),
+            sample(4.0, 1, 2),
+            sample(5.0, 1, 1),
+            sample(6.0, 2, 1),
+        ];
+        samples[3].terminating_replicas = 1;
+        samples[4].terminating_replicas = 1;
+        samples[5].ready_replicas = 1;
+        let timeline = Timeline {
+            start_replicas: Some(1),
+            samples,
+            events: Vec::new(),
+        };
+        // Up, down, up again: two turns.
+        assert_eq!(timeline.direction_changes(), 2);
+        assert_eq!(timeline.terminating_windows(), vec![(2.0, 5.0)]);
+        assert_eq!(timeline.back_to_min_s(1, 2.5), Some(2.5));
+        assert_eq!(timeline.back_to_min_s(1, 5.5), None, "wanted 2 again");
+        assert_eq!(timeline.peak_cpu_utilization_pct(), Some(100));
     }
 
     #[test]

@@ -238,6 +238,7 @@ async fn run_step(
                 cgroups,
                 log_dir: settings.log_dir.clone(),
                 timing: *timing,
+                termination: Default::default(),
             })
             .await
             .map_err(|e| BackendError::Invalid(e.to_string()))?;

@@ -209,6 +209,10 @@ pub fn sample(
         desired_replicas: synced.then(|| count(Some(status.desired_replicas))),
         current_replicas: synced.then(|| count(status.current_replicas)),
         ready_replicas: replicas.iter().filter(|r| r.ready).count() as u32,
+        terminating_replicas: pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .count() as u32,
         cpu_utilization_pct: cpu_utilization_pct.and_then(|u| u32::try_from(u).ok()),
         cpu_target_pct: count(cpu_target_pct),
         replicas,
@@ -262,8 +266,37 @@ pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String
             .find(|c| c.type_ == "ScalingLimited" && c.status == "True")
             .cloned()
     };
-    if let (None, Some(c)) = (limited(previous), limited(next)) {
-        messages.push(format!("scaling limited: {}: {}", c.reason, c.message));
+    match (limited(previous), limited(next)) {
+        (None, Some(c)) => messages.push(format!("scaling limited: {}: {}", c.reason, c.message)),
+        (Some(a), Some(b)) if a.reason != b.reason => {
+            messages.push(format!("scaling limited: {}: {}", b.reason, b.message));
+        }
+        _ => {}
+    }
+    // The stabilization window holding a change back (upstream's AbleToScale reasons
+    // ScaleDownStabilized / ScaleUpStabilized): why replicas stay while load changed.
+    let stabilized = |s: &ScaleSample| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "AbleToScale" && c.reason.ends_with("Stabilized"))
+            .cloned()
+    };
+    if let (None, Some(c)) = (stabilized(previous), stabilized(next)) {
+        let direction = if c.reason.starts_with("ScaleDown") {
+            "scale-down"
+        } else {
+            "scale-up"
+        };
+        messages.push(format!(
+            "{direction} held by the stabilization window: {}",
+            c.message
+        ));
+    }
+    if next.terminating_replicas != previous.terminating_replicas {
+        messages.push(format!(
+            "pods terminating {} -> {}",
+            previous.terminating_replicas, next.terminating_replicas
+        ));
     }
     if next.ready_replicas != previous.ready_replicas {
         messages.push(format!(
@@ -313,6 +346,7 @@ mod tests {
             desired_replicas: Some(desired),
             current_replicas: Some(desired),
             ready_replicas: ready,
+            terminating_replicas: 0,
             cpu_utilization_pct: utilization,
             cpu_target_pct: 50,
             replicas: Vec::new(),

@@ -205,6 +205,12 @@ pub async fn run_scenario(
         bounds: Bounds::from(bounds),
         duration_s: started.elapsed().as_secs_f64(),
         reset_s,
+        hpa: scenario
+            .hpa
+            .apply_to(&ctx.manifests.hpa)
+            .ok()
+            .and_then(|h| h.spec)
+            .and_then(|spec| serde_json::to_value(spec).ok()),
         load: load.as_ref().map(LoadReport::from),
         first_scale_up_s: timeline.first_scale_up_s(),
         timeline: TimelineReport::from(&timeline),

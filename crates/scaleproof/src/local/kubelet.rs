@@ -63,6 +63,19 @@ pub struct PodStats {
 /// The kubelet's view of its running pods, for the metrics scraper.
 pub type Stats = Arc<Mutex<BTreeMap<Key, (String, PodStats)>>>;
 
+/// How the kubelet stops a deleted pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TerminationOrder {
+    /// As a cluster does: the pod leaves the Service's endpoints, its preStop hook
+    /// runs, then SIGTERM, and SIGKILL once the grace period is spent.
+    #[default]
+    Graceful,
+    /// Broken on purpose, for tests that must see a scale-down fail requests: SIGKILL
+    /// at once, while the endpoint stays published for `endpoint_lag` (kube-proxy
+    /// catching up with a pod that had no preStop pause to cover it).
+    Abrupt { endpoint_lag: Duration },
+}
+
 /// What the kubelet needs to start containers.
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
@@ -74,6 +87,7 @@ pub struct KubeletConfig {
     pub timing: Timing,
     /// This run's record of the processes it started, for a later run's sweep.
     pub registry: Arc<Registry>,
+    pub termination: TerminationOrder,
 }
 
 pub struct Kubelet {
@@ -121,6 +135,8 @@ struct Exit {
 }
 
 struct Terminating {
+    /// [`TerminationOrder::Abrupt`]: the endpoint stays published until then.
+    endpoint_until: Option<Instant>,
     prestop_until: Instant,
     /// Set once SIGTERM went out: when SIGKILL follows.
     kill_at: Option<Instant>,
@@ -207,6 +223,7 @@ impl Kubelet {
     /// terminating (the EndpointSlice controller marks a terminating pod not ready at
     /// once, so it leaves before its preStop hook and SIGTERM).
     fn publish_endpoints(&self) {
+        let now = Instant::now();
         let (services, _) = self.store.list(
             Resource::Service,
             None,
@@ -231,8 +248,7 @@ impl Kubelet {
                     && runtime.key.namespace == namespace
                     && selector.iter().all(|(k, v)| labels.get(k) == Some(v));
                 if selected
-                    && runtime.ready
-                    && runtime.terminating.is_none()
+                    && runtime.serves_traffic(now)
                     && let Some(run) = &runtime.run
                 {
                     ready.push(run.replica.addr);
@@ -346,14 +362,14 @@ impl PodRuntime {
     ) -> bool {
         let deleting = !self.object["metadata"]["deletionTimestamp"].is_null();
         if deleting && self.terminating.is_none() {
-            self.begin_termination(now, store);
+            self.begin_termination(now, store, config.termination);
         }
         if let Some(terminating) = &mut self.terminating {
             let Some(run) = &mut self.run else {
                 return true; // nothing runs: nothing to stop
             };
             if run.replica.exit_status().is_some() {
-                return true;
+                return terminating.endpoint_until.is_none_or(|until| now >= until);
             }
             match terminating.kill_at {
                 None if now >= terminating.prestop_until => {
@@ -528,7 +544,7 @@ impl PodRuntime {
         }
     }
 
-    fn begin_termination(&mut self, now: Instant, store: &Store) {
+    fn begin_termination(&mut self, now: Instant, store: &Store, order: TerminationOrder) {
         let grace = Duration::from_secs(
             self.object["metadata"]["deletionGracePeriodSeconds"]
                 .as_u64()
@@ -541,6 +557,7 @@ impl PodRuntime {
                 .map(Duration::from_secs)
                 .unwrap_or_default()
                 .min(grace);
+        let was_serving = self.ready;
         self.set_ready(false);
         if self.run.is_some() {
             events::record(
@@ -553,10 +570,31 @@ impl PodRuntime {
             );
         }
         self.terminating = Some(Terminating {
+            endpoint_until: None,
             prestop_until: now + prestop,
             kill_at: None,
             grace: grace.saturating_sub(prestop),
         });
+        if let TerminationOrder::Abrupt { endpoint_lag } = order {
+            if let Some(run) = &mut self.run {
+                run.replica.kill();
+            }
+            self.terminating = Some(Terminating {
+                endpoint_until: was_serving.then_some(now + endpoint_lag),
+                prestop_until: now,
+                kill_at: Some(now),
+                grace: Duration::ZERO,
+            });
+        }
+    }
+
+    /// Whether the pod's address is in the Service's endpoints: ready and not
+    /// terminating (or, with [`TerminationOrder::Abrupt`], not yet caught up with).
+    fn serves_traffic(&self, now: Instant) -> bool {
+        match &self.terminating {
+            None => self.ready,
+            Some(t) => t.endpoint_until.is_some_and(|until| now < until),
+        }
     }
 
     /// The pod's `status`, in the kubelet's shape (conditions in its order,

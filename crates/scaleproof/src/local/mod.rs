@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use cgroup::{CgroupDriver, CpuLimitMode};
+pub use kubelet::TerminationOrder;
 pub use timing::{Timing, TimingPreset};
 
 use api::resource::Resource;
@@ -73,6 +74,8 @@ pub struct SimSettings {
     /// Where container logs go (`<pod>.<container>.<run>.log`).
     pub log_dir: PathBuf,
     pub timing: Timing,
+    /// How deleted pods stop: as a cluster does, unless a test breaks it on purpose.
+    pub termination: TerminationOrder,
 }
 
 /// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
@@ -128,6 +131,7 @@ impl SimCluster {
                 log_dir: settings.log_dir.clone(),
                 timing: settings.timing,
                 registry: Arc::clone(&registry),
+                termination: settings.termination,
             },
             Arc::clone(&store),
             logs,

@@ -171,11 +171,14 @@ pub struct ScenarioReport {
     pub bounds: Bounds,
     /// Wall time of the whole scenario (starting replicas or the reset included).
     pub duration_s: f64,
-    /// Cluster backends: how long the reset to a fresh deploy's state took (HPA
-    /// absent for two sync periods, one ready pod, its CPU below target); null on the
-    /// local backend, whose replicas start fresh.
+    /// How long the reset to a fresh deploy's state took (HPA absent for two sync
+    /// periods, one ready pod, its CPU below target); null when it did not happen.
     #[serde(default)]
     pub reset_s: Option<f64>,
+    /// The HPA's `spec` as applied for this scenario (autoscaling/v2, after the
+    /// scenario's `[scenario.hpa]` overrides, behavior included).
+    #[serde(default)]
+    pub hpa: Option<serde_json::Value>,
     /// What the load engine measured; null when the scenario failed before or
     /// during load.
     pub load: Option<LoadReport>,
@@ -205,6 +208,7 @@ impl ScenarioReport {
             bounds: Bounds { min: 0, max: 0 },
             duration_s,
             reset_s: None,
+            hpa: None,
             load: None,
             timeline: TimelineReport::default(),
             first_scale_up_s: None,
@@ -462,6 +466,9 @@ pub struct SampleReport {
     pub current_replicas: Option<u32>,
     /// Replicas that pass their readiness probe and receive traffic.
     pub ready_replicas: u32,
+    /// Pods being stopped (deleted, not gone yet): a scale-down in progress.
+    #[serde(default)]
+    pub terminating_replicas: u32,
     /// Average CPU utilization in percent of the request, as the HPA computed it;
     /// null while no metric is available.
     pub cpu_utilization_pct: Option<u32>,
@@ -583,6 +590,7 @@ impl From<&ScaleSample> for SampleReport {
             desired_replicas: s.desired_replicas,
             current_replicas: s.current_replicas,
             ready_replicas: s.ready_replicas,
+            terminating_replicas: s.terminating_replicas,
             cpu_utilization_pct: s.cpu_utilization_pct,
             cpu_target_pct: s.cpu_target_pct,
             replicas: s.replicas.iter().map(ReplicaReport::from).collect(),

@@ -115,6 +115,24 @@ fn replicas_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError
         .map_err(err)?
         .label("ready")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], GREEN));
+    // A scale-down in progress: pods deleted and still stopping.
+    if s.timeline
+        .samples
+        .iter()
+        .any(|x| x.terminating_replicas > 0)
+    {
+        let terminating = steps(
+            s.timeline
+                .samples
+                .iter()
+                .map(|x| (x.t_s, f64::from(x.terminating_replicas))),
+        );
+        chart
+            .draw_series(LineSeries::new(terminating, MAGENTA.stroke_width(2)))
+            .map_err(err)?
+            .label("terminating")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], MAGENTA));
+    }
     let (x0, x1) = time_span(s);
     let max = f64::from(s.bounds.max);
     chart

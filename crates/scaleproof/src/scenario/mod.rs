@@ -21,6 +21,11 @@ use toml::Spanned;
 use crate::backend::BackendKind;
 use crate::manifests::HpaOverrides;
 
+pub mod behavior;
+mod stages;
+
+pub use stages::NamedStages;
+
 /// Where in which file something is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -59,6 +64,41 @@ pub struct StressConfig {
     pub backend: Backends,
     pub scenarios: Vec<Scenario>,
     pub compare: Vec<Comparison>,
+    pub baseline: BaselineMargins,
+}
+
+/// `[baseline]`: how much worse than the baseline (`--baseline`, main's last run
+/// in the PR workflow) a metric may get before the run fails, as fractions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineMargins {
+    /// p95 latency may rise by this much.
+    pub p95: f64,
+    /// Throughput may fall by this much.
+    pub throughput: f64,
+    /// The time to the first scale-up may grow by this much (plus one sample period).
+    pub first_scale_up: f64,
+}
+
+impl Default for BaselineMargins {
+    fn default() -> Self {
+        let d = crate::report::baseline::DEFAULT_MARGIN;
+        BaselineMargins {
+            p95: d,
+            throughput: d,
+            first_scale_up: d,
+        }
+    }
+}
+
+impl BaselineMargins {
+    /// Every margin set to `margin` (`--baseline-margin`).
+    pub fn all(margin: f64) -> Self {
+        BaselineMargins {
+            p95: margin,
+            throughput: margin,
+            first_scale_up: margin,
+        }
+    }
 }
 
 /// What is under test, validated: the request is in the load engine's own types.
@@ -224,6 +264,27 @@ pub enum Expectation {
     /// Throughput in the second half of the load is not higher than in the first
     /// half by more than the given fraction (no scaling gain while restricted).
     ThroughputPlateaus,
+    /// After demand drops, ready replicas are back at minReplicas within N s.
+    ScaleDownWithinS {
+        within_s: f64,
+        from: DemandDrop,
+    },
+    /// Requests that failed while any pod was terminating: at most N.
+    MaxFailedDuringScaleDown(u64),
+    /// The desired replica count changes direction (up, then down, ...) at most N
+    /// times: a flapping guard.
+    MaxReplicaDirectionChanges(u32),
+    /// The HPA's CPU utilization never exceeds N percent of the request.
+    MaxCpuUtilizationPct(u32),
+}
+
+/// When demand drops, for `scale_down_within_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DemandDrop {
+    /// When the load ends.
+    LoadEnd,
+    /// When the named stage starts, `at_s` seconds after the load started.
+    Stage { name: String, at_s: f64 },
 }
 
 /// One scenario: a load shape, optional HPA overrides and its expectations.
@@ -235,6 +296,8 @@ pub struct Scenario {
     /// waiting for responses, as the original load_test.py) or open loop (arrivals
     /// at a rate, ramped or not, latency from the intended send time).
     pub load: Mode,
+    /// A staged load's stage names (`None` otherwise).
+    pub stages: Option<NamedStages>,
     pub hpa: HpaOverrides,
     /// Keep watching the autoscaler this long after the load ends.
     pub observe_after_s: f64,
@@ -248,6 +311,7 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     pub load: Mode,
+    pub stages: Option<NamedStages>,
     pub observe_after_s: f64,
     pub expect: Vec<Expectation>,
 }
@@ -259,6 +323,7 @@ impl Scenario {
         let mut scenario = self.clone();
         if let Some(variant) = self.variants.get(&profile) {
             scenario.load = variant.load.clone();
+            scenario.stages = variant.stages.clone();
             scenario.observe_after_s = variant.observe_after_s;
             scenario.expect = variant.expect.clone();
         }
@@ -290,6 +355,28 @@ struct RawConfig {
     scenario: Vec<RawScenario>,
     #[serde(default)]
     compare: Vec<RawComparison>,
+    #[serde(default)]
+    baseline: RawBaseline,
+}
+
+/// `[baseline]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    p95_margin: Option<Spanned<f64>>,
+    throughput_margin: Option<Spanned<f64>>,
+    first_scale_up_margin: Option<Spanned<f64>>,
+}
+
+/// `[scenario.hpa]` as written.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawHpa {
+    min_replicas: Option<i32>,
+    max_replicas: Option<i32>,
+    target_cpu_pct: Option<i32>,
+    /// autoscaling/v2 `spec.behavior` fields, laid over the manifest's.
+    behavior: Option<Spanned<toml::Value>>,
 }
 
 fn default_target() -> RawTarget {
@@ -314,8 +401,9 @@ struct RawScenario {
     rate: Option<Spanned<f64>>,
     ramp_to: Option<Spanned<f64>>,
     max_in_flight: Option<Spanned<u32>>,
+    stages: Option<Vec<stages::RawStage>>,
     #[serde(default)]
-    hpa: HpaOverrides,
+    hpa: RawHpa,
     #[serde(default)]
     observe_after_s: Option<Spanned<f64>>,
     #[serde(default)]
@@ -348,6 +436,7 @@ struct RawVariant {
     rate: Option<Spanned<f64>>,
     ramp_to: Option<Spanned<f64>>,
     max_in_flight: Option<Spanned<u32>>,
+    stages: Option<Vec<stages::RawStage>>,
     observe_after_s: Option<Spanned<f64>>,
     #[serde(default)]
     expect: RawExpect,
@@ -364,12 +453,14 @@ impl RawScenario {
         let mode_given = variant.concurrency.is_some()
             || variant.rate.is_some()
             || variant.ramp_to.is_some()
-            || variant.max_in_flight.is_some();
+            || variant.max_in_flight.is_some()
+            || variant.stages.is_some();
         if mode_given {
             merged.concurrency = variant.concurrency.clone();
             merged.rate = variant.rate.clone();
             merged.ramp_to = variant.ramp_to.clone();
             merged.max_in_flight = variant.max_in_flight.clone();
+            merged.stages = variant.stages.clone();
         }
         if variant.observe_after_s.is_some() {
             merged.observe_after_s = variant.observe_after_s.clone();
@@ -394,6 +485,12 @@ pub(crate) struct RawExpect {
     scale_up_within_s: Option<Spanned<f64>>,
     scaling_limited: Option<Spanned<bool>>,
     throughput_plateaus: Option<Spanned<bool>>,
+    scale_down_within_s: Option<Spanned<f64>>,
+    /// The stage whose start is the drop in demand (default: the load's end).
+    scale_down_from: Option<Spanned<String>>,
+    max_failed_during_scale_down: Option<Spanned<u64>>,
+    max_replica_direction_changes: Option<Spanned<u32>>,
+    max_cpu_utilization_pct: Option<Spanned<u32>>,
 }
 
 impl RawExpect {
@@ -416,6 +513,11 @@ impl RawExpect {
             scale_up_within_s,
             scaling_limited,
             throughput_plateaus,
+            scale_down_within_s,
+            scale_down_from,
+            max_failed_during_scale_down,
+            max_replica_direction_changes,
+            max_cpu_utilization_pct,
         )
     }
 }
@@ -596,6 +698,36 @@ impl StressConfig {
                 min_ratio: c.min_ratio.map(Spanned::into_inner),
             });
         }
+        let mut baseline = BaselineMargins::default();
+        for (key, value, slot) in [
+            (
+                "baseline.p95_margin",
+                &raw.baseline.p95_margin,
+                &mut baseline.p95,
+            ),
+            (
+                "baseline.throughput_margin",
+                &raw.baseline.throughput_margin,
+                &mut baseline.throughput,
+            ),
+            (
+                "baseline.first_scale_up_margin",
+                &raw.baseline.first_scale_up_margin,
+                &mut baseline.first_scale_up,
+            ),
+        ] {
+            if let Some(v) = value {
+                let x = *v.get_ref();
+                if !(x.is_finite() && (0.0..=10.0).contains(&x)) {
+                    return Err(at.error(
+                        Some(v.span()),
+                        key,
+                        format!("is a fraction between 0 and 10 (0.3 allows 30 % worse), got {x}"),
+                    ));
+                }
+                *slot = x;
+            }
+        }
         let raw_target = raw.target;
         Ok(StressConfig {
             path: path.to_path_buf(),
@@ -610,6 +742,7 @@ impl StressConfig {
             backend: raw.backend,
             scenarios,
             compare,
+            baseline,
         })
     }
 
@@ -769,7 +902,13 @@ impl StressConfig {
         .map(|(_, expectation)| expectation)
         .collect();
         let max = scenario.hpa.max_replicas;
-        let added = validate_expect(&at, "expect", raw, max.map(|m| m.max(0) as u32))?;
+        let added = validate_expect(
+            &at,
+            "expect",
+            raw,
+            max.map(|m| m.max(0) as u32),
+            scenario.stages.as_ref(),
+        )?;
         // The override holds on every backend, variants included.
         let lists = std::iter::once(&mut scenario.expect)
             .chain(scenario.variants.values_mut().map(|v| &mut v.expect));
@@ -919,99 +1058,165 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         .map(|d| positive(at, &format!("{key}.duration_s"), d))
         .transpose()?;
     let requests = s.requests.as_ref().map(|r| *r.get_ref());
-    let load = match (&s.rate, &s.concurrency) {
-        (Some(rate), concurrency) => {
-            if let Some(c) = concurrency {
-                return Err(at.error(Some(c.span()), &format!("{key}.concurrency"), "conflicts with `rate`: a scenario is either closed-loop (concurrency) or open-loop (rate)"));
+    let staged = match &s.stages {
+        None => None,
+        Some(raw) => {
+            // A staged scenario's load is its stages, and nothing else.
+            let conflicts = [
+                ("requests", s.requests.as_ref().map(Spanned::span)),
+                ("duration_s", s.duration_s.as_ref().map(Spanned::span)),
+                ("concurrency", s.concurrency.as_ref().map(Spanned::span)),
+                ("rate", s.rate.as_ref().map(Spanned::span)),
+                ("ramp_to", s.ramp_to.as_ref().map(Spanned::span)),
+            ];
+            if let Some((field, span)) = conflicts.into_iter().find(|(_, span)| span.is_some()) {
+                return Err(at.error(
+                    span,
+                    &format!("{key}.{field}"),
+                    "conflicts with `stages`: a staged scenario's load is its stages (each with \
+                     `duration_s` and a `rate` or `concurrency`)",
+                ));
             }
-            let rate_v = positive(at, &format!("{key}.rate"), rate)?;
-            let ramp_to = s
-                .ramp_to
+            Some(stages::validate(at, &format!("{key}.stages"), raw)?)
+        }
+    };
+    let load = if let Some(named) = &staged {
+        if let Some(m) = &s.max_in_flight
+            && *m.get_ref() == 0
+        {
+            return Err(at.error(
+                Some(m.span()),
+                &format!("{key}.max_in_flight"),
+                "must be at least 1",
+            ));
+        }
+        Mode::Staged {
+            stages: named.stages.clone(),
+            max_in_flight: s
+                .max_in_flight
                 .as_ref()
-                .map(|r| positive(at, &format!("{key}.ramp_to"), r))
-                .transpose()?;
-            if requests.is_none() && duration_s.is_none() {
-                return Err(at.error(
-                    Some(rate.span()),
-                    key,
-                    "an open-loop scenario needs `requests` or `duration_s`",
-                ));
-            }
-            if let Some(r) = &s.ramp_to
-                && duration_s.is_none()
-            {
-                return Err(at.error(
-                    Some(r.span()),
-                    &format!("{key}.ramp_to"),
-                    "needs `duration_s`: the ramp runs over the scenario's duration",
-                ));
-            }
-            if let (Some(r), Some(_), None) = (&s.requests, duration_s, &s.ramp_to) {
-                return Err(at.error(
+                .map_or(scaleproof_load::DEFAULT_MAX_IN_FLIGHT, |m| *m.get_ref()),
+        }
+    } else {
+        match (&s.rate, &s.concurrency) {
+            (Some(rate), concurrency) => {
+                if let Some(c) = concurrency {
+                    return Err(at.error(Some(c.span()), &format!("{key}.concurrency"), "conflicts with `rate`: a scenario is either closed-loop (concurrency) or open-loop (rate)"));
+                }
+                let rate_v = positive(at, &format!("{key}.rate"), rate)?;
+                let ramp_to = s
+                    .ramp_to
+                    .as_ref()
+                    .map(|r| positive(at, &format!("{key}.ramp_to"), r))
+                    .transpose()?;
+                if requests.is_none() && duration_s.is_none() {
+                    return Err(at.error(
+                        Some(rate.span()),
+                        key,
+                        "an open-loop scenario needs `requests` or `duration_s`",
+                    ));
+                }
+                if let Some(r) = &s.ramp_to
+                    && duration_s.is_none()
+                {
+                    return Err(at.error(
+                        Some(r.span()),
+                        &format!("{key}.ramp_to"),
+                        "needs `duration_s`: the ramp runs over the scenario's duration",
+                    ));
+                }
+                if let (Some(r), Some(_), None) = (&s.requests, duration_s, &s.ramp_to) {
+                    return Err(at.error(
                     Some(r.span()),
                     &format!("{key}.requests"),
                     "conflicts with `duration_s`: give one of them (both only with `ramp_to`, to ramp over duration_s and stop after requests)",
                 ));
-            }
-            if let Some(m) = &s.max_in_flight
-                && *m.get_ref() == 0
-            {
-                return Err(at.error(
-                    Some(m.span()),
-                    &format!("{key}.max_in_flight"),
-                    "must be at least 1",
-                ));
-            }
-            // Validated above: a ramp always has a duration to ramp over.
-            let rate = match (ramp_to, duration_s) {
-                (Some(to), Some(over)) => Rate::ramp(rate_v, to, Duration::from_secs_f64(over)),
-                _ => Rate::constant(rate_v),
-            };
-            Mode::Open {
-                rate,
-                stop: stop(requests, duration_s),
-                max_in_flight: s
-                    .max_in_flight
-                    .as_ref()
-                    .map_or(scaleproof_load::DEFAULT_MAX_IN_FLIGHT, |m| *m.get_ref()),
-            }
-        }
-        (None, concurrency) => {
-            if let Some(r) = &s.ramp_to {
-                return Err(at.error(
-                    Some(r.span()),
-                    &format!("{key}.ramp_to"),
-                    "needs `rate` (ramps are open-loop)",
-                ));
-            }
-            let concurrency = match concurrency {
-                Some(c) if *c.get_ref() == 0 => {
+                }
+                if let Some(m) = &s.max_in_flight
+                    && *m.get_ref() == 0
+                {
                     return Err(at.error(
-                        Some(c.span()),
-                        &format!("{key}.concurrency"),
+                        Some(m.span()),
+                        &format!("{key}.max_in_flight"),
                         "must be at least 1",
                     ));
                 }
-                Some(c) => *c.get_ref(),
-                None => 10,
-            };
-            if requests.is_none() && duration_s.is_none() {
-                return Err(at.error(Some(s.name.span()), key, "needs `requests` or `duration_s`"));
+                // Validated above: a ramp always has a duration to ramp over.
+                let rate = match (ramp_to, duration_s) {
+                    (Some(to), Some(over)) => Rate::ramp(rate_v, to, Duration::from_secs_f64(over)),
+                    _ => Rate::constant(rate_v),
+                };
+                Mode::Open {
+                    rate,
+                    stop: stop(requests, duration_s),
+                    max_in_flight: s
+                        .max_in_flight
+                        .as_ref()
+                        .map_or(scaleproof_load::DEFAULT_MAX_IN_FLIGHT, |m| *m.get_ref()),
+                }
             }
-            if let (Some(r), Some(_)) = (&s.requests, duration_s) {
-                return Err(at.error(
+            (None, concurrency) => {
+                if let Some(r) = &s.ramp_to {
+                    return Err(at.error(
+                        Some(r.span()),
+                        &format!("{key}.ramp_to"),
+                        "needs `rate` (ramps are open-loop)",
+                    ));
+                }
+                let concurrency = match concurrency {
+                    Some(c) if *c.get_ref() == 0 => {
+                        return Err(at.error(
+                            Some(c.span()),
+                            &format!("{key}.concurrency"),
+                            "must be at least 1",
+                        ));
+                    }
+                    Some(c) => *c.get_ref(),
+                    None => 10,
+                };
+                if requests.is_none() && duration_s.is_none() {
+                    return Err(at.error(
+                        Some(s.name.span()),
+                        key,
+                        "needs `requests` or `duration_s`",
+                    ));
+                }
+                if let (Some(r), Some(_)) = (&s.requests, duration_s) {
+                    return Err(at.error(
                     Some(r.span()),
                     &format!("{key}.requests"),
                     "conflicts with `duration_s`: a closed loop stops after a count or a time, give one",
                 ));
-            }
-            Mode::Closed {
-                concurrency,
-                stop: stop(requests, duration_s),
+                }
+                Mode::Closed {
+                    concurrency,
+                    stop: stop(requests, duration_s),
+                }
             }
         }
     };
-    let hpa = s.hpa;
+    let behavior = match &s.hpa.behavior {
+        None => None,
+        Some(value) => {
+            let typed = behavior::parse(value.get_ref())
+                .map_err(|e| at.error(Some(value.span()), &format!("{key}.hpa.behavior"), e))?;
+            let errors = behavior::validate(&typed);
+            if let Some(first) = errors.first() {
+                return Err(at.error(
+                    Some(value.span()),
+                    &format!("{key}.hpa.behavior"),
+                    first.clone(),
+                ));
+            }
+            Some(typed)
+        }
+    };
+    let hpa = HpaOverrides {
+        min_replicas: s.hpa.min_replicas,
+        max_replicas: s.hpa.max_replicas,
+        target_cpu_pct: s.hpa.target_cpu_pct,
+        behavior,
+    };
     if let (Some(min), Some(max)) = (hpa.min_replicas, hpa.max_replicas)
         && min > max
     {
@@ -1049,7 +1254,13 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         None => 0.0,
     };
     let max = hpa.max_replicas.map(|m| m.max(0) as u32);
-    let expect = validate_expect(at, &format!("{key}.expect"), s.expect.clone(), max)?;
+    let expect = validate_expect(
+        at,
+        &format!("{key}.expect"),
+        s.expect.clone(),
+        max,
+        staged.as_ref(),
+    )?;
     let mut variants = BTreeMap::new();
     for (backend, name_of, variant) in [
         (BackendKind::Local, "local", &s.backend.local),
@@ -1066,6 +1277,7 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
             backend,
             Variant {
                 load: merged.load,
+                stages: merged.stages,
                 observe_after_s: merged.observe_after_s,
                 expect: merged.expect,
             },
@@ -1075,6 +1287,7 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         name,
         description: s.description,
         load,
+        stages: staged,
         hpa,
         observe_after_s,
         expect,
@@ -1089,6 +1302,7 @@ fn validate_expect(
     key: &str,
     e: RawExpect,
     max_replicas: Option<u32>,
+    stages: Option<&NamedStages>,
 ) -> Result<Vec<Expectation>, ConfigError> {
     let mut out = Vec::new();
     if let Some(v) = &e.min_success_rate {
@@ -1184,6 +1398,61 @@ fn validate_expect(
     }
     if e.throughput_plateaus.as_ref().is_some_and(|v| *v.get_ref()) {
         out.push(Expectation::ThroughputPlateaus);
+    }
+    match (&e.scale_down_within_s, &e.scale_down_from) {
+        (None, Some(from)) => {
+            return Err(at.error(
+                Some(from.span()),
+                &format!("{key}.scale_down_from"),
+                "only means something with `scale_down_within_s`",
+            ));
+        }
+        (Some(within), from) => {
+            let within_s = positive(at, &format!("{key}.scale_down_within_s"), within)?;
+            let from = match from {
+                None => DemandDrop::LoadEnd,
+                Some(name) => {
+                    let at_s = stages.and_then(|s| s.start_of(name.get_ref()));
+                    let Some(at_s) = at_s else {
+                        let known: Vec<&str> = stages
+                            .into_iter()
+                            .flat_map(|s| s.names.iter().flatten())
+                            .map(String::as_str)
+                            .collect();
+                        return Err(at.error(
+                            Some(name.span()),
+                            &format!("{key}.scale_down_from"),
+                            format!(
+                                "names no stage of this scenario (named stages: {known:?}); leave \
+                                 it out to measure from the load's end"
+                            ),
+                        ));
+                    };
+                    DemandDrop::Stage {
+                        name: name.get_ref().clone(),
+                        at_s,
+                    }
+                }
+            };
+            out.push(Expectation::ScaleDownWithinS { within_s, from });
+        }
+        (None, None) => {}
+    }
+    if let Some(v) = &e.max_failed_during_scale_down {
+        out.push(Expectation::MaxFailedDuringScaleDown(*v.get_ref()));
+    }
+    if let Some(v) = &e.max_replica_direction_changes {
+        out.push(Expectation::MaxReplicaDirectionChanges(*v.get_ref()));
+    }
+    if let Some(v) = &e.max_cpu_utilization_pct {
+        if *v.get_ref() == 0 {
+            return Err(at.error(
+                Some(v.span()),
+                &format!("{key}.max_cpu_utilization_pct"),
+                "must be at least 1 (percent of the CPU request)",
+            ));
+        }
+        out.push(Expectation::MaxCpuUtilizationPct(*v.get_ref()));
     }
     Ok(out)
 }

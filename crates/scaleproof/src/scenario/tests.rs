@@ -15,13 +15,19 @@ requests = 10
 "#;
 
 #[test]
-fn the_repository_config_is_valid_and_names_the_three_scenarios() {
+fn the_repository_config_is_valid_and_names_its_scenarios() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stress.toml");
     let config = StressConfig::load(&path).unwrap();
     let names: Vec<_> = config.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
-        ["scale-up-1000", "bottleneck-2000", "restricted-2000"]
+        [
+            "normal-load",
+            "scale-up-1000",
+            "bottleneck-2000",
+            "restricted-2000",
+            "scale-in-graceful"
+        ]
     );
     let restricted = config.scenario("restricted-2000").unwrap();
     assert_eq!(restricted.hpa.max_replicas, Some(1));
@@ -427,4 +433,145 @@ fn a_backend_variant_changes_load_and_expectations_on_that_backend_only() {
     let err =
         parse("[[scenario]]\nname = \"s\"\nrequests = 10\n[scenario.backend.knid]\n").unwrap_err();
     assert!(err.to_string().contains("unknown field `knid`"), "{err}");
+}
+
+const STAGED: &str = r#"
+[[scenario]]
+name = "in"
+[[scenario.stages]]
+duration_s = 4
+rate = 100
+[[scenario.stages]]
+name = "trickle"
+duration_s = 2
+rate = 4
+[scenario.expect]
+scale_down_within_s = 30
+scale_down_from = "trickle"
+max_failed_during_scale_down = 0
+max_replica_direction_changes = 2
+"#;
+
+#[test]
+fn stages_become_one_staged_run_and_name_the_drop_in_demand() {
+    let config = parse(STAGED).unwrap();
+    let scenario = &config.scenarios[0];
+    let Mode::Staged { stages, .. } = &scenario.load else {
+        panic!("{:?}", scenario.load);
+    };
+    assert_eq!(stages.ramped, scaleproof_load::Ramped::Rate);
+    assert_eq!(stages.start, 0.0);
+    assert_eq!(stages.total(), Duration::from_secs(6));
+    assert!(scenario.expect.contains(&Expectation::ScaleDownWithinS {
+        within_s: 30.0,
+        from: DemandDrop::Stage {
+            name: "trickle".into(),
+            at_s: 4.0
+        }
+    }));
+    assert!(
+        scenario
+            .expect
+            .contains(&Expectation::MaxFailedDuringScaleDown(0))
+    );
+    assert!(
+        scenario
+            .expect
+            .contains(&Expectation::MaxReplicaDirectionChanges(2))
+    );
+    // Without a stage named, the drop is the load's end.
+    let at_end = parse(&STAGED.replace("scale_down_from = \"trickle\"\n", "")).unwrap();
+    assert!(
+        at_end.scenarios[0]
+            .expect
+            .contains(&Expectation::ScaleDownWithinS {
+                within_s: 30.0,
+                from: DemandDrop::LoadEnd
+            })
+    );
+}
+
+#[test]
+fn a_typo_in_a_stage_is_named_with_its_line() {
+    let err = parse(&STAGED.replace("duration_s = 2", "durations_s = 2")).unwrap_err();
+    assert_eq!(err.line, Some(9), "{err}");
+    assert!(err.message.contains("durations_s"), "{err}");
+    let err = parse(&STAGED.replace("rate = 4\n", "concurrency = 4\n")).unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].stages[1].concurrency"),
+        "{err}"
+    );
+    assert_eq!(err.line, Some(10), "{err}");
+    let err = parse(&STAGED.replace("name = \"trickle\"", "name = \"drip\"")).unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].expect.scale_down_from"),
+        "{err}"
+    );
+    assert!(err.message.contains("\"drip\""), "{err}");
+    let err = parse(&STAGED.replace(
+        "[[scenario.stages]]\nduration_s = 4",
+        "requests = 10\n[[scenario.stages]]\nduration_s = 4",
+    ))
+    .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("scenario[0].requests"), "{err}");
+    assert!(err.message.contains("conflicts with `stages`"), "{err}");
+}
+
+#[test]
+fn hpa_behavior_overrides_are_typed_and_validated_like_the_api_server() {
+    let with = |behavior: &str| {
+        parse(&format!(
+            "{MINIMAL}[scenario.hpa.behavior.scaleDown]\n{behavior}\n"
+        ))
+    };
+    let config = with("stabilizationWindowSeconds = 15").unwrap();
+    let behavior = config.scenarios[0].hpa.behavior.clone().expect("behavior");
+    assert_eq!(
+        behavior
+            .scale_down
+            .expect("scaleDown")
+            .stabilization_window_seconds,
+        Some(15)
+    );
+    let err = with("stabilizationWindowSecond = 15").unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].hpa.behavior"),
+        "{err}"
+    );
+    assert!(
+        err.message
+            .contains("scaleDown.stabilizationWindowSecond: not a field"),
+        "{err}"
+    );
+    assert!(err.line.is_some(), "{err}");
+    let err = with("stabilizationWindowSeconds = 4000").unwrap_err();
+    assert!(
+        err.message.contains("must be less than or equal to 3600"),
+        "{err}"
+    );
+    // Laid over the manifest's: the window changes, the policy stays.
+    let hpa = config.scenarios[0]
+        .hpa
+        .apply_to(&repo_manifests().hpa)
+        .unwrap();
+    let down = hpa.spec.unwrap().behavior.unwrap().scale_down.unwrap();
+    assert_eq!(down.stabilization_window_seconds, Some(15));
+    assert_eq!(down.policies.unwrap()[0].value, 50);
+}
+
+#[test]
+fn baseline_margins_default_and_are_bounded() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.baseline, BaselineMargins::default());
+    let config = parse(&format!("[baseline]\np95_margin = 0.5\n{MINIMAL}")).unwrap();
+    assert_eq!(config.baseline.p95, 0.5);
+    let err = parse(&format!("[baseline]\nthroughput_margin = -1\n{MINIMAL}")).unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("baseline.throughput_margin"),
+        "{err}"
+    );
 }

@@ -7,6 +7,8 @@
 //! half its requests says nothing about the service), and the timeline must contain
 //! CPU metrics (an HPA that never saw a metric cannot have been tested).
 
+mod scale_down;
+
 use crate::scenario::{Comparison, Expectation};
 use crate::timeline::Timeline;
 use scaleproof_load::LoadResult;
@@ -127,6 +129,16 @@ fn check(
 ) -> Verdict {
     let peak_ready = timeline.peak_ready_replicas();
     match *e {
+        Expectation::ScaleDownWithinS { within_s, ref from } => {
+            scale_down::within(within_s, from, load, timeline, bounds)
+        }
+        Expectation::MaxFailedDuringScaleDown(max) => {
+            scale_down::failed_during(max, load, timeline)
+        }
+        Expectation::MaxReplicaDirectionChanges(max) => {
+            scale_down::direction_changes(max, timeline)
+        }
+        Expectation::MaxCpuUtilizationPct(max) => scale_down::cpu_at_most(max, timeline),
         Expectation::MinSuccessRate(min) => Verdict::new(
             "min_success_rate",
             format!("success rate >= {}", pct(min)),

@@ -313,6 +313,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
         cgroups: cgroups.clone(),
         log_dir: dir.path().join("next-logs"),
         timing: Timing::preset(TimingPreset::Fast),
+        termination: Default::default(),
     })
     .await
     .expect("the next run starts");

@@ -8,6 +8,7 @@
 
 mod api;
 mod lifecycle;
+mod scale_down;
 mod scaling;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,9 @@ use scaleproof::backend::BackendKind;
 use scaleproof::cluster::{self, HpaOverrides, KubeAccess, Prepared, metrics_server, rollout};
 use scaleproof::gate::handover::{self, Handover};
 use scaleproof::gate::{self, ScenarioContext};
-use scaleproof::local::{CgroupDriver, SimCluster, SimSettings, Timing, TimingPreset};
+use scaleproof::local::{
+    CgroupDriver, SimCluster, SimSettings, TerminationOrder, Timing, TimingPreset,
+};
 use scaleproof::report::ScenarioReport;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +47,7 @@ pub struct SimOptions {
     pub deploy: bool,
     /// Where the cluster's temp dir goes (default: the system's).
     pub dir_in: Option<PathBuf>,
+    pub termination: TerminationOrder,
 }
 
 impl Default for SimOptions {
@@ -54,6 +58,7 @@ impl Default for SimOptions {
             env: BTreeMap::from([("IRIS_CPU_COST_MS".into(), "5".into())]),
             deploy: true,
             dir_in: None,
+            termination: TerminationOrder::Graceful,
         }
     }
 }
@@ -77,6 +82,7 @@ impl Sim {
             cgroups: options.cgroups,
             log_dir: dir.path().join("logs"),
             timing: options.timing,
+            termination: options.termination,
         })
         .await
         .expect("the simulated cluster starts");
