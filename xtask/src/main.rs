@@ -40,6 +40,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Main's newest usable report.json for `stress --baseline`:
+    /// `scaleproof baseline fetch ARGS...` (the PR workflow's step; needs `gh`).
+    #[command(disable_help_flag = true)]
+    Baseline {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Stress { args } => scaleproof(&root, "stress", &args),
         Command::Cluster { args } => scaleproof(&root, "cluster", &args),
+        Command::Baseline { args } => scaleproof(&root, "baseline", &args),
     }
 }
 

@@ -7,6 +7,7 @@
 //! scenario tests it hands the prepared backend to.
 
 pub mod backend;
+pub mod baseline_fetch;
 pub mod cluster;
 pub mod compile;
 pub mod gate;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod baseline;
     pub mod cluster;
     pub mod load;
     pub mod stress;
@@ -34,6 +35,9 @@ enum Command {
     /// Bring the kind (or an existing) cluster up with the workload, tear it down, or
     /// show its state. `cluster up --dry-run` prints every step without running any
     Cluster(cli::cluster::ClusterArgs),
+    /// Main's newest usable report.json, for `stress --baseline` in the PR workflow:
+    /// `baseline fetch --backend kind`
+    Baseline(cli::baseline::BaselineArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Load(args) => cli::load::main(*args),
         Command::Stress(args) => cli::stress::main(*args),
+        Command::Baseline(args) => cli::baseline::main(args),
         Command::Cluster(args) => {
             let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
             match cli::cluster::run(args, root) {

@@ -9,7 +9,7 @@ use clap::Args;
 use scaleproof::backend::BackendKind;
 use scaleproof::backend::settings::ClusterOptions;
 use scaleproof::gate::run::{self, StressOptions};
-use scaleproof::report::{ExitStatus, baseline, table};
+use scaleproof::report::{ExitStatus, table};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -49,13 +49,16 @@ pub struct StressArgs {
     /// Run only these scenarios (repeatable; default: all, in file order).
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
-    /// A previous run's report.json: fail when p95, throughput or the time to the first
-    /// scale-up regressed beyond --baseline-margin.
+    /// A previous run's report.json (in CI: main's, from `scaleproof baseline fetch`):
+    /// fail when p95, throughput or the time to the first scale-up regressed beyond
+    /// the margins of [baseline] in the config. A missing file, or a run of another
+    /// backend or with other pods, is noted in the summary and not compared.
     #[arg(long, value_name = "REPORT_JSON")]
     pub baseline: Option<PathBuf>,
-    /// Allowed regression against --baseline, as a fraction.
-    #[arg(long, default_value_t = baseline::DEFAULT_MARGIN)]
-    pub baseline_margin: f64,
+    /// Allowed regression against --baseline, as a fraction, for every metric
+    /// (default: [baseline] of the config, else 0.2).
+    #[arg(long, value_name = "FRACTION")]
+    pub baseline_margin: Option<f64>,
     /// Where load goes (default: backend.<backend>.url of the config; on kind, the
     /// NodePort at http://127.0.0.1:30080). Required on --backend cluster without one.
     #[arg(long)]

@@ -26,8 +26,8 @@ use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
 use crate::manifests::Manifests;
 use crate::report::{
-    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep,
-    VerdictReport, baseline,
+    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, VerdictReport,
+    WorkloadReport, baseline,
 };
 use crate::scenario::{ConfigError, StressConfig};
 use crate::verdict;
@@ -44,8 +44,10 @@ pub struct StressOptions {
     pub sets: Vec<String>,
     /// Only these scenarios (empty: all, in file order).
     pub scenarios: Vec<String>,
+    /// A previous run's report.json; missing or incomparable is noted, not failed.
     pub baseline: Option<PathBuf>,
-    pub baseline_margin: f64,
+    /// `--baseline-margin`: overrides every fraction of `[baseline]`.
+    pub baseline_margin: Option<f64>,
     /// Where load goes on kind and cluster (default: the config's, then kind's NodePort).
     pub url: Option<String>,
     pub cluster: ClusterOptions,
@@ -126,6 +128,8 @@ pub async fn run(options: &StressOptions) -> Report {
         return run.finish(Some(backend_kind), Some(&config), Facts::default());
     };
     let facts = Facts {
+        workload: expected_workload(&config, backend_kind),
+        hpa_sync_period_s: Some(settings.hpa_sync_period.as_secs_f64()),
         cpu_limit: backend.cpu_limit(),
         local_timing: backend
             .timing()
@@ -181,8 +185,32 @@ pub async fn run(options: &StressOptions) -> Report {
 /// What the prepared backend says about itself, for `report.json`'s `run`.
 #[derive(Debug, Default)]
 struct Facts {
+    workload: Option<WorkloadReport>,
+    hpa_sync_period_s: Option<f64>,
     cpu_limit: Option<String>,
     local_timing: Option<LocalTimingReport>,
+}
+
+/// One pod as `kind` deploys it under `config`: the manifest's container with the
+/// backend profile's env overrides (what `report.json` records as `run.workload`, and
+/// what a baseline must match). `None` (and a warning) when the manifests do not say.
+pub fn expected_workload(config: &StressConfig, kind: BackendKind) -> Option<WorkloadReport> {
+    let workload = Manifests::load(&config.manifests_dir()).and_then(|m| m.workload());
+    match workload {
+        Ok(w) => {
+            let mut env = w.env;
+            env.extend(config.backend.of(config.profile(kind)).env_overrides());
+            Some(WorkloadReport {
+                cpu_request_millicores: w.cpu_request_millicores,
+                cpu_limit_millicores: w.cpu_limit_millicores,
+                env,
+            })
+        }
+        Err(e) => {
+            tracing::warn!("no pod resources to record or match a baseline against: {e}");
+            None
+        }
+    }
 }
 
 /// Prints what a run would do, without doing any of it.
@@ -226,8 +254,10 @@ fn load_config(options: &StressOptions) -> Result<StressConfig, InputError> {
             });
         }
     }
-    if !(options.baseline_margin.is_finite() && options.baseline_margin >= 0.0) {
-        return Err(InputError::BaselineMargin(options.baseline_margin));
+    if let Some(m) = options.baseline_margin
+        && !(m.is_finite() && m >= 0.0)
+    {
+        return Err(InputError::BaselineMargin(m));
     }
     Ok(config)
 }
@@ -407,26 +437,38 @@ impl<'a> RunState<'a> {
                 tool_versions: tool_versions(backend),
                 cpu_limit: facts.cpu_limit,
                 local_timing: facts.local_timing,
+                workload: facts.workload,
+                hpa_sync_period_s: facts.hpa_sync_period_s,
             },
             setup: self.log.steps,
             scenarios: self.scenarios,
             comparisons: Vec::new(),
             baseline: Vec::new(),
+            against_baseline: None,
         };
         if let Some(config) = config {
             report.comparisons = comparisons(&report, config);
         }
         if let Some(path) = &options.baseline {
-            match Report::read(&options.root.join(path)) {
-                Ok(old) => {
-                    report.baseline = baseline::compare(&report, &old, options.baseline_margin)
-                }
-                Err(e) => {
-                    report
-                        .setup
-                        .push(SetupStep::failed_step("read baseline", 0.0, e.to_string()))
-                }
+            let mut margins = config.map(|c| c.baseline).unwrap_or_default();
+            if let Some(m) = options.baseline_margin {
+                margins = margins.with_fraction(m);
             }
+            let shown = path.display().to_string();
+            let compared = match Report::read(&options.root.join(path)) {
+                Ok(old) => baseline::compare(&report, &old, &shown, &margins),
+                Err(e) => baseline::unavailable(
+                    &shown,
+                    format!("no baseline: {e}"),
+                    &report.run,
+                    &margins,
+                ),
+            };
+            if let Some(note) = &compared.comparison.note {
+                tracing::warn!("baseline {shown}: {note}");
+            }
+            report.baseline = compared.verdicts;
+            report.against_baseline = Some(compared.comparison);
         }
         let out = options.root.join(&options.out);
         match report.write_all(&out) {
@@ -437,17 +479,7 @@ impl<'a> RunState<'a> {
             }
             Err(e) => tracing::error!("{e}"),
         }
-        if let Ok(summary) = std::env::var("GITHUB_STEP_SUMMARY") {
-            let md = report::markdown::render(&report);
-            let appended = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&summary)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
-            if let Err(e) = appended {
-                tracing::warn!("cannot append to GITHUB_STEP_SUMMARY ({summary}): {e}");
-            }
-        }
+        report::append_to_step_summary(&report::markdown::render(&report));
         report
     }
 }
@@ -539,7 +571,7 @@ mod tests {
             sets: Vec::new(),
             scenarios: Vec::new(),
             baseline: None,
-            baseline_margin: baseline::DEFAULT_MARGIN,
+            baseline_margin: None,
             url: None,
             cluster: ClusterOptions::default(),
             dry_run: false,

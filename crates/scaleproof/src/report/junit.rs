@@ -65,12 +65,32 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         builder.add_testsuite(suite.build());
     }
 
-    if !report.comparisons.is_empty() || !report.baseline.is_empty() {
+    if !report.comparisons.is_empty() {
         let mut suite = TestSuiteBuilder::new("comparisons");
         suite.set_timestamp(started);
-        for verdict in report.comparisons.iter().chain(report.baseline.iter()) {
+        for verdict in &report.comparisons {
             suite.add_testcase(with_class(case(verdict), "scaleproof.comparisons"));
         }
+        builder.add_testsuite(suite.build());
+    }
+
+    // Against the baseline: its checks, or only the note saying why there are none
+    // (a CI UI then shows an empty suite with the reason instead of nothing).
+    if let Some(against) = &report.against_baseline {
+        let mut suite = TestSuiteBuilder::new("baseline");
+        suite.set_timestamp(started);
+        for verdict in &report.baseline {
+            suite.add_testcase(with_class(case(verdict), "scaleproof.baseline"));
+        }
+        let source = format!(
+            "baseline {} ({})",
+            against.path,
+            against.git_sha.as_deref().unwrap_or("commit unknown")
+        );
+        suite.set_system_out(&match &against.note {
+            Some(note) => format!("{source}: {note}"),
+            None => source,
+        });
         builder.add_testsuite(suite.build());
     }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Outcome, VerdictReport};
+use super::{BaselineComparison, Delta, Outcome, VerdictReport};
 use super::{Report, ScenarioReport};
 
 pub fn render(report: &Report) -> String {
@@ -69,12 +69,13 @@ pub fn render(report: &Report) -> String {
         scenario_section(&mut md, scenario);
     }
 
-    if !report.comparisons.is_empty() || !report.baseline.is_empty() {
+    if !report.comparisons.is_empty() {
         let _ = writeln!(md, "## Comparisons\n");
-        verdict_table(
-            &mut md,
-            report.comparisons.iter().chain(report.baseline.iter()),
-        );
+        verdict_table(&mut md, report.comparisons.iter());
+    }
+
+    if let Some(against) = &report.against_baseline {
+        baseline_section(&mut md, against, &report.baseline);
     }
     md
 }
@@ -123,6 +124,64 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
         }
         let _ = writeln!(md, "\n</details>\n");
     }
+}
+
+/// This run's headline figures next to the baseline's, with the change: what a
+/// reviewer reads first when a PR is judged against main.
+fn baseline_section(md: &mut String, b: &BaselineComparison, checks: &[VerdictReport]) {
+    let of = match (&b.git_sha, &b.started_at) {
+        (Some(sha), Some(at)) => format!(" (`{sha}`, {at})"),
+        (None, Some(at)) => format!(" ({at})"),
+        _ => String::new(),
+    };
+    let _ = writeln!(md, "## Against the baseline{of}\n");
+    if let Some(note) = &b.note {
+        let _ = writeln!(md, "> **Note:** {}\n", cell(note));
+    }
+    if b.scenarios.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "| scenario | throughput now / baseline | p95 now / baseline | first scale-up now / baseline |\n|---|---|---|---|"
+    );
+    for s in &b.scenarios {
+        let _ = writeln!(
+            md,
+            "| {}{} | {} | {} | {} |",
+            s.name,
+            s.note
+                .as_deref()
+                .map(|n| format!(" ({})", cell(n)))
+                .unwrap_or_default(),
+            delta(&s.throughput_per_s, "req/s"),
+            delta(&s.p95_ms, "ms"),
+            delta(&s.first_scale_up_s, "s"),
+        );
+    }
+    let m = &b.margins;
+    let _ = writeln!(
+        md,
+        "\nAllowed: p95 +{:.0} % + {} ms, throughput −{:.0} %, first scale-up +{:.0} % + {} s (`[baseline]` in the config).\n",
+        m.p95 * 100.0,
+        m.p95_slack_ms,
+        m.throughput * 100.0,
+        m.first_scale_up * 100.0,
+        m.first_scale_up_slack_s,
+    );
+    if checks.iter().any(|v| !v.passed()) {
+        verdict_table(md, checks.iter().filter(|v| !v.passed()));
+    }
+}
+
+/// `97.1 / 95.0 req/s (+2 %)`; a dash for a side without the figure.
+fn delta(d: &Delta, unit: &str) -> String {
+    let side = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
+    let change = d
+        .change_pct
+        .map(|c| format!(" ({c:+.0} %)"))
+        .unwrap_or_default();
+    format!("{} / {} {unit}{change}", side(d.now), side(d.baseline))
 }
 
 fn verdict_table<'a>(md: &mut String, verdicts: impl Iterator<Item = &'a VerdictReport>) {

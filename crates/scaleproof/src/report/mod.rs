@@ -144,3 +144,19 @@ impl Report {
 
 #[cfg(test)]
 mod tests;
+
+/// Appends `markdown` to the GitHub Actions job summary, when running under Actions
+/// (`GITHUB_STEP_SUMMARY` names the file); a failure to do so is only logged.
+pub fn append_to_step_summary(markdown: &str) {
+    let Ok(summary) = std::env::var("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&summary)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, markdown.as_bytes()));
+    if let Err(e) = appended {
+        tracing::warn!("cannot append to GITHUB_STEP_SUMMARY ({summary}): {e}");
+    }
+}

@@ -36,9 +36,86 @@ pub struct Report {
     /// Cross-scenario checks (`[[compare]]` in stress.toml, e.g. the scaling gain).
     #[serde(default)]
     pub comparisons: Vec<VerdictReport>,
-    /// Checks against a previous run (`--baseline`); empty without it.
+    /// Checks against a previous run (`--baseline`); empty without it, and when the
+    /// baseline was missing or not comparable (see `against_baseline.note`).
     #[serde(default)]
     pub baseline: Vec<VerdictReport>,
+    /// This run's figures next to the baseline's (`--baseline`); null without it.
+    #[serde(default)]
+    pub against_baseline: Option<BaselineComparison>,
+}
+
+/// This run next to a previous one (in the PR workflow: main's newest run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BaselineComparison {
+    /// The baseline report as given to `--baseline`.
+    pub path: String,
+    /// The baseline run's commit, when its report could be read.
+    pub git_sha: Option<String>,
+    /// When the baseline run started (RFC 3339), when its report could be read.
+    pub started_at: Option<String>,
+    /// Why nothing was compared (no such file, unreadable, another backend or other
+    /// pod limits). A missing or incomparable baseline is noted, never a failure.
+    pub note: Option<String>,
+    /// The allowed regressions the checks used (`[baseline]` in stress.toml).
+    pub margins: BaselineMarginsReport,
+    /// Per scenario of this run, in run order.
+    pub scenarios: Vec<ScenarioDelta>,
+}
+
+/// `[baseline]`: how much worse than the baseline a metric may get.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BaselineMarginsReport {
+    /// p95 may rise by this fraction...
+    pub p95: f64,
+    /// ...plus this many milliseconds (a p95 of a few ms is mostly scheduling noise).
+    pub p95_slack_ms: f64,
+    /// Throughput may fall by this fraction.
+    pub throughput: f64,
+    /// The time to the first scale-up may grow by this fraction...
+    pub first_scale_up: f64,
+    /// ...plus this many HPA sync periods (the same load can cross the target one
+    /// sync later)...
+    pub first_scale_up_slack_syncs: f64,
+    /// ...which in this run's sync period is this many seconds.
+    pub first_scale_up_slack_s: f64,
+}
+
+/// One scenario's figures now and in the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioDelta {
+    pub name: String,
+    /// Successful requests per second.
+    pub throughput_per_s: Delta,
+    /// p95 latency of all requests.
+    pub p95_ms: Delta,
+    /// Time from the load's start to the first scale-up (null: none).
+    pub first_scale_up_s: Delta,
+    /// Why this scenario was not compared (e.g. not in the baseline); null when it was.
+    pub note: Option<String>,
+}
+
+/// A figure in this run and in the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Delta {
+    pub now: Option<f64>,
+    pub baseline: Option<f64>,
+    /// `(now / baseline - 1) * 100`, when both exist and the baseline is not 0.
+    pub change_pct: Option<f64>,
+}
+
+impl Delta {
+    pub fn new(now: Option<f64>, baseline: Option<f64>) -> Self {
+        let change_pct = match (now, baseline) {
+            (Some(a), Some(b)) if b != 0.0 => Some((a / b - 1.0) * 100.0),
+            _ => None,
+        };
+        Delta {
+            now,
+            baseline,
+            change_pct,
+        }
+    }
 }
 
 /// Where and when the run happened.
@@ -64,6 +141,27 @@ pub struct RunMeta {
     /// knob; null on kind and on an existing cluster.
     #[serde(default)]
     pub local_timing: Option<LocalTimingReport>,
+    /// What one pod of the Deployment is given, from the manifests and the backend's
+    /// env overrides: runs with different pods measure different things, so a
+    /// baseline is only compared when this matches. Null when the run ended before
+    /// the manifests were read.
+    #[serde(default)]
+    pub workload: Option<WorkloadReport>,
+    /// The HPA controller's sync period the run assumed (kind: set by the harness
+    /// and checked; cluster: the config's or the upstream default 15 s; local: the
+    /// simulated one's). Null when the run ended before a backend was chosen.
+    #[serde(default)]
+    pub hpa_sync_period_s: Option<f64>,
+}
+
+/// One pod of the Deployment under test, as far as it changes what is measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkloadReport {
+    pub cpu_request_millicores: u64,
+    pub cpu_limit_millicores: u64,
+    /// The service container's env as deployed (the manifest's literal entries with
+    /// the backend's overrides, e.g. the cost knob).
+    pub env: BTreeMap<String, String>,
 }
 
 /// How fast the local backend's simulated control plane reacted.

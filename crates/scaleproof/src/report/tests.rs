@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::fixtures::{load, timeline, too_many_replicas};
 use crate::gate::GateError;
+use crate::scenario::BaselineMargins;
 use crate::verdict::{self, ReplicaBounds, Verdict};
 
 fn verdict(check: &str, outcome: verdict::Outcome) -> VerdictReport {
@@ -60,6 +61,12 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
                 &crate::local::Timing::preset(crate::local::TimingPreset::Fast),
                 crate::backend::BackendKind::Local,
             )),
+            workload: Some(WorkloadReport {
+                cpu_request_millicores: 100,
+                cpu_limit_millicores: 200,
+                env: BTreeMap::from([("IRIS_CPU_COST_MS".into(), "10".into())]),
+            }),
+            hpa_sync_period_s: Some(1.0),
         },
         setup: vec![SetupStep {
             name: "build iris-server".into(),
@@ -70,6 +77,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
         scenarios,
         comparisons: Vec::new(),
         baseline: Vec::new(),
+        against_baseline: None,
     }
 }
 
@@ -238,56 +246,128 @@ fn reading_something_else_is_a_clear_error() {
 
 #[test]
 fn baseline_flags_regressions_beyond_the_margin() {
+    let margins = BaselineMargins::default();
     let before = report(vec![scenario("a", &[])]);
     let mut now = report(vec![scenario("a", &[]), scenario("new", &[])]);
-    let same = baseline::compare(&now, &before, 0.2);
-    assert!(same.iter().all(VerdictReport::passed), "{same:#?}");
+    let same = baseline::compare(&now, &before, "main/report.json", &margins);
+    assert!(same.verdicts.iter().all(VerdictReport::passed), "{same:#?}");
+    let checks: Vec<_> = same.verdicts.iter().map(|v| v.check.as_str()).collect();
     assert_eq!(
-        same.len(),
-        4,
-        "p95, throughput, first scale-up, and a note for `new`"
+        checks,
+        [
+            "baseline.a.p95",
+            "baseline.a.throughput",
+            "baseline.a.first_scale_up"
+        ],
+        "`new` is only noted"
+    );
+    let new = &same.comparison.scenarios[1];
+    assert_eq!(new.name, "new");
+    assert!(new.note.as_deref().unwrap().contains("not in the baseline"));
+    assert_eq!(new.throughput_per_s.baseline, None);
+
+    // 42 ms * 1.2 + 5 ms = 55.4 ms is the limit: 54.6 passes, 56 fails.
+    let load = now.scenarios[0].load.as_mut().unwrap();
+    load.latency_ms.as_mut().unwrap().p95_ms = 54.6;
+    let within = baseline::compare(&now, &before, "b", &margins);
+    assert!(
+        within.verdicts.iter().all(VerdictReport::passed),
+        "{within:#?}"
     );
 
     let load = now.scenarios[0].load.as_mut().unwrap();
-    load.latency_ms.as_mut().unwrap().p95_ms = 42.0 * 1.3;
+    load.latency_ms.as_mut().unwrap().p95_ms = 56.0;
     load.throughput_per_s = 70.0;
-    let worse = baseline::compare(&now, &before, 0.2);
+    let worse = baseline::compare(&now, &before, "b", &margins);
     let failed: Vec<_> = worse
+        .verdicts
         .iter()
         .filter(|v| !v.passed())
         .map(|v| v.check.as_str())
         .collect();
     assert_eq!(failed, ["baseline.a.p95", "baseline.a.throughput"]);
+    let a = &worse.comparison.scenarios[0];
+    assert_eq!(a.throughput_per_s.now, Some(70.0));
+    assert!((a.p95_ms.change_pct.unwrap() - (56.0 / 42.0 - 1.0) * 100.0).abs() < 1e-9);
 
     let mut gone = before.clone();
     gone.scenarios.push(scenario("retired", &[]));
-    let notes = baseline::compare(&before, &gone, 0.2);
+    let noted = baseline::compare(&before, &gone, "b", &margins);
+    assert!(noted.verdicts.iter().all(VerdictReport::passed));
     assert!(
-        notes
-            .iter()
-            .any(|v| v.check == "baseline.retired" && v.passed()),
-        "{notes:#?}"
+        noted
+            .comparison
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("retired"),
+        "{noted:#?}"
     );
 }
 
 #[test]
-fn baseline_from_another_backend_is_refused() {
+fn a_slower_first_scale_up_fails_beyond_fraction_and_slack() {
+    let margins = BaselineMargins {
+        first_scale_up: 0.5,
+        first_scale_up_slack_syncs: 15.0,
+        ..BaselineMargins::default()
+    };
     let before = report(vec![scenario("a", &[])]);
+    let base = before.scenarios[0].first_scale_up_s.unwrap();
     let mut now = before.clone();
-    now.run.backend = Some(crate::backend::BackendKind::Kind);
-    now.run.cpu_limit = None;
-    let verdicts = baseline::compare(&now, &before, 0.2);
-    assert_eq!(verdicts.len(), 1);
-    assert_eq!(verdicts[0].outcome, Outcome::Error);
+    now.scenarios[0].first_scale_up_s = Some(base * 1.5 + 14.9);
+    let ok = baseline::compare(&now, &before, "b", &margins);
+    assert!(ok.verdicts.iter().all(VerdictReport::passed), "{ok:#?}");
+    now.scenarios[0].first_scale_up_s = Some(base * 1.5 + 15.1);
+    let late = baseline::compare(&now, &before, "b", &margins);
     assert!(
-        verdicts[0].measured.contains("baseline: local"),
-        "{}",
-        verdicts[0].measured
+        late.verdicts
+            .iter()
+            .any(|v| v.check == "baseline.a.first_scale_up" && !v.passed())
+    );
+    now.scenarios[0].first_scale_up_s = None;
+    let never = baseline::compare(&now, &before, "b", &margins);
+    assert!(
+        never
+            .verdicts
+            .iter()
+            .any(|v| v.check == "baseline.a.first_scale_up" && !v.passed())
     );
 }
 
+#[test]
+fn a_baseline_measuring_something_else_is_noted_not_failed() {
+    let margins = BaselineMargins::default();
+    let before = report(vec![scenario("a", &[])]);
+
+    let mut kind = before.clone();
+    kind.run.backend = Some(crate::backend::BackendKind::Kind);
+    kind.run.cpu_limit = None;
+    let other_backend = baseline::compare(&kind, &before, "b", &margins);
+    assert!(other_backend.verdicts.is_empty());
+    let note = other_backend.comparison.note.unwrap();
+    assert!(note.contains("ran on local, this run on kind"), "{note}");
+
+    let mut cheaper = before.clone();
+    cheaper.run.workload.as_mut().unwrap().cpu_limit_millicores = 400;
+    let other_pods = baseline::compare(&cheaper, &before, "b", &margins);
+    assert!(other_pods.verdicts.is_empty());
+    assert!(
+        other_pods
+            .comparison
+            .note
+            .unwrap()
+            .contains("the pods differ")
+    );
+
+    let missing = baseline::unavailable("gone.json", "no such file".into(), &before.run, &margins);
+    assert!(missing.verdicts.is_empty());
+    assert_eq!(missing.comparison.note.as_deref(), Some("no such file"));
+}
+
 /// One report with every kind of row: a passing scenario, a failing one, one that
-/// could not run, a failed setup step after a passed one, and a comparison.
+/// could not run, a failed setup step after a passed one, a comparison, and a
+/// baseline with a regression and a scenario it lacks.
 fn everything() -> Report {
     let mut r = report(vec![
         scenario("scale-up", &[V::Pass, V::Pass]),
@@ -297,10 +377,10 @@ fn everything() -> Report {
     r.scenarios[2].load = None;
     r.scenarios[2].verdicts.clear();
     r.setup.push(SetupStep {
-        name: "read baseline".into(),
+        name: "wait for pod metrics".into(),
         outcome: Outcome::Error,
         duration_s: 0.0,
-        message: Some("cannot read old/report.json: No such file or directory".into()),
+        message: Some("no PodMetrics | after 90 s".into()),
     });
     r.comparisons.push(VerdictReport {
         check: "scaling-gain".into(),
@@ -308,6 +388,17 @@ fn everything() -> Report {
         measured: "2.61x (101.0 vs 38.7 req/s)".into(),
         outcome: Outcome::Pass,
     });
+    let mut main = report(vec![scenario("scale-up", &[]), scenario("bottleneck", &[])]);
+    main.run.git_sha = Some("0ld5ha1".into());
+    main.scenarios[1].load.as_mut().unwrap().throughput_per_s = 130.0;
+    let compared = baseline::compare(
+        &r,
+        &main,
+        "baseline/report.json",
+        &BaselineMargins::default(),
+    );
+    r.baseline = compared.verdicts;
+    r.against_baseline = Some(compared.comparison);
     r
 }
 

@@ -68,35 +68,45 @@ pub struct StressConfig {
 }
 
 /// `[baseline]`: how much worse than the baseline (`--baseline`, main's last run
-/// in the PR workflow) a metric may get before the run fails, as fractions.
+/// in the PR workflow) a metric may get before the run fails. Fractions, plus an
+/// absolute allowance where a relative one alone would flag noise.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BaselineMargins {
-    /// p95 latency may rise by this much.
+    /// p95 latency may rise by this fraction...
     pub p95: f64,
-    /// Throughput may fall by this much.
+    /// ...plus this many milliseconds: a p95 of a few ms doubles on scheduling noise.
+    pub p95_slack_ms: f64,
+    /// Throughput may fall by this fraction.
     pub throughput: f64,
-    /// The time to the first scale-up may grow by this much (plus one sample period).
+    /// The time to the first scale-up may grow by this fraction...
     pub first_scale_up: f64,
+    /// ...plus this many HPA sync periods of the run: the same load can cross the
+    /// target one sync later, so a relative margin alone would flag that as a
+    /// regression on kind (15 s syncs) while hiding nothing on the local backend.
+    pub first_scale_up_slack_syncs: f64,
 }
 
 impl Default for BaselineMargins {
+    /// Without a `[baseline]` table: 20 % each, 5 ms and one sync period of slack.
     fn default() -> Self {
-        let d = crate::report::baseline::DEFAULT_MARGIN;
         BaselineMargins {
-            p95: d,
-            throughput: d,
-            first_scale_up: d,
+            p95: 0.2,
+            p95_slack_ms: 5.0,
+            throughput: 0.2,
+            first_scale_up: 0.2,
+            first_scale_up_slack_syncs: 1.0,
         }
     }
 }
 
 impl BaselineMargins {
-    /// Every margin set to `margin` (`--baseline-margin`).
-    pub fn all(margin: f64) -> Self {
+    /// Every fraction set to `margin` (`--baseline-margin`); the slacks stay.
+    pub fn with_fraction(self, margin: f64) -> Self {
         BaselineMargins {
             p95: margin,
             throughput: margin,
             first_scale_up: margin,
+            ..self
         }
     }
 }
@@ -366,6 +376,8 @@ struct RawBaseline {
     p95_margin: Option<Spanned<f64>>,
     throughput_margin: Option<Spanned<f64>>,
     first_scale_up_margin: Option<Spanned<f64>>,
+    p95_slack_ms: Option<Spanned<f64>>,
+    first_scale_up_slack_syncs: Option<Spanned<f64>>,
 }
 
 /// `[scenario.hpa]` as written.
@@ -699,7 +711,7 @@ impl StressConfig {
             });
         }
         let mut baseline = BaselineMargins::default();
-        for (key, value, slot) in [
+        let fractions = [
             (
                 "baseline.p95_margin",
                 &raw.baseline.p95_margin,
@@ -715,7 +727,8 @@ impl StressConfig {
                 &raw.baseline.first_scale_up_margin,
                 &mut baseline.first_scale_up,
             ),
-        ] {
+        ];
+        for (key, value, slot) in fractions {
             if let Some(v) = value {
                 let x = *v.get_ref();
                 if !(x.is_finite() && (0.0..=10.0).contains(&x)) {
@@ -723,6 +736,31 @@ impl StressConfig {
                         Some(v.span()),
                         key,
                         format!("is a fraction between 0 and 10 (0.3 allows 30 % worse), got {x}"),
+                    ));
+                }
+                *slot = x;
+            }
+        }
+        let slacks = [
+            (
+                "baseline.p95_slack_ms",
+                &raw.baseline.p95_slack_ms,
+                &mut baseline.p95_slack_ms,
+            ),
+            (
+                "baseline.first_scale_up_slack_syncs",
+                &raw.baseline.first_scale_up_slack_syncs,
+                &mut baseline.first_scale_up_slack_syncs,
+            ),
+        ];
+        for (key, value, slot) in slacks {
+            if let Some(v) = value {
+                let x = *v.get_ref();
+                if !(x.is_finite() && x >= 0.0) {
+                    return Err(at.error(
+                        Some(v.span()),
+                        key,
+                        format!("is an absolute allowance, 0 or more, got {x}"),
                     ));
                 }
                 *slot = x;

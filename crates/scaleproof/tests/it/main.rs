@@ -4,6 +4,7 @@
 
 mod support;
 
+mod baseline_fetch;
 mod cluster_api;
 mod load_cli;
 mod sim;

@@ -181,3 +181,57 @@ fn the_report_job_skips_cleanly_when_the_gate_left_nothing() {
         "{condition}"
     );
 }
+
+/// Main publishes, PRs fetch: the names and paths on both sides agree with the code,
+/// the token stays read-only, and a missing baseline cannot fail the job.
+#[test]
+fn prs_are_judged_against_the_baseline_main_publishes() {
+    let w = workflow("stress.yml");
+    let on = &w["on"];
+    assert_eq!(on["push"]["branches"], serde_json::json!(["main"]), "{on}");
+    assert!(on.get("pull_request").is_some(), "{on}");
+
+    let perms = &w["jobs"]["stress"]["permissions"];
+    assert_eq!(perms["actions"], "read", "{perms}");
+    assert!(
+        perms.as_object().unwrap().values().all(|v| v == "read"),
+        "the gate's token only reads: {perms}"
+    );
+
+    let steps = steps(&w, "stress");
+    let find = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("no step {name}"))
+    };
+    let artifact =
+        scaleproof::baseline_fetch::artifact_name(scaleproof::backend::BackendKind::Kind);
+
+    let fetch = find("Main's baseline");
+    assert_eq!(fetch["if"], "github.event_name == 'pull_request'");
+    assert_eq!(
+        fetch["continue-on-error"], true,
+        "no baseline is never a failure"
+    );
+    let fetch_run = fetch["run"].as_str().unwrap();
+    assert!(
+        fetch_run.contains("baseline fetch --backend kind --out target/baseline/report.json"),
+        "{fetch_run}"
+    );
+
+    let gate = find("cargo xtask stress");
+    let gate_run = gate["run"].as_str().unwrap();
+    assert!(
+        gate_run.contains("[ -f target/baseline/report.json ]")
+            && gate_run.contains("--baseline target/baseline/report.json"),
+        "the gate reads what the fetch wrote, when it wrote it: {gate_run}"
+    );
+
+    let publish = find("Publish the baseline");
+    assert_eq!(publish["if"], "success() && github.event_name == 'push'");
+    assert_eq!(publish["with"]["name"], artifact.as_str());
+    assert_eq!(publish["with"]["path"], "target/scaleproof/report.json");
+    let position = |step: &Value| steps.iter().position(|s| s == step).unwrap();
+    assert!(position(fetch) < position(gate) && position(gate) < position(publish));
+}

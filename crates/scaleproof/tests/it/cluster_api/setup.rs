@@ -209,11 +209,14 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             tool_versions: BTreeMap::new(),
             cpu_limit: None,
             local_timing: None,
+            workload: None,
+            hpa_sync_period_s: Some(15.0),
         },
         setup: log.steps.clone(),
         scenarios: Vec::new(),
         comparisons: Vec::new(),
         baseline: Vec::new(),
+        against_baseline: None,
     };
     let xml = junit::render(&report).expect("junit.xml");
     assert!(
