@@ -211,7 +211,15 @@ pub async fn run_scenario(
             .ok()
             .and_then(|h| h.spec)
             .and_then(|spec| serde_json::to_value(spec).ok()),
-        load: load.as_ref().map(LoadReport::from),
+        load: load.as_ref().map(|l| {
+            let mut report = LoadReport::from(l);
+            if let Some(named) = &scenario.stages {
+                for (stage, name) in report.stages.iter_mut().zip(&named.names) {
+                    stage.name = name.clone();
+                }
+            }
+            report
+        }),
         first_scale_up_s: timeline.first_scale_up_s(),
         timeline: TimelineReport::from(&timeline),
         verdicts: verdicts.iter().map(VerdictReport::from).collect(),

@@ -452,6 +452,10 @@ pub struct PromisedStageReport {
 pub struct StageReport {
     /// 1-based.
     pub number: usize,
+    /// Its `name` in stress.toml (a demand drop `scale_down_from` refers to); null
+    /// when unnamed or outside a scenario.
+    #[serde(default)]
+    pub name: Option<String>,
     /// When the stage started and ended, seconds from the load's start.
     pub start_s: f64,
     pub end_s: f64,
@@ -758,6 +762,8 @@ impl From<&LoadResult> for LoadReport {
                 .iter()
                 .map(|s| StageReport {
                     number: s.number,
+                    // The engine's stages are unnamed; the gate adds the config's names.
+                    name: None,
                     start_s: s.start_s,
                     end_s: s.end_s,
                     from: s.from,

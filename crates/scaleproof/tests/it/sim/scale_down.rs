@@ -90,6 +90,8 @@ async fn a_defeated_drain_fails_max_failed_during_scale_down() {
     // One series across the stages, and each stage accounted for.
     let load = report.load.as_ref().expect("load ran");
     assert_eq!(load.stages.len(), 4);
+    let names: Vec<Option<&str>> = load.stages.iter().map(|s| s.name.as_deref()).collect();
+    assert_eq!(names, [None, None, Some("trickle"), None]);
     assert!(load.timeline.len() >= 50, "{} seconds", load.timeline.len());
     sim.stop().await;
 }
