@@ -3,7 +3,8 @@
 //! The CPU cost ([`crate::cost`]) makes a pod feel CPU pressure; this knob makes it
 //! feel memory pressure, the way a model that buffers its inputs and activations per
 //! request does. Each request holds a buffer of the configured size, every page of it
-//! written (untouched pages of an allocation are not resident and count nowhere), and
+//! written (untouched pages of an allocation are not resident and count nowhere; one
+//! non-zero byte per page is enough, and costs little CPU), and
 //! frees it when the request ends, so a pod's working set grows with its in-flight
 //! requests. An optional hold time keeps the buffer (and the request) for a while
 //! without spending CPU, like a request waiting on a downstream call: with it, a light
@@ -61,10 +62,14 @@ impl MemoryBudget {
             return None;
         }
         let len = usize::try_from(bytes).unwrap_or(usize::MAX);
-        let mut buffer: Vec<u8> = Vec::with_capacity(len.max(MIN_CAPACITY));
-        // Non-zero bytes: every page gets written, so it is resident and charged to
-        // the cgroup (a read-only zero page would be shared and count nowhere).
-        buffer.resize(len, 1);
+        // Zeroed allocation (calloc): fresh mmap pages are zero already, so nothing is
+        // touched yet, and it costs no CPU per byte even in a debug build (a fill loop
+        // would cost ~15 ms per 4 MiB there, enough to make CPU drive the scale).
+        let mut buffer: Vec<u8> = vec![0; len.max(MIN_CAPACITY)];
+        buffer.truncate(len);
+        // One non-zero byte per page: every page gets written, so it is resident and
+        // charged to the cgroup (a page only read would map the shared zero page and
+        // count nowhere).
         for page in buffer.iter_mut().step_by(PAGE) {
             *page = black_box(0xA5);
         }
