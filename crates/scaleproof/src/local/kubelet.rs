@@ -763,6 +763,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exit_codes_are_the_runtimes_128_plus_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        // wait(2) statuses: low byte the signal, else the code in the second byte.
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(15)), 143);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(0)), 0);
+    }
+
+    #[test]
     fn back_off_reads_as_the_kubelet_writes_it() {
         assert_eq!(go_duration(Duration::from_secs(40)), "40s");
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
