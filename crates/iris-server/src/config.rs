@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::memory::MAX_PER_REQUEST_MIB;
+
 /// Largest accepted `--cpu-cost-ms`: one minute of CPU per request is already absurd.
 const MAX_CPU_COST_MS: f64 = 60_000.0;
 
@@ -18,6 +20,11 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// How many requests may run the simulated-cost model at the same time.
     pub model_threads: usize,
+    /// Bytes held per in-flight prediction request (see [`crate::memory`]); zero
+    /// disables it.
+    pub memory_cost_bytes: u64,
+    /// How long a request keeps its memory cost before answering, without using CPU.
+    pub memory_hold: Duration,
 }
 
 impl Default for Config {
@@ -26,6 +33,8 @@ impl Default for Config {
             cpu_cost: Duration::ZERO,
             drain_timeout: Duration::from_secs(20),
             model_threads: 1,
+            memory_cost_bytes: 0,
+            memory_hold: Duration::ZERO,
         }
     }
 }
@@ -74,6 +83,20 @@ pub struct Cli {
     #[arg(long, env = "IRIS_CPU_COST_MS", default_value_t = 0.0, value_parser = parse_cpu_cost_ms, allow_negative_numbers = true)]
     pub cpu_cost_ms: f64,
 
+    /// Simulated model memory: MiB each /predict or /predict/batch request holds while
+    /// it is in flight (allocated and written, so it counts in the working set the
+    /// HPA's memory metric reads), freed when the request ends. 0 disables it. At most
+    /// 1024 per request; all requests together hold at most 4 GiB (beyond that a
+    /// request holds nothing and a warning is logged).
+    #[arg(long, env = "IRIS_MEMORY_COST_MIB", default_value_t = 0.0, value_parser = parse_memory_cost_mib, allow_negative_numbers = true)]
+    pub memory_cost_mib: f64,
+
+    /// Milliseconds a prediction request keeps its --memory-cost-mib before answering,
+    /// sleeping (no CPU), like a request waiting on a downstream call: a light CPU
+    /// load then holds memory. Only matters when --memory-cost-mib is above 0.
+    #[arg(long, env = "IRIS_MEMORY_HOLD_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub memory_hold_ms: u64,
+
     /// Seconds to keep serving in-flight requests after SIGTERM/Ctrl-C before exiting
     /// anyway. Keep it below the pod's terminationGracePeriodSeconds.
     #[arg(long, env = "IRIS_DRAIN_TIMEOUT_S", default_value_t = 20)]
@@ -104,6 +127,8 @@ impl Cli {
             cpu_cost: Duration::from_secs_f64(self.cpu_cost_ms / 1000.0),
             drain_timeout: Duration::from_secs(self.drain_timeout_s),
             model_threads: usize::from(self.model_threads),
+            memory_cost_bytes: (self.memory_cost_mib * 1024.0 * 1024.0).round() as u64,
+            memory_hold: Duration::from_millis(self.memory_hold_ms),
         }
     }
 }
@@ -116,6 +141,19 @@ fn parse_cpu_cost_ms(text: &str) -> Result<f64, String> {
     if !(0.0..=MAX_CPU_COST_MS).contains(&value) {
         return Err(format!(
             "{text} is out of range: give 0 to {MAX_CPU_COST_MS} milliseconds"
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_memory_cost_mib(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of MiB"))?;
+    if !(0.0..=MAX_PER_REQUEST_MIB).contains(&value) {
+        return Err(format!(
+            "{text} is out of range: give 0 to {MAX_PER_REQUEST_MIB} MiB per request"
         ));
     }
     Ok(value)
@@ -167,6 +205,33 @@ mod tests {
             let err = Cli::try_parse_from(["iris-server", "--cpu-cost-ms", bad]).unwrap_err();
             assert!(err.to_string().contains("cpu-cost-ms"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn memory_flags_set_the_config() {
+        let cli = Cli::try_parse_from([
+            "iris-server",
+            "--memory-cost-mib",
+            "1.5",
+            "--memory-hold-ms",
+            "250",
+        ])
+        .unwrap();
+        let config = cli.config();
+        assert_eq!(config.memory_cost_bytes, 1_572_864);
+        assert_eq!(config.memory_hold, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_memory_values_are_refused_with_a_reason() {
+        for bad in ["-1", "NaN", "inf", "abc", "1025"] {
+            let err = Cli::try_parse_from(["iris-server", "--memory-cost-mib", bad]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("memory-cost-mib"), "{bad}: {text}");
+        }
+        let err = Cli::try_parse_from(["iris-server", "--memory-cost-mib", "4096"]).unwrap_err();
+        assert!(err.to_string().contains("0 to 1024 MiB"), "{err}");
+        assert!(Cli::try_parse_from(["iris-server", "--memory-hold-ms", "60001"]).is_err());
     }
 
     #[test]

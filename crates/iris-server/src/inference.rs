@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::cost;
 use crate::dataset::Measurements;
+use crate::memory::{self, Ballast};
 use crate::model::{IrisModel, Prediction};
 use crate::state::AppState;
 
@@ -26,12 +27,16 @@ pub enum InferenceError {
     TaskFailed(String),
 }
 
-/// Classifies `samples`, burning the configured CPU cost once for the whole request.
+/// Classifies `samples`, holding the configured memory cost for the whole request and
+/// burning the configured CPU cost once.
 pub async fn classify(
     state: &AppState,
     samples: Vec<Measurements>,
 ) -> Result<Vec<Prediction>, InferenceError> {
     let model = state.model().ok_or(InferenceError::NotReady)?;
+    // Held from before the wait for a model slot: a queued request holds its inputs
+    // too. Dropped when this function returns, whatever the outcome.
+    let _held = hold_memory(state).await?;
     let cost = state.cpu_cost();
     if cost.is_zero() {
         return Ok(predict_all(&model, &samples));
@@ -50,6 +55,33 @@ pub async fn classify(
     })
     .await
     .map_err(|join| InferenceError::TaskFailed(join.to_string()))
+}
+
+/// Allocates and touches the request's memory cost (on the blocking pool: writing tens
+/// of MiB takes milliseconds, which would stall every connection of the async worker),
+/// then keeps it for the configured hold time, asleep.
+async fn hold_memory(state: &AppState) -> Result<Option<Ballast>, InferenceError> {
+    let bytes = state.memory_cost_bytes();
+    if bytes == 0 {
+        return Ok(None);
+    }
+    let budget = state.memory_budget().clone();
+    let ballast = tokio::task::spawn_blocking(move || budget.hold(bytes))
+        .await
+        .map_err(|join| InferenceError::TaskFailed(join.to_string()))?;
+    if ballast.is_none() {
+        tracing::warn!(
+            bytes,
+            held = state.memory_budget().held(),
+            limit = memory::MAX_HELD_BYTES,
+            "simulated model memory skipped: in-flight requests already hold the most allowed"
+        );
+    }
+    let hold = state.memory_hold();
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
+    Ok(ballast)
 }
 
 fn predict_all(model: &IrisModel, samples: &[Measurements]) -> Vec<Prediction> {
@@ -104,5 +136,33 @@ mod tests {
         let predictions = classify(&state, vec![setosa(), setosa()]).await.unwrap();
         assert_eq!(predictions.len(), 2);
         assert!(predictions.iter().all(|p| p.species == Species::Setosa));
+    }
+
+    #[tokio::test]
+    async fn memory_is_held_for_the_request_and_given_back() {
+        let config = Config {
+            // Small: the RSS checks of `memory::tests` run alongside.
+            memory_cost_bytes: 1 << 20,
+            memory_hold: Duration::from_millis(300),
+            ..Config::default()
+        };
+        let state = AppState::with_model(&config, IrisModel::train_embedded().unwrap());
+        let request = tokio::spawn({
+            let state = state.clone();
+            async move { classify(&state, vec![setosa()]).await }
+        });
+        // Bounded wait for the request to hold its memory (it sleeps 300 ms holding it).
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = state.memory_budget().held();
+            if seen > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(seen, 1 << 20);
+        let predictions = request.await.unwrap().unwrap();
+        assert_eq!(predictions[0].species, Species::Setosa);
+        assert_eq!(state.memory_budget().held(), 0);
     }
 }

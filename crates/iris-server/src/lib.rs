@@ -3,7 +3,8 @@
 //! A depth-3 Gini decision tree ([`model`], built on the small CART in [`cart`]) is
 //! trained at start-up on the Iris data set embedded in the binary ([`dataset`]) and
 //! served over a FastAPI-compatible JSON API ([`api`]). [`cost`] can add simulated CPU
-//! work per prediction so a CPU-limited pod feels load; [`server`] adds the graceful
+//! work per prediction so a CPU-limited pod feels load, and [`memory`] memory held per
+//! in-flight prediction so a pod's working set grows with load; [`server`] adds the graceful
 //! drain Kubernetes needs; [`startup`] is what the binary runs.
 //!
 //! In-process use: bind a `tokio::net::TcpListener` and call [`serve`] with a
@@ -16,6 +17,7 @@ pub mod config;
 pub mod cost;
 pub mod dataset;
 pub mod inference;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod server;

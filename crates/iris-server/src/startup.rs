@@ -68,6 +68,8 @@ async fn bind_and_serve(cli: Cli) -> anyhow::Result<()> {
         cpu_cost_ms = config.cpu_cost.as_secs_f64() * 1e3,
         worker_threads = cli.worker_threads,
         model_threads = config.model_threads,
+        memory_cost_mib = config.memory_cost_bytes as f64 / (1024.0 * 1024.0),
+        memory_hold_ms = config.memory_hold.as_millis() as u64,
         "listening on {bound}"
     );
     serve(listener, config, shutdown).await

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::memory::MemoryBudget;
 use crate::metrics::Metrics;
 use crate::model::IrisModel;
 
@@ -36,6 +37,9 @@ struct Shared {
     cpu_cost: Duration,
     /// Limits how many requests burn the simulated cost at once.
     model_slots: Arc<Semaphore>,
+    memory_cost_bytes: u64,
+    memory_hold: Duration,
+    memory: MemoryBudget,
 }
 
 impl AppState {
@@ -48,6 +52,9 @@ impl AppState {
                 metrics: Metrics::default(),
                 cpu_cost: config.cpu_cost,
                 model_slots: Arc::new(Semaphore::new(config.model_threads.max(1))),
+                memory_cost_bytes: config.memory_cost_bytes,
+                memory_hold: config.memory_hold,
+                memory: MemoryBudget::default(),
             }),
         }
     }
@@ -94,6 +101,21 @@ impl AppState {
     /// CPU time burned per prediction request.
     pub fn cpu_cost(&self) -> Duration {
         self.shared.cpu_cost
+    }
+
+    /// Bytes held per in-flight prediction request.
+    pub fn memory_cost_bytes(&self) -> u64 {
+        self.shared.memory_cost_bytes
+    }
+
+    /// How long a request keeps its memory cost.
+    pub fn memory_hold(&self) -> Duration {
+        self.shared.memory_hold
+    }
+
+    /// The bytes all in-flight requests hold, and the bound on them.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.shared.memory
     }
 
     pub(crate) fn model_slots(&self) -> Arc<Semaphore> {

@@ -103,6 +103,7 @@ pub fn timeline(rows: &[(f64, u32, u32, Option<u32>)]) -> Timeline {
                 cpu_target_pct: 50,
                 replicas: Vec::new(),
                 conditions: Vec::new(),
+                metrics: Vec::new(),
             })
             .collect(),
         events: Vec::new(),

@@ -28,15 +28,130 @@ pub struct ScaleSample {
     pub replicas: Vec<ReplicaUsage>,
     /// HPA status conditions at this moment.
     pub conditions: Vec<Condition>,
+    /// Every metric of the HPA's `status.currentMetrics`, in spec order, with its
+    /// target and the replica count it proposes (empty before the first sync).
+    pub metrics: Vec<MetricSample>,
 }
 
-/// CPU usage of one replica (a pod, or a local process).
+/// The HPA's tolerance: within 10 % of the target a metric proposes no change
+/// (`--horizontal-pod-autoscaler-tolerance`, default 0.1).
+pub const HPA_TOLERANCE: f64 = 0.1;
+
+/// One HPA metric at one moment: what the HPA's status says it measured, the target
+/// from its spec, and the replica count it proposes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    /// `cpu` or `memory` (Resource metrics), `container/resource` (ContainerResource,
+    /// e.g. `iris-server/memory`).
+    pub name: String,
+    /// Current average utilization, percent of the request (Utilization targets).
+    pub current_utilization_pct: Option<u32>,
+    /// Current average per pod in the resource's unit: cores for cpu, bytes for memory.
+    pub current_average_value: Option<f64>,
+    /// Target average utilization, percent of the request (Utilization targets).
+    pub target_utilization_pct: Option<u32>,
+    /// Target average per pod (AverageValue targets), in the same unit.
+    pub target_average_value: Option<f64>,
+    /// The replica count this metric proposes, as upstream's replica calculator does
+    /// from the status: `ceil(currentReplicas × current / target)`, or no change within
+    /// the tolerance. An estimate: upstream counts ready pods and treats unready and
+    /// missing ones specially, which the status does not show. `None` without a
+    /// current value or a replica count.
+    pub proposal_replicas: Option<u32>,
+}
+
+impl MetricSample {
+    /// Current over target, by the target's type (utilization first, as the HPA).
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.target_utilization_pct, self.target_average_value) {
+            (Some(target), _) if target > 0 => self
+                .current_utilization_pct
+                .map(|current| f64::from(current) / f64::from(target)),
+            (None, Some(target)) if target > 0.0 => {
+                self.current_average_value.map(|current| current / target)
+            }
+            _ => None,
+        }
+    }
+
+    /// Upstream's per-metric proposal for `replicas` current replicas
+    /// (`replica_calculator.go`, `GetResourceReplicas`/`GetRawResourceReplicas`:
+    /// within the tolerance the count stays, else `ceil(usageRatio × replicas)`).
+    pub fn proposal(&self, replicas: u32) -> Option<u32> {
+        let ratio = self.ratio()?;
+        if (1.0 - ratio).abs() <= HPA_TOLERANCE {
+            return Some(replicas);
+        }
+        Some((ratio * f64::from(replicas)).ceil().max(0.0) as u32)
+    }
+
+    /// E.g. `memory utilization 180% of request is above target 60%`, `memory average
+    /// 120.0Mi is above target 64.0Mi`.
+    pub fn describe(&self) -> String {
+        let side = |ratio: f64| if ratio > 1.0 { "above" } else { "below" };
+        match (self.target_utilization_pct, self.target_average_value) {
+            (Some(target), _) => match self.current_utilization_pct {
+                Some(u) => format!(
+                    "{} utilization {u}% of request is {} target {target}%",
+                    self.name,
+                    side(f64::from(u) / f64::from(target.max(1)))
+                ),
+                None => format!("{} utilization unknown (target {target}%)", self.name),
+            },
+            (None, Some(target)) => match self.current_average_value {
+                Some(v) => format!(
+                    "{} average {} is {} target {}",
+                    self.name,
+                    self.amount(v),
+                    side(v / target.max(f64::MIN_POSITIVE)),
+                    self.amount(target)
+                ),
+                None => format!(
+                    "{} average unknown (target {})",
+                    self.name,
+                    self.amount(target)
+                ),
+            },
+            (None, None) => format!("{} (no target)", self.name),
+        }
+    }
+
+    /// A value in the unit people read: MiB for memory, millicores for cpu.
+    fn amount(&self, value: f64) -> String {
+        if self.name.ends_with("memory") {
+            format!("{:.1}Mi", value / (1024.0 * 1024.0))
+        } else if self.name.ends_with("cpu") {
+            format!("{:.0}m", value * 1000.0)
+        } else {
+            format!("{value}")
+        }
+    }
+}
+
+/// The metric whose proposal is the largest (the first among equals, as upstream's
+/// `computeReplicasForMetrics` keeps the first proposal no later one exceeds).
+pub fn driving_metric(metrics: &[MetricSample]) -> Option<&MetricSample> {
+    let mut best: Option<&MetricSample> = None;
+    for metric in metrics {
+        let Some(proposal) = metric.proposal_replicas else {
+            continue;
+        };
+        if best.is_none_or(|b| b.proposal_replicas.is_some_and(|p| proposal > p)) {
+            best = Some(metric);
+        }
+    }
+    best
+}
+
+/// Usage of one replica (a pod, or a local process).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaUsage {
     /// Pod name, or `replica-N` on the local backend.
     pub name: String,
     /// Usage in millicores over the last metric window (`None`: no metric yet).
     pub cpu_millicores: Option<u64>,
+    /// Memory working set in bytes at the last scrape (`None`: no metric yet).
+    pub memory_bytes: Option<u64>,
     /// Whether the replica is ready (receives traffic).
     pub ready: bool,
 }
@@ -85,7 +200,9 @@ pub struct Timeline {
 pub struct ScaleEvent {
     /// Seconds since the scenario started.
     pub t_s: f64,
-    /// A sentence, e.g. "scaled 1 -> 3: cpu utilization 210% of request is above target 50%".
+    /// A sentence, e.g. "scaled 1 -> 3 on memory: memory utilization 180% of request is
+    /// above target 60% (proposal 3); cpu utilization 4% of request is below target 50%
+    /// (proposal 1)".
     pub message: String,
 }
 
@@ -222,9 +339,15 @@ impl Timeline {
             .max()
     }
 
-    /// Whether any sample carried a CPU utilization metric.
+    /// Whether any sample carried a metric value (CPU utilization or any metric of
+    /// the HPA's status).
     pub fn has_metrics(&self) -> bool {
-        self.samples.iter().any(|s| s.cpu_utilization_pct.is_some())
+        self.samples.iter().any(|s| {
+            s.cpu_utilization_pct.is_some()
+                || s.metrics.iter().any(|m| {
+                    m.current_utilization_pct.is_some() || m.current_average_value.is_some()
+                })
+        })
     }
 
     /// Whether the condition was ever reported.
@@ -250,7 +373,72 @@ mod tests {
             cpu_target_pct: 50,
             replicas: Vec::new(),
             conditions: Vec::new(),
+            metrics: Vec::new(),
         }
+    }
+
+    fn metric(name: &str, current: u32, target: u32) -> MetricSample {
+        MetricSample {
+            name: name.into(),
+            current_utilization_pct: Some(current),
+            current_average_value: None,
+            target_utilization_pct: Some(target),
+            target_average_value: None,
+            proposal_replicas: None,
+        }
+    }
+
+    #[test]
+    fn proposals_follow_upstreams_ratio_and_tolerance() {
+        // 180% against 60%: ratio 3, ceil(3 x 1) = 3.
+        assert_eq!(metric("memory", 180, 60).proposal(1), Some(3));
+        // Within 10% of the target: no change.
+        assert_eq!(metric("cpu", 54, 50).proposal(2), Some(2));
+        // 20% of 50% on 3 replicas: ceil(0.4 x 3) = 2.
+        assert_eq!(metric("cpu", 20, 50).proposal(3), Some(2));
+        let average = MetricSample {
+            name: "memory".into(),
+            current_utilization_pct: None,
+            current_average_value: Some(96.0 * 1024.0 * 1024.0),
+            target_utilization_pct: None,
+            target_average_value: Some(48.0 * 1024.0 * 1024.0),
+            proposal_replicas: None,
+        };
+        assert_eq!(average.proposal(1), Some(2));
+        assert_eq!(
+            average.describe(),
+            "memory average 96.0Mi is above target 48.0Mi"
+        );
+        assert_eq!(
+            metric("cpu", 4, 50).describe(),
+            "cpu utilization 4% of request is below target 50%"
+        );
+        let mut unknown = metric("cpu", 0, 50);
+        unknown.current_utilization_pct = None;
+        assert_eq!(unknown.proposal(1), None);
+    }
+
+    #[test]
+    fn the_driving_metric_is_the_largest_proposal_first_among_equals() {
+        let with = |name: &str, p: Option<u32>| MetricSample {
+            proposal_replicas: p,
+            ..metric(name, 0, 50)
+        };
+        let metrics = [
+            with("cpu", Some(1)),
+            with("memory", Some(3)),
+            with("x", Some(3)),
+        ];
+        assert_eq!(
+            driving_metric(&metrics).map(|m| m.name.as_str()),
+            Some("memory")
+        );
+        let metrics = [with("cpu", None), with("memory", Some(1))];
+        assert_eq!(
+            driving_metric(&metrics).map(|m| m.name.as_str()),
+            Some("memory")
+        );
+        assert!(driving_metric(&[with("cpu", None)]).is_none());
     }
 
     #[test]

@@ -215,6 +215,13 @@ async fn status(settings: &Settings) -> anyhow::Result<()> {
                     .desired_replicas
                     .map_or("-".into(), |n| n.to_string())
             );
+            // Every metric, not only cpu: with several, the largest proposal wins.
+            for m in &sample.metrics {
+                let proposal = m
+                    .proposal_replicas
+                    .map_or(String::new(), |p| format!(" (proposes {p})"));
+                println!("  metric {}{proposal}", m.describe());
+            }
             for c in sample.conditions {
                 println!("  {} {} {}: {}", c.type_, c.status, c.reason, c.message);
             }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_metrics::v1beta1::PodMetrics;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, MetricSpec};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
@@ -24,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use super::objects::Target;
 use super::reset::is_ready;
 use super::{describe_kube_error, describe_watch_error};
-use crate::timeline::{Condition, ReplicaUsage, ScaleSample, Timeline};
+use crate::timeline::{
+    Condition, MetricSample, ReplicaUsage, ScaleSample, Timeline, driving_metric,
+};
 
 /// What to observe, and how often.
 #[derive(Debug, Clone)]
@@ -189,25 +192,32 @@ pub fn sample(
         })
         .map(|p| {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let cpu_millicores = metrics
-                .and_then(|ms| {
-                    ms.iter()
-                        .find(|m| m.metadata.name.as_deref() == Some(&name))
-                })
+            let pod_metrics = metrics.and_then(|ms| {
+                ms.iter()
+                    .find(|m| m.metadata.name.as_deref() == Some(&name))
+            });
+            let cpu_millicores = pod_metrics
                 .and_then(|m| m.cpu().ok())
                 .map(|cores| (cores * 1000.0).round().max(0.0) as u64);
+            let memory_bytes = pod_metrics
+                .and_then(|m| m.memory().ok())
+                .and_then(|bytes| u64::try_from(bytes).ok());
             ReplicaUsage {
                 ready: p.metadata.deletion_timestamp.is_none() && is_ready(p),
                 name,
                 cpu_millicores,
+                memory_bytes,
             }
         })
         .collect();
 
+    let current_replicas = synced.then(|| count(status.current_replicas));
+    let metric_samples = metric_samples(hpa, current_replicas);
+
     ScaleSample {
         t_s,
         desired_replicas: synced.then(|| count(Some(status.desired_replicas))),
-        current_replicas: synced.then(|| count(status.current_replicas)),
+        current_replicas,
         ready_replicas: replicas.iter().filter(|r| r.ready).count() as u32,
         terminating_replicas: pods
             .iter()
@@ -227,7 +237,66 @@ pub fn sample(
                 message: c.message.clone().unwrap_or_default(),
             })
             .collect(),
+        metrics: metric_samples,
     }
+}
+
+/// Every Resource and ContainerResource metric of the HPA's `status.currentMetrics`,
+/// with its target from the spec (matched by name, and container) and the replica
+/// count it proposes at `replicas`. Pods, Object and External metrics are skipped:
+/// the workload's HPA uses none, and the harness reads no custom metrics API.
+pub fn metric_samples(hpa: &HorizontalPodAutoscaler, replicas: Option<u32>) -> Vec<MetricSample> {
+    let specs: Vec<&MetricSpec> = hpa
+        .spec
+        .as_ref()
+        .and_then(|s| s.metrics.as_ref())
+        .into_iter()
+        .flatten()
+        .collect();
+    let quantity = |q: Option<&Quantity>| {
+        q.and_then(|q| scaleproof_hpa::parse_milli(&q.0))
+            .map(|milli| milli as f64 / 1000.0)
+    };
+    let utilization = |u: Option<i32>| u.and_then(|u| u32::try_from(u).ok());
+    let statuses = hpa
+        .status
+        .as_ref()
+        .and_then(|s| s.current_metrics.as_ref())
+        .into_iter()
+        .flatten();
+    statuses
+        .filter_map(|status| {
+            let (name, current, target) = if let Some(r) = &status.resource {
+                let target = specs
+                    .iter()
+                    .filter_map(|m| m.resource.as_ref())
+                    .find(|m| m.name == r.name)
+                    .map(|m| &m.target);
+                (r.name.clone(), &r.current, target)
+            } else if let Some(c) = &status.container_resource {
+                let target = specs
+                    .iter()
+                    .filter_map(|m| m.container_resource.as_ref())
+                    .find(|m| m.name == c.name && m.container == c.container)
+                    .map(|m| &m.target);
+                (format!("{}/{}", c.container, c.name), &c.current, target)
+            } else {
+                return None;
+            };
+            let mut sample = MetricSample {
+                name,
+                current_utilization_pct: utilization(current.average_utilization),
+                current_average_value: quantity(current.average_value.as_ref()),
+                target_utilization_pct: target.and_then(|t| utilization(t.average_utilization)),
+                target_average_value: target
+                    .filter(|t| t.type_ == "AverageValue")
+                    .and_then(|t| quantity(t.average_value.as_ref())),
+                proposal_replicas: None,
+            };
+            sample.proposal_replicas = replicas.and_then(|n| sample.proposal(n));
+            Some(sample)
+        })
+        .collect()
 }
 
 /// What changed from `previous` to `next` that a person reading the report should
@@ -239,26 +308,19 @@ pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String
     };
     let mut messages = Vec::new();
     if let (None, Some(desired)) = (previous.desired_replicas, next.desired_replicas) {
-        messages.push(format!("HPA synced for the first time: desired {desired}"));
+        // A first sync can already rescale (load that started before it): say on what.
+        let why = match metrics_explanation(next) {
+            Some(why) if next.current_replicas != Some(desired) => format!(" {why}"),
+            _ => String::new(),
+        };
+        messages.push(format!(
+            "HPA synced for the first time: desired {desired}{why}"
+        ));
     }
     if let (Some(before), Some(after)) = (previous.desired_replicas, next.desired_replicas)
         && before != after
     {
-        let why = match next.cpu_utilization_pct {
-            Some(u) => {
-                let side = if u > next.cpu_target_pct {
-                    "above"
-                } else {
-                    "below"
-                };
-                format!(
-                    "cpu utilization {u}% of request is {side} target {}%",
-                    next.cpu_target_pct
-                )
-            }
-            None => "cpu utilization unknown".to_string(),
-        };
-        messages.push(format!("scaled {before} -> {after}: {why}"));
+        messages.push(rescale_message(before, after, next));
     }
     let limited = |s: &ScaleSample| {
         s.conditions
@@ -305,6 +367,46 @@ pub fn changes(previous: Option<&ScaleSample>, next: &ScaleSample) -> Vec<String
         ));
     }
     messages
+}
+
+/// `on memory: <the driving metric>; <the others>`: every metric with what it
+/// proposed, the largest first; `None` when no metric proposed anything.
+fn metrics_explanation(next: &ScaleSample) -> Option<String> {
+    let proposal = |m: &MetricSample| match m.proposal_replicas {
+        Some(p) => format!("{} (proposal {p})", m.describe()),
+        None => m.describe(),
+    };
+    let driving = driving_metric(&next.metrics)?;
+    let mut message = format!("on {}: {}", driving.name, proposal(driving));
+    for other in next.metrics.iter().filter(|m| !std::ptr::eq(*m, driving)) {
+        message.push_str("; ");
+        message.push_str(&proposal(other));
+    }
+    Some(message)
+}
+
+/// `scaled 1 -> 3 on memory: <the driving metric>; <the others>`: every metric with
+/// what it proposed, the largest first, which is the one the HPA followed (it takes
+/// the largest proposal). An HPA status without metrics falls back to the CPU figure.
+fn rescale_message(before: u32, after: u32, next: &ScaleSample) -> String {
+    if let Some(why) = metrics_explanation(next) {
+        return format!("scaled {before} -> {after} {why}");
+    }
+    let why = match next.cpu_utilization_pct {
+        Some(u) => {
+            let side = if u > next.cpu_target_pct {
+                "above"
+            } else {
+                "below"
+            };
+            format!(
+                "cpu utilization {u}% of request is {side} target {}%",
+                next.cpu_target_pct
+            )
+        }
+        None => "metrics unknown".to_string(),
+    };
+    format!("scaled {before} -> {after}: {why}")
 }
 
 /// Distinct warnings in first-seen order, with repeat counts: a metrics API that is
@@ -361,6 +463,7 @@ mod tests {
                 .into(),
                 message: "m".into(),
             }],
+            metrics: Vec::new(),
         }
     }
 
@@ -377,10 +480,89 @@ mod tests {
         );
         assert_eq!(
             changes(Some(&at(3, 3, Some(20), false)), &at(2, 2, None, false)),
+            ["scaled 3 -> 2: metrics unknown", "ready replicas 3 -> 2"]
+        );
+    }
+
+    /// An HPA as the API returns it, with cpu (Utilization) and memory (AverageValue)
+    /// metrics and upstream's currentMetrics shapes.
+    fn two_metric_hpa(
+        cpu_pct: i32,
+        memory: &str,
+        current_replicas: i32,
+    ) -> HorizontalPodAutoscaler {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h", "namespace": "n"},
+            "spec": {
+                "scaleTargetRef": {"kind": "Deployment", "name": "d", "apiVersion": "apps/v1"},
+                "maxReplicas": 3,
+                "metrics": [
+                    {"type": "Resource", "resource": {"name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 50}}},
+                    {"type": "Resource", "resource": {"name": "memory",
+                        "target": {"type": "AverageValue", "averageValue": "48Mi"}}},
+                    {"type": "ContainerResource", "containerResource": {"name": "memory",
+                        "container": "iris-server",
+                        "target": {"type": "Utilization", "averageUtilization": 60}}},
+                ],
+            },
+            "status": {
+                "currentReplicas": current_replicas,
+                "desiredReplicas": 3,
+                "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"}],
+                "currentMetrics": [
+                    {"type": "Resource", "resource": {"name": "cpu",
+                        "current": {"averageUtilization": cpu_pct, "averageValue": "4m"}}},
+                    {"type": "Resource", "resource": {"name": "memory",
+                        "current": {"averageValue": memory}}},
+                    {"type": "ContainerResource", "containerResource": {"name": "memory",
+                        "container": "iris-server",
+                        "current": {"averageUtilization": 90, "averageValue": "120795955"}}},
+                ],
+            },
+        }))
+        .expect("a valid HPA")
+    }
+
+    #[test]
+    fn samples_carry_every_metric_and_the_scale_event_names_the_driver() {
+        let hpa = two_metric_hpa(4, "125829120", 1);
+        let next = sample(1.0, &hpa, &[], None);
+        let names: Vec<&str> = next.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["cpu", "memory", "iris-server/memory"]);
+        assert_eq!(next.metrics[0].proposal_replicas, Some(1));
+        assert_eq!(next.metrics[1].current_average_value, Some(125_829_120.0));
+        assert_eq!(next.metrics[1].target_average_value, Some(50_331_648.0));
+        // 120Mi against 48Mi: ceil(2.5 x 1) = 3.
+        assert_eq!(next.metrics[1].proposal_replicas, Some(3));
+        // 90% against 60%: ceil(1.5 x 1) = 2.
+        assert_eq!(next.metrics[2].proposal_replicas, Some(2));
+        let previous = ScaleSample {
+            desired_replicas: Some(1),
+            ..next.clone()
+        };
+        assert_eq!(
+            changes(Some(&previous), &next),
             [
-                "scaled 3 -> 2: cpu utilization unknown",
-                "ready replicas 3 -> 2"
+                "scaled 1 -> 3 on memory: memory average 120.0Mi is above target 48.0Mi \
+              (proposal 3); cpu utilization 4% of request is below target 50% (proposal 1); \
+              iris-server/memory utilization 90% of request is above target 60% (proposal 2)"
             ]
+        );
+        assert_eq!(
+            driving_metric(&next.metrics).map(|m| m.name.as_str()),
+            Some("memory")
+        );
+        // A first sync that already rescales says on what, too.
+        let unsynced = ScaleSample {
+            desired_replicas: None,
+            current_replicas: None,
+            ..next.clone()
+        };
+        let first = changes(Some(&unsynced), &next);
+        assert!(
+            first[0].starts_with("HPA synced for the first time: desired 3 on memory: memory"),
+            "{first:?}"
         );
     }
 }

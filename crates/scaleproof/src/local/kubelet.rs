@@ -392,10 +392,18 @@ impl PodRuntime {
             }
             Some(run) => {
                 if let Some(status) = run.replica.exit_status() {
-                    let code = status.code().unwrap_or(137);
+                    let code = exit_code(status);
+                    // The kernel's OOM killer sends SIGKILL; only the cgroup's counter
+                    // tells it from any other SIGKILL, as the runtime's OOM event does
+                    // for the real kubelet (reason OOMKilled, exit code 137).
+                    let oom_killed = run.replica.oom_kills().is_some_and(|n| n > 0);
                     let exit = Exit {
                         code,
-                        reason: if code == 0 { "Completed" } else { "Error" },
+                        reason: match (oom_killed, code) {
+                            (true, _) => "OOMKilled",
+                            (false, 0) => "Completed",
+                            (false, _) => "Error",
+                        },
                         started: run.started,
                         finished: SystemTime::now(),
                         container_id: format!("local://{}", run.replica.pid()),
@@ -686,6 +694,17 @@ fn template_for(
         .and_then(|l| l.get("cpu"))
         .and_then(|q| parse_cpu_millicores(&q.0))
         .unwrap_or(0);
+    let memory_limit = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .map(|q| {
+            scaleproof_hpa::parse_milli(&q.0)
+                .map(|milli| milli / 1000)
+                .ok_or_else(|| format!("unreadable memory limit {:?}", q.0))
+        })
+        .transpose()?;
     let env = container
         .env
         .iter()
@@ -712,10 +731,21 @@ fn template_for(
         args: container.args.clone().unwrap_or_default(),
         env,
         cpu_limit_millicores: limit,
+        memory_limit_bytes: memory_limit,
         readiness_path: path,
         log_dir: Some(config.log_dir.clone()),
     };
     Ok((template, spec))
+}
+
+/// The container's exit code as the runtime reports it: the process's own, or 128 +
+/// the signal that killed it (137 for SIGKILL, 143 for SIGTERM).
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(137)
 }
 
 /// A duration as Go prints it (`10s`, `1m20s`, `5m0s`).
@@ -731,6 +761,16 @@ fn go_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_are_the_runtimes_128_plus_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        // wait(2) statuses: low byte the signal, else the code in the second byte.
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(15)), 143);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(std::process::ExitStatus::from_raw(0)), 0);
+    }
 
     #[test]
     fn back_off_reads_as_the_kubelet_writes_it() {

@@ -8,7 +8,7 @@
 //!   ([`replica`], [`probe`], [`cgroup`]), status, logs, termination in the kubelet's
 //!   order; [`autoscaler`]: the HPA controller (the `scaleproof-hpa` port, queued as
 //!   upstream); [`metrics`]: metrics-server (PodMetrics from the cgroups' CPU
-//!   counters); [`nodeport`]: kube-proxy in front of the ready pods;
+//!   counters and memory working sets); [`nodeport`]: kube-proxy in front of the ready pods;
 //! - [`timing`]: the `fast` and `kind` presets.
 //!
 //! Everything runs in the orchestrator's process for the whole run; the scenario
@@ -38,7 +38,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use cgroup::{CgroupDriver, CpuLimitMode};
+pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
 pub use kubelet::TerminationOrder;
 pub use timing::{Timing, TimingPreset};
 
@@ -108,7 +108,15 @@ impl SimCluster {
             tracing::info!("killed {killed} process(es) left behind by an earlier run");
         }
         let cpu_limit = settings.cgroups.mode().clone();
-        if cpu_limit.is_capped() {
+        if let cgroup::MemoryMode::Unavailable { reason } = settings.cgroups.memory_mode() {
+            // Once per cluster: every replica's memory then comes from its RSS.
+            tracing::warn!(
+                "no memory cgroup ({reason}): replica memory limits are NOT enforced and \
+                 PodMetrics memory is the process RSS, not the working set metrics-server \
+                 reports"
+            );
+        }
+        if cpu_limit.is_capped() || settings.cgroups.memory_mode().is_available() {
             let swept = settings.cgroups.sweep_stale();
             if swept > 0 {
                 tracing::info!("removed {swept} cgroup(s) left behind by an earlier run");

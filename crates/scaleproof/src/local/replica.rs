@@ -48,6 +48,9 @@ pub struct ReplicaTemplate {
     pub env: BTreeMap<String, String>,
     /// The container's CPU limit, enforced by the cgroup.
     pub cpu_limit_millicores: u64,
+    /// The container's memory limit in bytes, enforced by the cgroup (the kernel
+    /// OOM-kills the replica past it); `None`: no limit.
+    pub memory_limit_bytes: Option<u64>,
     /// Path of the readiness probe (`httpGet.path`).
     pub readiness_path: String,
     /// Where each replica's stdout and stderr go (`<name>.log`); `None` discards them.
@@ -105,7 +108,11 @@ impl Replica {
     ) -> Result<Self, ReplicaError> {
         let port = free_loopback_port().map_err(ReplicaError::Port)?;
         // Create the group first: if that fails, nothing is running yet.
-        let cgroup = cgroups.create(name, template.cpu_limit_millicores)?;
+        let cgroup = cgroups.create(
+            name,
+            template.cpu_limit_millicores,
+            template.memory_limit_bytes,
+        )?;
         let (stdout, stderr) = match &template.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("{name}.log"));
@@ -144,7 +151,11 @@ impl Replica {
             terminating: false,
         };
         // The process runs uncapped for the microseconds until it joins its group;
-        // it has not served anything yet, so that costs no accuracy.
+        // it has not served anything yet, so that costs no CPU accuracy. Memory it
+        // touched before (the dynamic loader's pages, the first heap) stays charged
+        // to the harness's group, as cgroups do not move charges: the idle working
+        // set reads lower than a container's (which a runtime places before exec),
+        // by the few hundred KiB to MiB a process touches while starting.
         if let Some(group) = &replica.cgroup
             && let Err(e) = group.add(replica.child.id())
         {
@@ -164,16 +175,31 @@ impl Replica {
 
     /// CPU time used so far: the cgroup's counter, or the process's own when uncapped.
     pub fn cpu_time(&self) -> Option<Duration> {
-        match &self.cgroup {
+        match self.cgroup.as_ref().filter(|g| g.counts_cpu()) {
             Some(group) => group.usage().ok(),
             None => process_cpu_time(self.child.id()),
         }
     }
 
-    /// Memory in use, in bytes, as the process's resident set (the working set a
-    /// cgroup without a memory controller cannot give).
+    /// Memory in use, in bytes: the cgroup's working set as cAdvisor computes it
+    /// (usage minus inactive file pages), what metrics-server serves; without a memory
+    /// cgroup, the process's resident set, the nearest figure a process has.
     pub fn memory_bytes(&self) -> Option<u64> {
-        process_rss(self.child.id())
+        match self.cgroup.as_ref().and_then(ReplicaCgroup::working_set) {
+            Some(read) => read.ok(),
+            None => process_rss(self.child.id()),
+        }
+    }
+
+    /// Whether the memory figure is the cgroup's working set (else the RSS fallback).
+    pub fn memory_from_cgroup(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(ReplicaCgroup::has_memory)
+    }
+
+    /// How many of the replica's processes the kernel OOM-killed (its cgroup's
+    /// counter); `None` without a memory cgroup.
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(ReplicaCgroup::oom_kills)
     }
 
     /// `Some(status)` once the process has exited.
@@ -257,6 +283,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::new(),
             cpu_limit_millicores: 200,
+            memory_limit_bytes: None,
             readiness_path: "/ready".into(),
             log_dir: None,
         }

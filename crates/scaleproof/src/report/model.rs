@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::gate::GateError;
-use crate::timeline::{Condition, ReplicaUsage, ScaleEvent, ScaleSample, Timeline};
+use crate::timeline::{Condition, MetricSample, ReplicaUsage, ScaleEvent, ScaleSample, Timeline};
 use crate::verdict::{self, ReplicaBounds, Verdict};
 use scaleproof_load::{
     ErrorCounts, LatencySummary, LoadMode, LoadResult, Promised, SecondStats, Shortfall,
@@ -576,19 +576,46 @@ pub struct SampleReport {
     pub cpu_utilization_pct: Option<u32>,
     /// The HPA's target average utilization, in percent of the request.
     pub cpu_target_pct: u32,
-    /// Each replica's CPU usage.
+    /// Each replica's CPU and memory usage.
     pub replicas: Vec<ReplicaReport>,
     /// The HPA's status conditions at this moment.
     pub conditions: Vec<ConditionReport>,
+    /// Every metric of the HPA's `status.currentMetrics`, in spec order, with its
+    /// target and proposal (empty before the first sync, and in older reports).
+    #[serde(default)]
+    pub metrics: Vec<MetricReport>,
 }
 
-/// CPU usage of one replica (a pod, or a local process).
+/// One HPA metric at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricReport {
+    /// `cpu` or `memory` (Resource metrics), `container/resource` (ContainerResource).
+    pub name: String,
+    /// Current average utilization, percent of the request; null for AverageValue-only
+    /// statuses or when unknown.
+    pub current_utilization_pct: Option<u32>,
+    /// Current average per pod, in the resource's unit: cores for cpu, bytes for memory.
+    pub current_average_value: Option<f64>,
+    /// Target average utilization, percent of the request (Utilization targets).
+    pub target_utilization_pct: Option<u32>,
+    /// Target average per pod (AverageValue targets), in the same unit.
+    pub target_average_value: Option<f64>,
+    /// Replicas this metric proposes: `ceil(currentReplicas × current / target)`, no
+    /// change within the 10 % tolerance (an estimate from the status, see the docs).
+    pub proposal_replicas: Option<u32>,
+}
+
+/// CPU and memory usage of one replica (a pod, or a local process).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReplicaReport {
     /// Pod name, or `replica-N` on the local backend.
     pub name: String,
     /// Usage over the last metric window; null when no metric is available yet.
     pub cpu_millicores: Option<u64>,
+    /// Memory working set at the last scrape; null when no metric is available yet
+    /// (and in older reports).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
     /// Whether the replica is ready (receives traffic).
     pub ready: bool,
 }
@@ -611,7 +638,9 @@ pub struct ConditionReport {
 pub struct EventReport {
     /// Since the load started.
     pub t_s: f64,
-    /// E.g. `scaled 1 -> 3: cpu utilization 210% of request is above target 50%`.
+    /// E.g. `scaled 1 -> 3 on memory: memory utilization 180% of request is above
+    /// target 60% (proposal 3); cpu utilization 4% of request is below target 50%
+    /// (proposal 1)`: the metric named after `on` proposed the most replicas.
     pub message: String,
 }
 
@@ -697,6 +726,20 @@ impl From<&ScaleSample> for SampleReport {
             cpu_target_pct: s.cpu_target_pct,
             replicas: s.replicas.iter().map(ReplicaReport::from).collect(),
             conditions: s.conditions.iter().map(ConditionReport::from).collect(),
+            metrics: s.metrics.iter().map(MetricReport::from).collect(),
+        }
+    }
+}
+
+impl From<&MetricSample> for MetricReport {
+    fn from(m: &MetricSample) -> Self {
+        MetricReport {
+            name: m.name.clone(),
+            current_utilization_pct: m.current_utilization_pct,
+            current_average_value: m.current_average_value,
+            target_utilization_pct: m.target_utilization_pct,
+            target_average_value: m.target_average_value,
+            proposal_replicas: m.proposal_replicas,
         }
     }
 }
@@ -706,6 +749,7 @@ impl From<&ReplicaUsage> for ReplicaReport {
         ReplicaReport {
             name: r.name.clone(),
             cpu_millicores: r.cpu_millicores,
+            memory_bytes: r.memory_bytes,
             ready: r.ready,
         }
     }

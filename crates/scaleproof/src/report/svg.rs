@@ -1,5 +1,6 @@
 //! `timeline.svg`: per scenario, four panels over time: replicas (desired and
-//! ready), CPU utilization against its target, throughput, and p95 latency.
+//! ready), CPU utilization against its target (or, for an HPA with more metrics than
+//! cpu, each metric in percent of its own target), throughput, and p95 latency.
 
 use plotters::prelude::*;
 
@@ -156,6 +157,14 @@ fn steps(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
 }
 
 fn cpu_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
+    // An HPA with more than cpu: every metric against its own target instead.
+    if s.timeline
+        .samples
+        .iter()
+        .any(|x| x.metrics.iter().any(|m| m.name != "cpu"))
+    {
+        return metrics_panel(area, s);
+    }
     let points: Vec<(f64, f64)> = s
         .timeline
         .samples
@@ -185,6 +194,75 @@ fn cpu_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
     chart
         .draw_series(LineSeries::new(
             vec![(x0, target), (x1, target)],
+            BLACK.mix(0.6),
+        ))
+        .map_err(err)?
+        .label("target")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], BLACK.mix(0.6)));
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// Current over target of a metric, in percent (100: at target).
+fn percent_of_target(m: &super::model::MetricReport) -> Option<f64> {
+    match (m.target_utilization_pct, m.target_average_value) {
+        (Some(target), _) if target > 0 => m
+            .current_utilization_pct
+            .map(|u| f64::from(u) * 100.0 / f64::from(target)),
+        (None, Some(target)) if target > 0.0 => m.current_average_value.map(|v| v * 100.0 / target),
+        _ => None,
+    }
+}
+
+/// Each HPA metric as a percentage of its own target, so metrics of different units
+/// share one panel and the one furthest above 100 % is the one driving a scale-up.
+fn metrics_panel(area: &Area<'_>, s: &ScenarioReport) -> Result<(), ReportError> {
+    let mut names: Vec<&str> = Vec::new();
+    for m in s.timeline.samples.iter().flat_map(|x| &x.metrics) {
+        if !names.contains(&m.name.as_str()) {
+            names.push(&m.name);
+        }
+    }
+    let series: Vec<(&str, Vec<(f64, f64)>)> = names
+        .iter()
+        .map(|name| {
+            let points = s
+                .timeline
+                .samples
+                .iter()
+                .filter_map(|x| {
+                    let m = x.metrics.iter().find(|m| m.name == *name)?;
+                    Some((x.t_s, percent_of_target(m)?))
+                })
+                .collect();
+            (*name, points)
+        })
+        .collect();
+    let y_max = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(200.0, f64::max)
+        * 1.1;
+    let mut chart = panel(
+        area,
+        "HPA metrics (% of each target)",
+        time_span(s),
+        y_max,
+        "%",
+        6,
+    )?;
+    let colors = [MAGENTA, BLUE, GREEN, RED, CYAN];
+    for (i, (name, points)) in series.into_iter().enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+    }
+    let (x0, x1) = time_span(s);
+    chart
+        .draw_series(LineSeries::new(
+            vec![(x0, 100.0), (x1, 100.0)],
             BLACK.mix(0.6),
         ))
         .map_err(err)?

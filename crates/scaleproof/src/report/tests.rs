@@ -201,6 +201,29 @@ fn svg_draws_every_scenario() {
 }
 
 #[test]
+fn svg_draws_every_metric_against_its_target_when_there_is_more_than_cpu() {
+    let mut memory_bound = scenario("m", &[]);
+    let metric = |name: &str, pct: u32| super::model::MetricReport {
+        name: name.into(),
+        current_utilization_pct: Some(pct),
+        current_average_value: None,
+        target_utilization_pct: Some(50),
+        target_average_value: None,
+        proposal_replicas: None,
+    };
+    for sample in &mut memory_bound.timeline.samples {
+        sample.metrics = vec![metric("cpu", 20), metric("memory", 150)];
+    }
+    assert!(!memory_bound.timeline.samples.is_empty());
+    let svg = svg::render(&report(vec![memory_bound])).unwrap();
+    let at = svg
+        .find("HPA metrics (% of each target)")
+        .expect("a metrics panel");
+    // The legend names each metric after the panel's title.
+    assert!(svg[at..].contains("memory"), "no memory line");
+}
+
+#[test]
 fn terminal_table_lists_every_verdict_and_the_exit_code() {
     let text = table::render(&report(vec![scenario("a", &[V::Pass, V::Fail])]));
     assert!(

@@ -217,6 +217,9 @@ pub struct Backends {
 pub struct BackendSettings {
     /// The service's simulated model cost (`IRIS_CPU_COST_MS`), overriding k8s/.
     pub cpu_cost_ms: Option<f64>,
+    /// The service's simulated model memory per in-flight request
+    /// (`IRIS_MEMORY_COST_MIB`), overriding k8s/.
+    pub memory_cost_mib: Option<f64>,
     /// How often CPU usage is sampled (metrics-server `--metric-resolution`).
     pub metric_resolution_s: Option<f64>,
     /// How often the HPA reconciles. Local: set here. Existing cluster: what its
@@ -252,6 +255,9 @@ impl BackendSettings {
         let mut env = self.env.clone();
         if let Some(cost) = self.cpu_cost_ms {
             env.insert("IRIS_CPU_COST_MS".into(), cost.to_string());
+        }
+        if let Some(cost) = self.memory_cost_mib {
+            env.insert("IRIS_MEMORY_COST_MIB".into(), cost.to_string());
         }
         env
     }
@@ -608,6 +614,7 @@ impl StressConfig {
         ] {
             for (key, value) in [
                 ("cpu_cost_ms", settings.cpu_cost_ms),
+                ("memory_cost_mib", settings.memory_cost_mib),
                 ("metric_resolution_s", settings.metric_resolution_s),
                 ("sync_period_s", settings.sync_period_s),
             ] {

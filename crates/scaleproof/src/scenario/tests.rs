@@ -226,11 +226,15 @@ fn set_overrides_an_expectation_with_the_same_validation() {
 #[test]
 fn backend_env_overrides_include_the_cost_knob() {
     let config = parse(&format!(
-        "[backend.local]\ncpu_cost_ms = 5.0\nenv = {{ EXTRA = \"1\" }}\n{MINIMAL}"
+        "[backend.local]\ncpu_cost_ms = 5.0\nmemory_cost_mib = 16\nenv = {{ EXTRA = \"1\" }}\n{MINIMAL}"
     ))
     .unwrap();
     let env = config.backend.local.env_overrides();
     assert_eq!(env.get("IRIS_CPU_COST_MS").map(String::as_str), Some("5"));
+    assert_eq!(
+        env.get("IRIS_MEMORY_COST_MIB").map(String::as_str),
+        Some("16")
+    );
     assert_eq!(env.get("EXTRA").map(String::as_str), Some("1"));
 }
 

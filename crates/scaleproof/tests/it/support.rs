@@ -58,6 +58,7 @@ pub fn leftover_cgroups_of(owner: u32) -> Vec<PathBuf> {
         "/sys/fs/cgroup",
         "/sys/fs/cgroup/cpu",
         "/sys/fs/cgroup/cpuacct",
+        "/sys/fs/cgroup/memory",
     ] {
         if let Ok(entries) = std::fs::read_dir(parent) {
             for entry in entries.flatten() {

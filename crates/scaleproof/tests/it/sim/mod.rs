@@ -8,6 +8,7 @@
 
 mod api;
 mod lifecycle;
+mod memory;
 mod scale_down;
 mod scaling;
 
