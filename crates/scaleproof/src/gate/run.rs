@@ -29,7 +29,7 @@ use crate::report::{
     self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, VerdictReport,
     WorkloadReport, baseline,
 };
-use crate::scenario::{ConfigError, StressConfig};
+use crate::scenario::{BaselineMargins, ConfigError, StressConfig};
 use crate::verdict;
 
 /// What `scaleproof stress` was asked to do. Relative paths are resolved against
@@ -450,13 +450,20 @@ impl<'a> RunState<'a> {
             report.comparisons = comparisons(&report, config);
         }
         if let Some(path) = &options.baseline {
-            let mut margins = config.map(|c| c.baseline).unwrap_or_default();
-            if let Some(m) = options.baseline_margin {
-                margins = margins.with_fraction(m);
-            }
+            // --baseline-margin overrides every fraction, the scenarios' own included.
+            let overridden = |m: BaselineMargins| match options.baseline_margin {
+                Some(f) => m.with_fraction(f),
+                None => m,
+            };
+            let margins = overridden(config.map(|c| c.baseline).unwrap_or_default());
+            let per_scenario: BTreeMap<String, BaselineMargins> = config
+                .iter()
+                .flat_map(|c| &c.scenarios)
+                .map(|s| (s.name.clone(), overridden(s.baseline)))
+                .collect();
             let shown = path.display().to_string();
             let compared = match Report::read(&options.root.join(path)) {
-                Ok(old) => baseline::compare(&report, &old, &shown, &margins),
+                Ok(old) => baseline::compare(&report, &old, &shown, &margins, &per_scenario),
                 Err(e) => baseline::unavailable(
                     &shown,
                     format!("no baseline: {e}"),

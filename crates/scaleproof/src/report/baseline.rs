@@ -9,12 +9,13 @@
 //! regressions. A missing or unreadable baseline is noted too: the gate judges the
 //! change, and main having no usable run yet is not the change's fault.
 
-use crate::scenario::BaselineMargins;
+use std::collections::BTreeMap;
 
 use super::{
     BaselineComparison, BaselineMarginsReport, Delta, Outcome, Report, RunMeta, ScenarioDelta,
     ScenarioReport, VerdictReport,
 };
+use crate::scenario::BaselineMargins;
 
 /// The checks (JUnit testcases) and the side-by-side figures (summary table).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,12 +74,14 @@ pub fn unavailable(path: &str, why: String, run: &RunMeta, margins: &BaselineMar
     }
 }
 
-/// Compares every scenario of `current` with the same-named scenario of `baseline`.
+/// Compares every scenario of `current` with the same-named scenario of `baseline`,
+/// with `margins`, or a scenario's own from `per_scenario`.
 pub fn compare(
     current: &Report,
     baseline: &Report,
     path: &str,
     margins: &BaselineMargins,
+    per_scenario: &BTreeMap<String, BaselineMargins>,
 ) -> Compared {
     let mut comparison = BaselineComparison {
         path: path.to_string(),
@@ -98,7 +101,9 @@ pub fn compare(
     let mut verdicts = Vec::new();
     for now in &current.scenarios {
         let before = baseline.scenario(&now.name);
+        let own = per_scenario.get(&now.name).unwrap_or(margins);
         let delta = ScenarioDelta {
+            margins: margins_report(own, &current.run),
             name: now.name.clone(),
             throughput_per_s: Delta::new(throughput(now), before.and_then(throughput)),
             p95_ms: Delta::new(p95(now), before.and_then(p95)),
@@ -111,7 +116,7 @@ pub fn compare(
                 .then(|| "not in the baseline: nothing to compare".to_string()),
         };
         if before.is_some() {
-            verdicts.extend(checks(&delta, &comparison.margins));
+            verdicts.extend(checks(&delta, &delta.margins));
         }
         comparison.scenarios.push(delta);
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BaselineComparison, Delta, Outcome, VerdictReport};
+use super::{BaselineComparison, BaselineMarginsReport, Delta, Outcome, VerdictReport};
 use super::{Report, ScenarioReport};
 
 pub fn render(report: &Report) -> String {
@@ -159,16 +159,30 @@ fn baseline_section(md: &mut String, b: &BaselineComparison, checks: &[VerdictRe
             delta(&s.first_scale_up_s, "s"),
         );
     }
-    let m = &b.margins;
+    let allowed = |m: &BaselineMarginsReport| {
+        format!(
+            "p95 +{:.0} % + {} ms, throughput −{:.0} %, first scale-up +{:.0} % + {} s",
+            m.p95 * 100.0,
+            m.p95_slack_ms,
+            m.throughput * 100.0,
+            m.first_scale_up * 100.0,
+            m.first_scale_up_slack_s,
+        )
+    };
     let _ = writeln!(
         md,
-        "\nAllowed: p95 +{:.0} % + {} ms, throughput −{:.0} %, first scale-up +{:.0} % + {} s (`[baseline]` in the config).\n",
-        m.p95 * 100.0,
-        m.p95_slack_ms,
-        m.throughput * 100.0,
-        m.first_scale_up * 100.0,
-        m.first_scale_up_slack_s,
+        "\n- Allowed: {} (`[baseline]` in the config).",
+        allowed(&b.margins)
     );
+    for s in b.scenarios.iter().filter(|s| s.margins != b.margins) {
+        let _ = writeln!(
+            md,
+            "- {}: {} (its own `[scenario.baseline]`).",
+            s.name,
+            allowed(&s.margins)
+        );
+    }
+    md.push('\n');
     if checks.iter().any(|v| !v.passed()) {
         verdict_table(md, checks.iter().filter(|v| !v.passed()));
     }

@@ -57,7 +57,8 @@ pub struct BaselineComparison {
     /// Why nothing was compared (no such file, unreadable, another backend or other
     /// pod limits). A missing or incomparable baseline is noted, never a failure.
     pub note: Option<String>,
-    /// The allowed regressions the checks used (`[baseline]` in stress.toml).
+    /// The allowed regressions of `[baseline]` in stress.toml (a scenario may have its
+    /// own: see each scenario's `margins`).
     pub margins: BaselineMarginsReport,
     /// Per scenario of this run, in run order.
     pub scenarios: Vec<ScenarioDelta>,
@@ -93,6 +94,9 @@ pub struct ScenarioDelta {
     pub first_scale_up_s: Delta,
     /// Why this scenario was not compared (e.g. not in the baseline); null when it was.
     pub note: Option<String>,
+    /// The margins its checks used: `[baseline]`, or the scenario's own
+    /// `[scenario.baseline]` where its figures are noisier.
+    pub margins: BaselineMarginsReport,
 }
 
 /// A figure in this run and in the baseline.

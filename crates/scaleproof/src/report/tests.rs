@@ -272,7 +272,13 @@ fn baseline_flags_regressions_beyond_the_margin() {
     let margins = BaselineMargins::default();
     let before = report(vec![scenario("a", &[])]);
     let mut now = report(vec![scenario("a", &[]), scenario("new", &[])]);
-    let same = baseline::compare(&now, &before, "main/report.json", &margins);
+    let same = baseline::compare(
+        &now,
+        &before,
+        "main/report.json",
+        &margins,
+        &BTreeMap::new(),
+    );
     assert!(same.verdicts.iter().all(VerdictReport::passed), "{same:#?}");
     let checks: Vec<_> = same.verdicts.iter().map(|v| v.check.as_str()).collect();
     assert_eq!(
@@ -292,7 +298,7 @@ fn baseline_flags_regressions_beyond_the_margin() {
     // 42 ms * 1.2 + 5 ms = 55.4 ms is the limit: 54.6 passes, 56 fails.
     let load = now.scenarios[0].load.as_mut().unwrap();
     load.latency_ms.as_mut().unwrap().p95_ms = 54.6;
-    let within = baseline::compare(&now, &before, "b", &margins);
+    let within = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
     assert!(
         within.verdicts.iter().all(VerdictReport::passed),
         "{within:#?}"
@@ -301,7 +307,7 @@ fn baseline_flags_regressions_beyond_the_margin() {
     let load = now.scenarios[0].load.as_mut().unwrap();
     load.latency_ms.as_mut().unwrap().p95_ms = 56.0;
     load.throughput_per_s = 70.0;
-    let worse = baseline::compare(&now, &before, "b", &margins);
+    let worse = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
     let failed: Vec<_> = worse
         .verdicts
         .iter()
@@ -315,7 +321,7 @@ fn baseline_flags_regressions_beyond_the_margin() {
 
     let mut gone = before.clone();
     gone.scenarios.push(scenario("retired", &[]));
-    let noted = baseline::compare(&before, &gone, "b", &margins);
+    let noted = baseline::compare(&before, &gone, "b", &margins, &BTreeMap::new());
     assert!(noted.verdicts.iter().all(VerdictReport::passed));
     assert!(
         noted
@@ -329,6 +335,32 @@ fn baseline_flags_regressions_beyond_the_margin() {
 }
 
 #[test]
+fn a_scenario_with_its_own_margins_is_judged_by_them() {
+    let before = report(vec![scenario("noisy", &[]), scenario("steady", &[])]);
+    let mut now = before.clone();
+    for s in &mut now.scenarios {
+        s.load.as_mut().unwrap().latency_ms.as_mut().unwrap().p95_ms = 42.0 * 3.0;
+    }
+    let own = BTreeMap::from([(
+        "noisy".to_string(),
+        BaselineMargins {
+            p95: 3.0,
+            ..BaselineMargins::default()
+        },
+    )]);
+    let compared = baseline::compare(&now, &before, "b", &BaselineMargins::default(), &own);
+    let failed: Vec<_> = compared
+        .verdicts
+        .iter()
+        .filter(|v| !v.passed())
+        .map(|v| v.check.as_str())
+        .collect();
+    assert_eq!(failed, ["baseline.steady.p95"]);
+    assert_eq!(compared.comparison.scenarios[0].margins.p95, 3.0);
+    assert_eq!(compared.comparison.scenarios[1].margins.p95, 0.2);
+}
+
+#[test]
 fn a_slower_first_scale_up_fails_beyond_fraction_and_slack() {
     let margins = BaselineMargins {
         first_scale_up: 0.5,
@@ -339,17 +371,17 @@ fn a_slower_first_scale_up_fails_beyond_fraction_and_slack() {
     let base = before.scenarios[0].first_scale_up_s.unwrap();
     let mut now = before.clone();
     now.scenarios[0].first_scale_up_s = Some(base * 1.5 + 14.9);
-    let ok = baseline::compare(&now, &before, "b", &margins);
+    let ok = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
     assert!(ok.verdicts.iter().all(VerdictReport::passed), "{ok:#?}");
     now.scenarios[0].first_scale_up_s = Some(base * 1.5 + 15.1);
-    let late = baseline::compare(&now, &before, "b", &margins);
+    let late = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
     assert!(
         late.verdicts
             .iter()
             .any(|v| v.check == "baseline.a.first_scale_up" && !v.passed())
     );
     now.scenarios[0].first_scale_up_s = None;
-    let never = baseline::compare(&now, &before, "b", &margins);
+    let never = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
     assert!(
         never
             .verdicts
@@ -366,14 +398,14 @@ fn a_baseline_measuring_something_else_is_noted_not_failed() {
     let mut kind = before.clone();
     kind.run.backend = Some(crate::backend::BackendKind::Kind);
     kind.run.cpu_limit = None;
-    let other_backend = baseline::compare(&kind, &before, "b", &margins);
+    let other_backend = baseline::compare(&kind, &before, "b", &margins, &BTreeMap::new());
     assert!(other_backend.verdicts.is_empty());
     let note = other_backend.comparison.note.unwrap();
     assert!(note.contains("ran on local, this run on kind"), "{note}");
 
     let mut cheaper = before.clone();
     cheaper.run.workload.as_mut().unwrap().cpu_limit_millicores = 400;
-    let other_pods = baseline::compare(&cheaper, &before, "b", &margins);
+    let other_pods = baseline::compare(&cheaper, &before, "b", &margins, &BTreeMap::new());
     assert!(other_pods.verdicts.is_empty());
     assert!(
         other_pods
@@ -419,6 +451,13 @@ fn everything() -> Report {
         &main,
         "baseline/report.json",
         &BaselineMargins::default(),
+        &BTreeMap::from([(
+            "scale-up".to_string(),
+            BaselineMargins {
+                p95: 3.0,
+                ..BaselineMargins::default()
+            },
+        )]),
     );
     r.baseline = compared.verdicts;
     r.against_baseline = Some(compared.comparison);

@@ -321,6 +321,8 @@ pub struct Scenario {
     /// The scenario as it runs on a backend that changes it (`[scenario.backend.*]`),
     /// validated like the scenario itself.
     pub variants: BTreeMap<BackendKind, Variant>,
+    /// Its margins against a baseline: `[baseline]` with `[scenario.baseline]` over it.
+    pub baseline: BaselineMargins,
 }
 
 /// What `[scenario.backend.<name>]` makes of a scenario on that backend.
@@ -375,8 +377,8 @@ struct RawConfig {
     baseline: RawBaseline,
 }
 
-/// `[baseline]` as written.
-#[derive(Deserialize, Default)]
+/// `[baseline]` (and a scenario's `[scenario.baseline]`) as written.
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct RawBaseline {
     p95_margin: Option<Spanned<f64>>,
@@ -429,6 +431,9 @@ struct RawScenario {
     /// Per-backend changes (`[scenario.backend.kind]`): load size and expectations.
     #[serde(default)]
     backend: RawVariants,
+    /// This scenario's margins against a baseline, where `[baseline]`'s do not fit it.
+    #[serde(default)]
+    baseline: RawBaseline,
 }
 
 /// `[scenario.backend.*]` as written.
@@ -676,10 +681,13 @@ impl StressConfig {
                 "no [[scenario]] defined: the gate would check nothing",
             ));
         }
+        let baseline = margins(&at, "baseline", &raw.baseline, BaselineMargins::default())?;
         let mut scenarios: Vec<Scenario> = Vec::new();
         for (i, s) in raw.scenario.into_iter().enumerate() {
             let key = format!("scenario[{i}]");
-            let scenario = validate_scenario(&at, &key, s)?;
+            let own = s.baseline.clone();
+            let mut scenario = validate_scenario(&at, &key, s)?;
+            scenario.baseline = margins(&at, &format!("{key}.baseline"), &own, baseline)?;
             if scenarios.iter().any(|other| other.name == scenario.name) {
                 return Err(at.error(
                     None,
@@ -716,62 +724,6 @@ impl StressConfig {
                 denominator: c.denominator.into_inner(),
                 min_ratio: c.min_ratio.map(Spanned::into_inner),
             });
-        }
-        let mut baseline = BaselineMargins::default();
-        let fractions = [
-            (
-                "baseline.p95_margin",
-                &raw.baseline.p95_margin,
-                &mut baseline.p95,
-            ),
-            (
-                "baseline.throughput_margin",
-                &raw.baseline.throughput_margin,
-                &mut baseline.throughput,
-            ),
-            (
-                "baseline.first_scale_up_margin",
-                &raw.baseline.first_scale_up_margin,
-                &mut baseline.first_scale_up,
-            ),
-        ];
-        for (key, value, slot) in fractions {
-            if let Some(v) = value {
-                let x = *v.get_ref();
-                if !(x.is_finite() && (0.0..=10.0).contains(&x)) {
-                    return Err(at.error(
-                        Some(v.span()),
-                        key,
-                        format!("is a fraction between 0 and 10 (0.3 allows 30 % worse), got {x}"),
-                    ));
-                }
-                *slot = x;
-            }
-        }
-        let slacks = [
-            (
-                "baseline.p95_slack_ms",
-                &raw.baseline.p95_slack_ms,
-                &mut baseline.p95_slack_ms,
-            ),
-            (
-                "baseline.first_scale_up_slack_syncs",
-                &raw.baseline.first_scale_up_slack_syncs,
-                &mut baseline.first_scale_up_slack_syncs,
-            ),
-        ];
-        for (key, value, slot) in slacks {
-            if let Some(v) = value {
-                let x = *v.get_ref();
-                if !(x.is_finite() && x >= 0.0) {
-                    return Err(at.error(
-                        Some(v.span()),
-                        key,
-                        format!("is an absolute allowance, 0 or more, got {x}"),
-                    ));
-                }
-                *slot = x;
-            }
         }
         let raw_target = raw.target;
         Ok(StressConfig {
@@ -1075,6 +1027,64 @@ fn stop(requests: Option<u64>, duration_s: Option<f64>) -> Stop {
     }
 }
 
+/// `[baseline]` (under `key`) over `base`: fractions 0..=10, slacks 0 or more.
+fn margins(
+    at: &Locator<'_>,
+    key: &str,
+    raw: &RawBaseline,
+    base: BaselineMargins,
+) -> Result<BaselineMargins, ConfigError> {
+    let mut m = base;
+    let fractions = [
+        ("p95_margin", &raw.p95_margin, &mut m.p95),
+        (
+            "throughput_margin",
+            &raw.throughput_margin,
+            &mut m.throughput,
+        ),
+        (
+            "first_scale_up_margin",
+            &raw.first_scale_up_margin,
+            &mut m.first_scale_up,
+        ),
+    ];
+    for (name, value, slot) in fractions {
+        if let Some(v) = value {
+            let x = *v.get_ref();
+            if !(x.is_finite() && (0.0..=10.0).contains(&x)) {
+                return Err(at.error(
+                    Some(v.span()),
+                    &format!("{key}.{name}"),
+                    format!("is a fraction between 0 and 10 (0.3 allows 30 % worse), got {x}"),
+                ));
+            }
+            *slot = x;
+        }
+    }
+    let slacks = [
+        ("p95_slack_ms", &raw.p95_slack_ms, &mut m.p95_slack_ms),
+        (
+            "first_scale_up_slack_syncs",
+            &raw.first_scale_up_slack_syncs,
+            &mut m.first_scale_up_slack_syncs,
+        ),
+    ];
+    for (name, value, slot) in slacks {
+        if let Some(v) = value {
+            let x = *v.get_ref();
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(at.error(
+                    Some(v.span()),
+                    &format!("{key}.{name}"),
+                    format!("is an absolute allowance, 0 or more, got {x}"),
+                ));
+            }
+            *slot = x;
+        }
+    }
+    Ok(m)
+}
+
 fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scenario, ConfigError> {
     let name = s.name.get_ref().trim().to_string();
     if name.is_empty()
@@ -1337,6 +1347,8 @@ fn validate_scenario(at: &Locator<'_>, key: &str, s: RawScenario) -> Result<Scen
         observe_after_s,
         expect,
         variants,
+        // Set by the caller, which knows `[baseline]`.
+        baseline: BaselineMargins::default(),
     })
 }
 

@@ -579,3 +579,29 @@ fn baseline_margins_default_and_are_bounded() {
         "{err}"
     );
 }
+
+#[test]
+fn a_scenario_may_widen_its_own_baseline_margins() {
+    let text = format!(
+        "[baseline]\np95_margin = 0.5\np95_slack_ms = 20\n{MINIMAL}[scenario.baseline]\np95_margin = 3.0\n"
+    );
+    let config = parse(&text).unwrap();
+    let own = config.scenario("s").unwrap().baseline;
+    assert_eq!(
+        (own.p95, own.p95_slack_ms),
+        (3.0, 20.0),
+        "over [baseline], not the defaults"
+    );
+    assert_eq!(config.baseline.p95, 0.5);
+
+    let err = parse(&format!(
+        "{MINIMAL}[scenario.baseline]\np95_slack_ms = -5\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.key.as_deref(),
+        Some("scenario[0].baseline.p95_slack_ms"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("stress.toml:6:"), "names the line: {err}");
+}
