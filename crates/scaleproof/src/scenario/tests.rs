@@ -603,5 +603,8 @@ fn a_scenario_may_widen_its_own_baseline_margins() {
         Some("scenario[0].baseline.p95_slack_ms"),
         "{err}"
     );
-    assert!(err.to_string().contains("stress.toml:6:"), "names the line: {err}");
+    assert!(
+        err.to_string().contains("stress.toml:6:"),
+        "names the line: {err}"
+    );
 }
