@@ -69,11 +69,15 @@ async fn hold_memory(state: &AppState) -> Result<Option<Ballast>, InferenceError
     let ballast = tokio::task::spawn_blocking(move || budget.hold(bytes))
         .await
         .map_err(|join| InferenceError::TaskFailed(join.to_string()))?;
-    if ballast.is_none() {
+    // Under sustained overload every request is refused: warn on the 1st, 2nd, 4th,
+    // 8th... refusal, so the log says it keeps happening without drowning the rest.
+    let refused = state.memory_budget().refused();
+    if ballast.is_none() && refused.is_power_of_two() {
         tracing::warn!(
             bytes,
             held = state.memory_budget().held(),
             limit = memory::MAX_HELD_BYTES,
+            refused,
             "simulated model memory skipped: in-flight requests already hold the most allowed"
         );
     }

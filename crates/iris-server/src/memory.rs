@@ -41,12 +41,18 @@ const PAGE: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBudget {
     held: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
 }
 
 impl MemoryBudget {
     /// Bytes held right now by in-flight requests.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Acquire)
+    }
+
+    /// Requests that held nothing because the budget was spent, since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Acquire)
     }
 
     /// Allocates and touches `bytes` for one request, or returns `None` when that would
@@ -59,6 +65,7 @@ impl MemoryBudget {
             })
             .is_ok();
         if !reserved {
+            self.refused.fetch_add(1, Ordering::AcqRel);
             return None;
         }
         let len = usize::try_from(bytes).unwrap_or(usize::MAX);
@@ -183,5 +190,10 @@ mod tests {
         drop(ballast);
         assert_eq!(budget.held(), MAX_HELD_BYTES - 10);
         assert!(budget.hold(u64::MAX).is_none());
+        assert_eq!(
+            budget.refused(),
+            2,
+            "each refusal is counted (the log thins out on it)"
+        );
     }
 }
