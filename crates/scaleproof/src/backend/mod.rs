@@ -34,7 +34,7 @@ pub use provision::Deployed;
 pub use settings::Settings;
 
 use crate::gate::handover;
-use crate::local::CpuLimitMode;
+use crate::local::{CpuLimitMode, MemoryMode};
 use crate::report::SetupStep;
 
 /// Which engine runs the workload. The one backend type of the harness: the command
@@ -239,6 +239,14 @@ impl Backend {
         self.deployed.cpu_limit.as_ref().map(describe_cpu_limit)
     }
 
+    /// How replica memory is limited and measured, when the harness does it (local).
+    pub fn memory_limit(&self) -> Option<String> {
+        self.deployed
+            .memory_limit
+            .as_ref()
+            .map(describe_memory_limit)
+    }
+
     /// Writes what a person needs to understand a failed scenario into `dir` (the
     /// cluster's state and logs, the simulated one's included).
     pub async fn write_diagnostics(&self, dir: &Path) {
@@ -252,6 +260,23 @@ impl Backend {
     pub async fn teardown(self) {
         if let Err(e) = provision::teardown(self.deployed).await {
             tracing::warn!("teardown failed: {e}");
+        }
+    }
+}
+
+/// How replica memory is limited and measured, in the words `report.json` uses.
+pub fn describe_memory_limit(mode: &MemoryMode) -> String {
+    match mode {
+        MemoryMode::V2 { parent } => format!(
+            "cgroup v2 memory.max under {}; working set from memory.current - inactive_file",
+            parent.display()
+        ),
+        MemoryMode::V1 { memory } => format!(
+            "cgroup v1 memory.limit_in_bytes under {}; working set from memory.usage_in_bytes - total_inactive_file",
+            memory.display()
+        ),
+        MemoryMode::Unavailable { reason } => {
+            format!("UNLIMITED: {reason}; memory is the process RSS")
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::cluster::KubeAccess;
 use crate::cluster::diagnostics::SetupFocus;
 use crate::cluster::{self, Prepared, Target, control_plane, diagnostics, metrics_server, rollout};
 use crate::compile::cargo_executable;
-use crate::local::{CgroupDriver, CpuLimitMode, SimCluster, SimSettings};
+use crate::local::{CgroupDriver, CpuLimitMode, MemoryMode, SimCluster, SimSettings};
 
 /// What setup produced: the workload deployed and ready for load (kind, cluster), or
 /// the service built and the CPU limits known (local).
@@ -32,6 +32,8 @@ pub struct Deployed {
     pub server_bin: Option<PathBuf>,
     /// How replica CPU is limited (local).
     pub cpu_limit: Option<CpuLimitMode>,
+    /// How replica memory is limited and measured (local).
+    pub memory_limit: Option<MemoryMode>,
     /// The compiled scenario tests (when the plan builds them).
     pub scenario_tests: Option<PathBuf>,
     /// Local: the simulated control plane.
@@ -128,6 +130,7 @@ pub async fn execute_with(
         settings: settings.clone(),
         server_bin: None,
         cpu_limit: None,
+        memory_limit: None,
         scenario_tests: None,
         sim: None,
         guard: ClusterGuard::disarmed(settings),
@@ -248,7 +251,8 @@ async fn run_step(
             Ok(())
         }
         Step::ProbeCpuLimits => {
-            let mode = CgroupDriver::detect().mode().clone();
+            let driver = CgroupDriver::detect();
+            let mode = driver.mode().clone();
             if let CpuLimitMode::Uncapped { reason } = &mode {
                 tracing::warn!(
                     "!!! CPU limits cannot be enforced here ({reason}). Replicas run UNCAPPED: \
@@ -256,6 +260,7 @@ async fn run_step(
                 );
             }
             deployed.cpu_limit = Some(mode);
+            deployed.memory_limit = Some(driver.memory_mode().clone());
             Ok(())
         }
         Step::Kube(kube_step) => {

@@ -131,6 +131,7 @@ pub async fn run(options: &StressOptions) -> Report {
         workload: expected_workload(&config, backend_kind),
         hpa_sync_period_s: Some(settings.hpa_sync_period.as_secs_f64()),
         cpu_limit: backend.cpu_limit(),
+        memory_limit: backend.memory_limit(),
         local_timing: backend
             .timing()
             .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind))),
@@ -188,6 +189,7 @@ struct Facts {
     workload: Option<WorkloadReport>,
     hpa_sync_period_s: Option<f64>,
     cpu_limit: Option<String>,
+    memory_limit: Option<String>,
     local_timing: Option<LocalTimingReport>,
 }
 
@@ -436,6 +438,7 @@ impl<'a> RunState<'a> {
                 config: options.config.display().to_string(),
                 tool_versions: tool_versions(backend),
                 cpu_limit: facts.cpu_limit,
+                memory_limit: facts.memory_limit,
                 local_timing: facts.local_timing,
                 workload: facts.workload,
                 hpa_sync_period_s: facts.hpa_sync_period_s,

@@ -32,6 +32,9 @@ pub fn render(report: &Report) -> String {
     if let Some(cpu) = &report.run.cpu_limit {
         let _ = writeln!(md, "CPU limits: {cpu}\n");
     }
+    if let Some(memory) = &report.run.memory_limit {
+        let _ = writeln!(md, "Memory limits: {memory}\n");
+    }
     if let Some(t) = &report.run.local_timing {
         let _ = writeln!(
             md,

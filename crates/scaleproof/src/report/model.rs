@@ -141,6 +141,10 @@ pub struct RunMeta {
     /// How replica CPU was limited (local backend), e.g. `cgroup v1 cpu.cfs_quota_us
     /// under /sys/fs/cgroup/cpu`; starts with `UNCAPPED` when it was not.
     pub cpu_limit: Option<String>,
+    /// How replica memory was limited and measured (local backend), e.g. `cgroup v1
+    /// memory.limit_in_bytes under ...`; starts with `UNLIMITED` when it was not.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
     /// The local backend's simulated control plane: its timing preset and every
     /// knob; null on kind and on an existing cluster.
     #[serde(default)]

@@ -34,6 +34,7 @@ fn report(backend: BackendKind, sha: &str, limit_m: u64) -> String {
             config: "stress.toml".into(),
             tool_versions: BTreeMap::new(),
             cpu_limit: None,
+            memory_limit: None,
             local_timing: None,
             workload: Some(pods(limit_m)),
             hpa_sync_period_s: Some(5.0),

@@ -208,6 +208,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             config: "stress.toml".into(),
             tool_versions: BTreeMap::new(),
             cpu_limit: None,
+            memory_limit: None,
             local_timing: None,
             workload: None,
             hpa_sync_period_s: Some(15.0),
