@@ -14,14 +14,14 @@
 //! wait; its token needs only `actions: read`, which a fork's pull request has too.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::backend::BackendKind;
-use crate::report::{Report, WorkloadReport};
+use crate::report::{Report, WorkloadReport, baseline};
 
 /// What to look for, and where to put it.
 #[derive(Debug, Clone)]
@@ -187,18 +187,9 @@ fn try_run(options: &FetchOptions, run: &Run) -> Result<String, String> {
             options.backend
         ));
     }
-    if let (Some(want), Some(had)) = (&options.workload, &report.run.workload)
-        && want != had
+    if let Some(why) = baseline::other_pods(options.workload.as_ref(), report.run.workload.as_ref())
     {
-        return Err(format!(
-            "other pods (cpu {}m/{}m, env {:?}; now {}m/{}m, env {:?})",
-            had.cpu_request_millicores,
-            had.cpu_limit_millicores,
-            had.env,
-            want.cpu_request_millicores,
-            want.cpu_limit_millicores,
-            want.env
-        ));
+        return Err(why);
     }
     fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
@@ -259,9 +250,4 @@ fn last_line(text: &str) -> &str {
 
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
-}
-
-/// Where the workflow's fetch step puts the baseline, and `--baseline` reads it.
-pub fn default_out(root: &Path) -> PathBuf {
-    root.join("target/baseline/report.json")
 }

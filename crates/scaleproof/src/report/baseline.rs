@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::{
     BaselineComparison, BaselineMarginsReport, Delta, Outcome, Report, RunMeta, ScenarioDelta,
-    ScenarioReport, VerdictReport,
+    ScenarioReport, VerdictReport, WorkloadReport,
 };
 use crate::scenario::BaselineMargins;
 
@@ -40,12 +40,15 @@ pub fn incomparable(current: &RunMeta, baseline: &RunMeta) -> Option<String> {
             current.cpu_limit.as_deref().unwrap_or("by the cluster"),
         ));
     }
-    // A baseline written before pods were recorded cannot be checked; both sides
-    // recorded and different is a different workload.
-    if let (Some(a), Some(b)) = (&current.workload, &baseline.workload)
-        && a != b
-    {
-        return Some(format!(
+    other_pods(current.workload.as_ref(), baseline.workload.as_ref())
+}
+
+/// Why a baseline with pods `had` did not measure pods `want`, if it did not. A side
+/// that did not record its pods (an older report) cannot be checked and passes.
+pub fn other_pods(want: Option<&WorkloadReport>, had: Option<&WorkloadReport>) -> Option<String> {
+    let (a, b) = (want?, had?);
+    (a != b).then(|| {
+        format!(
             "the pods differ: baseline cpu {}m/{}m (request/limit) env {:?}, this run \
              cpu {}m/{}m env {:?}",
             b.cpu_request_millicores,
@@ -54,9 +57,8 @@ pub fn incomparable(current: &RunMeta, baseline: &RunMeta) -> Option<String> {
             a.cpu_request_millicores,
             a.cpu_limit_millicores,
             a.env
-        ));
-    }
-    None
+        )
+    })
 }
 
 /// A baseline that could not be used: the reason is noted, nothing is checked.

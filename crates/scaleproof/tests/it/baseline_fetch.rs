@@ -158,7 +158,7 @@ fn the_newest_run_measuring_the_same_pods_on_the_same_backend_is_chosen() {
         "{skipped}"
     );
     assert!(
-        skipped.contains("run 20") && skipped.contains("other pods"),
+        skipped.contains("run 20") && skipped.contains("the pods differ"),
         "{skipped}"
     );
 
