@@ -2,6 +2,13 @@
 //! happens when there is none. The fake answers as the GitHub CLI does: `run list
 //! --json` prints an array newest first, `run download` writes the artifact's files
 //! into `--dir` or fails with gh's message for a missing/expired artifact.
+//!
+//! Checked against the GitHub CLI: `pkg/cmd/run/download/download.go` (cli/cli)
+//! extracts a single `--name` straight into `--dir` (no per-artifact subdirectory)
+//! and fails with "no valid artifacts found to download" when the run's artifacts
+//! expired; `gh run list` filters by `--workflow`, `--branch`, `--event`, `--status`
+//! (`success` among its values) and prints `--json databaseId,createdAt,headSha`
+//! (gh-run-list(1), gh 2.46).
 
 use std::collections::BTreeMap;
 use std::fs;
