@@ -229,6 +229,16 @@ impl Backend {
         self.deployed.sim.as_ref().map(|sim| *sim.timing())
     }
 
+    /// Local: the seed of the simulated control plane's random phases.
+    pub fn seed(&self) -> Option<u64> {
+        self.deployed.sim.as_ref().map(|sim| sim.seed())
+    }
+
+    /// Local: where the simulated control plane's loops stood at `at`.
+    pub fn phases_at(&self, at: std::time::SystemTime) -> Option<crate::local::Phases> {
+        self.deployed.sim.as_ref().map(|sim| sim.phases_at(at))
+    }
+
     /// The compiled scenario tests (a setup step of every plan `stress` makes).
     pub fn scenario_tests(&self) -> Option<PathBuf> {
         self.deployed.scenario_tests.clone()

@@ -231,9 +231,25 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                 setup.push(Step::BuildScenarioTests);
             }
             if !settings.image_prebuilt {
+                // `--load`: with any buildx driver but the default `docker` one (a
+                // `docker-container` builder, say) the image would otherwise stay in
+                // the builder's cache, and `kind load` would find nothing.
+                // `--provenance=false`: no attestation manifest, which `kind load`'s
+                // `ctr import --all-platforms` cannot import from Docker's containerd
+                // image store (kind issue #4236).
                 setup.push(Step::Run(ExternalCommand::new(
                     "docker",
-                    &["build", "-f", DOCKERFILE, "-t", image, "."],
+                    &[
+                        "buildx",
+                        "build",
+                        "--load",
+                        "--provenance=false",
+                        "-f",
+                        DOCKERFILE,
+                        "-t",
+                        image,
+                        ".",
+                    ],
                     "build the service image under a unique tag (before the cluster: fail fast)",
                 )));
             }
@@ -630,6 +646,7 @@ mod tests {
             root,
             hpa_sync_period: std::time::Duration::from_secs(5),
             timing: crate::local::Timing::preset(crate::local::TimingPreset::Fast),
+            seed: 1,
             log_dir: std::path::PathBuf::from("target/scaleproof/logs"),
             env_overrides: std::collections::BTreeMap::from([(
                 "IRIS_CPU_COST_MS".to_string(),
@@ -717,7 +734,7 @@ mod tests {
             .filter(|s| matches!(s, Step::Run(c) if c.creates_cluster))
             .collect();
         assert_eq!(creators.len(), 1);
-        assert!(position("docker", "build") < position("kind", "create"));
+        assert!(position("docker", "buildx") < position("kind", "create"));
         assert!(position("kind", "create") < position("kind", "load"));
         // Everything that compiles comes before the cluster.
         let tests = plan
@@ -725,6 +742,37 @@ mod tests {
             .iter()
             .position(|s| matches!(s, Step::BuildScenarioTests));
         assert!(tests.is_some() && tests < position("kind", "create"));
+    }
+
+    // notes on kind: `kind load` imports with `ctr import --all-platforms`, which
+    // fails on the attestation manifests BuildKit adds by default (kind #4236); a
+    // buildx driver other than `docker` keeps the image in its cache without `--load`.
+    #[test]
+    fn the_laptop_image_build_leaves_a_loadable_image_with_any_buildx_driver() {
+        let plan = plan(&settings(
+            BackendKind::Kind,
+            Some("kind-scaleproof"),
+            "iris-server:abc1234",
+            false,
+        ))
+        .expect("plan");
+        let build = plan
+            .setup
+            .iter()
+            .find_map(|s| match s {
+                Step::Run(c) if c.program == "docker" && c.args[..2] == ["buildx", "build"] => {
+                    Some(c)
+                }
+                _ => None,
+            })
+            .expect("a docker buildx build step");
+        for flag in ["--load", "--provenance=false"] {
+            assert!(
+                build.args.iter().any(|a| a == flag),
+                "{flag} in {:?}",
+                build.args
+            );
+        }
     }
 
     #[test]
@@ -738,7 +786,7 @@ mod tests {
         s.image_prebuilt = true;
         let plan = plan(&s).expect("plan");
         let text = plan.to_string();
-        assert!(!text.contains("docker build"), "{text}");
+        assert!(!text.contains("buildx build"), "{text}");
         assert!(
             text.contains("image iris-server:abc1234 in the local Docker"),
             "{text}"

@@ -242,6 +242,7 @@ async fn run_step(
                 log_dir: settings.log_dir.clone(),
                 timing: *timing,
                 termination: Default::default(),
+                seed: settings.seed,
             })
             .await
             .map_err(|e| BackendError::Invalid(e.to_string()))?;

@@ -102,6 +102,9 @@ pub struct Settings {
     pub hpa_sync_period: Duration,
     /// Local: the simulated control plane's timing.
     pub timing: Timing,
+    /// Local: the seed of the timing's random phases (`backend.local.seed`, else
+    /// drawn for this run).
+    pub seed: u64,
     /// Local: where container logs go.
     pub log_dir: PathBuf,
 }
@@ -170,6 +173,7 @@ impl Settings {
                 BackendKind::Cluster => UPSTREAM_HPA_SYNC_PERIOD,
             },
             timing: Timing::preset(TimingPreset::Fast),
+            seed: crate::local::phases::random_seed(),
             log_dir: root.join("target/scaleproof/logs"),
             root,
         })

@@ -55,6 +55,24 @@ mod tests {
         );
     }
 
+    // The workflow installs kind itself (`go install sigs.k8s.io/kind@$KIND_VERSION`);
+    // a kind other than the one this module pins would create clusters the harness
+    // was never checked against.
+    #[test]
+    fn the_stress_workflow_installs_the_pinned_kind() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../.github/workflows/stress.yml");
+        let text = std::fs::read_to_string(&path).expect("stress.yml is readable");
+        let workflow: serde_json::Value =
+            serde_norway::from_str(&text).expect("stress.yml is YAML");
+        assert_eq!(
+            workflow["env"]["KIND_VERSION"].as_str(),
+            Some(KIND_VERSION),
+            "env.KIND_VERSION in {} must be {KIND_VERSION} (backend/versions.rs)",
+            path.display()
+        );
+    }
+
     #[test]
     fn the_sync_period_constant_and_duration_agree() {
         assert_eq!(format!("{}s", hpa_sync_period().as_secs()), HPA_SYNC_PERIOD);

@@ -1,5 +1,7 @@
 //! `scaleproof baseline fetch` (`cargo xtask baseline fetch`): main's newest usable
-//! report.json for `stress --baseline`, from the stress workflow's artifacts.
+//! report.json for `stress --baseline`, from the stress workflow's artifacts;
+//! `scaleproof baseline compare`: two finished runs judged as `stress --baseline`
+//! would judge the second against the first, without running anything.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use scaleproof::backend::BackendKind;
 use scaleproof::baseline_fetch::{self, FetchOptions};
-use scaleproof::gate::{read_config, run::expected_workload};
+use scaleproof::gate::read_config;
+use scaleproof::gate::run::{baseline_margins, expected_workload};
+use scaleproof::report::{Outcome, Report, baseline};
 
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
@@ -49,9 +53,120 @@ enum BaselineCommand {
         #[arg(long, default_value = "gh")]
         gh: PathBuf,
     },
+    /// Judge one finished run against another with the margins of a stress config,
+    /// as `stress --baseline` would, and print every check. Exit 0 when all hold, 1
+    /// when one fails, 2 when a report cannot be read or the two are not comparable
+    /// (another backend, other pods). For example, to see whether run-to-run noise
+    /// alone could fail a PR: compare two runs of the same commit.
+    #[command(after_help = "Example:
+  scaleproof baseline compare --baseline runs/seed-1/report.json runs/seed-2/report.json")]
+    Compare {
+        /// The run taken as the baseline (main's, in the PR workflow).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The run judged against it.
+        current: PathBuf,
+        /// The stress config whose `[baseline]` margins apply.
+        #[arg(long, default_value = "stress.toml")]
+        config: PathBuf,
+        /// Overrides every fraction of `[baseline]`, as `stress --baseline-margin`.
+        #[arg(long)]
+        baseline_margin: Option<f64>,
+        /// Print the checks and the side-by-side figures as JSON (report.json's
+        /// `baseline` and `against_baseline`) instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main(args: BaselineArgs) -> ExitCode {
+    match args.command {
+        BaselineCommand::Compare {
+            baseline,
+            current,
+            config,
+            baseline_margin,
+            json,
+        } => compare(&baseline, &current, &config, baseline_margin, json),
+        command @ BaselineCommand::Fetch { .. } => fetch(command),
+    }
+}
+
+fn compare(
+    baseline_path: &std::path::Path,
+    current_path: &std::path::Path,
+    config_path: &std::path::Path,
+    fraction: Option<f64>,
+    json: bool,
+) -> ExitCode {
+    let config = match read_config(config_path, &[]) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (old, now) = match (Report::read(baseline_path), Report::read(current_path)) {
+        (Ok(old), Ok(now)) => (old, now),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (margins, per_scenario) = baseline_margins(Some(&config), fraction);
+    let shown = baseline_path.display().to_string();
+    let compared = baseline::compare(&now, &old, &shown, &margins, &per_scenario);
+    let failed = compared
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome != Outcome::Pass)
+        .count();
+    let status = match (compared.verdicts.is_empty(), failed) {
+        (true, _) if compared.comparison.note.is_some() => ExitCode::from(2),
+        (_, 0) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    };
+    if json {
+        let value = serde_json::json!({
+            "baseline": compared.verdicts,
+            "against_baseline": compared.comparison,
+        });
+        match serde_json::to_string_pretty(&value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return status;
+    }
+    if let Some(note) = &compared.comparison.note {
+        println!("note: {note}");
+    }
+    for v in &compared.verdicts {
+        println!(
+            "{} {}: {} ({})",
+            if v.outcome == Outcome::Pass {
+                "ok  "
+            } else {
+                "FAIL"
+            },
+            v.check,
+            v.measured,
+            v.expected
+        );
+    }
+    println!(
+        "{} of {} baseline checks hold: {} against {}",
+        compared.verdicts.len() - failed,
+        compared.verdicts.len(),
+        current_path.display(),
+        shown
+    );
+    status
+}
+
+fn fetch(command: BaselineCommand) -> ExitCode {
     let BaselineCommand::Fetch {
         backend,
         out,
@@ -60,7 +175,10 @@ pub fn main(args: BaselineArgs) -> ExitCode {
         branch,
         max_runs,
         gh,
-    } = args.command;
+    } = command
+    else {
+        return ExitCode::from(2);
+    };
     // Without a readable config, any pods will do: the gate still refuses to compare
     // a baseline whose pods differ, and says so.
     let workload = match read_config(&config, &[]) {

@@ -33,6 +33,18 @@ pub const API_SERVICE: &str = "v1beta1.metrics.k8s.io";
 /// anyway, so a shorter resolution would not make the HPA see load sooner.
 pub const KIND_ARGS: [&str; 2] = ["--kubelet-insecure-tls", "--metric-resolution=15s"];
 
+/// The `--metric-resolution` of [`KIND_ARGS`] (15 s, also the resolution of
+/// metrics-server's released `components.yaml`, which an existing cluster most likely
+/// runs).
+pub fn kind_resolution() -> Duration {
+    KIND_ARGS
+        .iter()
+        .find_map(|a| a.strip_prefix("--metric-resolution="))
+        .and_then(|v| v.strip_suffix('s'))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(15), Duration::from_secs)
+}
+
 /// metrics-server's defaults for the two flags its start-up validation relates
 /// (`--metric-resolution` 60 s, `--kubelet-request-timeout` 10 s).
 const DEFAULT_RESOLUTION: Duration = Duration::from_secs(60);

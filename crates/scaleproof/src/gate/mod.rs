@@ -26,7 +26,7 @@ use crate::manifests::Manifests;
 use crate::report::{
     Bounds, LoadReport, ScenarioError, ScenarioReport, TimelineReport, VerdictReport,
 };
-use crate::scenario::{ConfigError, Scenario, StressConfig};
+use crate::scenario::{ConfigError, DemandDrop, Expectation, Scenario, StressConfig};
 use crate::verdict::{self, ReplicaBounds};
 use handover::{Handover, HandoverError};
 
@@ -169,6 +169,7 @@ pub async fn run_scenario(
     let load_config = ctx.config.load_config(scenario, ctx.backend());
     let mut error = None;
     let mut reset_s = None;
+    let mut load_started_at = None;
     let (load, timeline) = match session::Session::open(ctx, scenario).await {
         Err(e) => {
             error = Some(e);
@@ -177,6 +178,7 @@ pub async fn run_scenario(
         Ok(mut session) => {
             reset_s = Some(session.reset_s());
             let zero = Instant::now();
+            load_started_at = Some(crate::report::rfc3339_millis(std::time::SystemTime::now()));
             session.start(zero);
             let result = scaleproof_load::run(&load_config, &session.targets(), &cancel).await;
             observe_for(scenario.observe_after_s, &cancel).await;
@@ -199,6 +201,24 @@ pub async fn run_scenario(
         Some(load) => verdict::judge(&scenario.expect, load, &timeline, bounds),
         None => Vec::new(),
     };
+    // From the demand drop a scale-down is judged from (the load's end unless the
+    // scenario names a stage), when the scenario scaled up at all.
+    let back_to_min_s = load.as_ref().and_then(|l| {
+        let from_s = scenario
+            .expect
+            .iter()
+            .find_map(|e| match e {
+                Expectation::ScaleDownWithinS {
+                    from: DemandDrop::Stage { at_s, .. },
+                    ..
+                } => Some(*at_s),
+                _ => None,
+            })
+            .unwrap_or(l.duration_s);
+        (timeline.peak_ready_replicas() > bounds.min)
+            .then(|| timeline.back_to_min_s(bounds.min, from_s))
+            .flatten()
+    });
     ScenarioReport {
         name: scenario.name.clone(),
         description: scenario.description.clone(),
@@ -221,6 +241,10 @@ pub async fn run_scenario(
             report
         }),
         first_scale_up_s: timeline.first_scale_up_s(),
+        back_to_min_s,
+        load_started_at,
+        // The orchestrator, which runs the simulated cluster, fills these in.
+        phases: None,
         timeline: TimelineReport::from(&timeline),
         verdicts: verdicts.iter().map(VerdictReport::from).collect(),
         error: error.as_ref().map(ScenarioError::from),

@@ -26,8 +26,8 @@ use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
 use crate::manifests::Manifests;
 use crate::report::{
-    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, VerdictReport,
-    WorkloadReport, baseline,
+    self, LocalTimingReport, PhasesReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport,
+    VerdictReport, WorkloadReport, baseline,
 };
 use crate::scenario::{BaselineMargins, ConfigError, StressConfig};
 use crate::verdict;
@@ -130,11 +130,15 @@ pub async fn run(options: &StressOptions) -> Report {
     let facts = Facts {
         workload: expected_workload(&config, backend_kind),
         hpa_sync_period_s: Some(settings.hpa_sync_period.as_secs_f64()),
+        metric_resolution_s: Some(match backend.timing() {
+            Some(t) => t.metric_resolution.as_secs_f64(),
+            None => crate::cluster::metrics_server::kind_resolution().as_secs_f64(),
+        }),
         cpu_limit: backend.cpu_limit(),
         memory_limit: backend.memory_limit(),
         local_timing: backend
             .timing()
-            .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind))),
+            .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind), backend.seed())),
     };
 
     let tests = backend.scenario_tests();
@@ -160,8 +164,22 @@ pub async fn run(options: &StressOptions) -> Report {
     {
         for name in &names {
             tracing::info!("=== scenario {name} ({backend_kind}) ===");
-            let report =
+            let mut report =
                 run_one(&tests, &handover_path, options, &out, name, &mut interrupts).await;
+            // The simulated cluster lives here, not in the test: place the load's
+            // start among its loops.
+            if let Some(at) = report
+                .load_started_at
+                .as_deref()
+                .and_then(report::parse_rfc3339)
+                && let Some(phases) = backend.phases_at(at)
+            {
+                report.phases = Some(PhasesReport::new(
+                    &phases,
+                    &settings.namespace,
+                    &config.target.hpa,
+                ));
+            }
             if !report.passed() {
                 backend
                     .write_diagnostics(&out.join("diagnostics").join(name))
@@ -188,6 +206,7 @@ pub async fn run(options: &StressOptions) -> Report {
 struct Facts {
     workload: Option<WorkloadReport>,
     hpa_sync_period_s: Option<f64>,
+    metric_resolution_s: Option<f64>,
     cpu_limit: Option<String>,
     memory_limit: Option<String>,
     local_timing: Option<LocalTimingReport>,
@@ -308,6 +327,9 @@ fn backend_settings(
     let mut settings = Settings::resolve(kind, cluster, options.root.clone())?;
     if kind == BackendKind::Local {
         settings = settings.with_timing(config.local_timing());
+        if let Some(seed) = config.backend.local.seed {
+            settings.seed = seed;
+        }
     }
     settings.log_dir = options.root.join(&options.out).join("logs");
     settings.manifests_dir = config.manifests_dir();
@@ -442,6 +464,7 @@ impl<'a> RunState<'a> {
                 local_timing: facts.local_timing,
                 workload: facts.workload,
                 hpa_sync_period_s: facts.hpa_sync_period_s,
+                metric_resolution_s: facts.metric_resolution_s,
             },
             setup: self.log.steps,
             scenarios: self.scenarios,
@@ -453,17 +476,7 @@ impl<'a> RunState<'a> {
             report.comparisons = comparisons(&report, config);
         }
         if let Some(path) = &options.baseline {
-            // --baseline-margin overrides every fraction, the scenarios' own included.
-            let overridden = |m: BaselineMargins| match options.baseline_margin {
-                Some(f) => m.with_fraction(f),
-                None => m,
-            };
-            let margins = overridden(config.map(|c| c.baseline).unwrap_or_default());
-            let per_scenario: BTreeMap<String, BaselineMargins> = config
-                .iter()
-                .flat_map(|c| &c.scenarios)
-                .map(|s| (s.name.clone(), overridden(s.baseline)))
-                .collect();
+            let (margins, per_scenario) = baseline_margins(config, options.baseline_margin);
             let shown = path.display().to_string();
             let compared = match Report::read(&options.root.join(path)) {
                 Ok(old) => baseline::compare(&report, &old, &shown, &margins, &per_scenario),
@@ -492,6 +505,26 @@ impl<'a> RunState<'a> {
         report::append_to_step_summary(&report::markdown::render(&report));
         report
     }
+}
+
+/// `[baseline]` and each scenario's own margins from `config` (the defaults without
+/// one), with `fraction` (`--baseline-margin`) over every fraction, the scenarios'
+/// own included.
+pub fn baseline_margins(
+    config: Option<&StressConfig>,
+    fraction: Option<f64>,
+) -> (BaselineMargins, BTreeMap<String, BaselineMargins>) {
+    let overridden = |m: BaselineMargins| match fraction {
+        Some(f) => m.with_fraction(f),
+        None => m,
+    };
+    let margins = overridden(config.map(|c| c.baseline).unwrap_or_default());
+    let per_scenario = config
+        .iter()
+        .flat_map(|c| &c.scenarios)
+        .map(|s| (s.name.clone(), overridden(s.baseline)))
+        .collect();
+    (margins, per_scenario)
 }
 
 /// The `[[compare]]` checks whose scenarios both ran.

@@ -29,6 +29,7 @@ use super::api::ApiState;
 use super::api::resource::{FieldSelector, Resource, Selector, match_labels_string};
 use super::api::store::{Key, Store, now_rfc3339};
 use super::events::{self, EventType};
+use super::phases::PhaseLog;
 
 const TICK: Duration = Duration::from_millis(100);
 const COMPONENT: &str = "horizontal-pod-autoscaler";
@@ -47,6 +48,7 @@ pub async fn run(
     state: Arc<ApiState>,
     options: ControllerOptions,
     epoch: SystemTime,
+    phases: Arc<PhaseLog>,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(TICK);
@@ -55,7 +57,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => sync(&state, &options, epoch, &mut queue),
+            _ = tick.tick() => sync(&state, &options, epoch, &phases, &mut queue),
         }
     }
 }
@@ -64,6 +66,7 @@ fn sync(
     state: &ApiState,
     options: &ControllerOptions,
     epoch: SystemTime,
+    phases: &PhaseLog,
     queue: &mut BTreeMap<Key, Queued>,
 ) {
     let store = &state.store;
@@ -96,6 +99,10 @@ fn sync(
         let Some(queued) = queue.get_mut(&key) else {
             continue;
         };
+        phases.synced(
+            &format!("{}/{}", key.namespace, key.name),
+            SystemTime::now(),
+        );
         reconcile(state, &hpa, queued, options, epoch);
         queued.next_sync = Instant::now() + options.sync_period;
     }

@@ -30,6 +30,7 @@ use super::api::store::{self, Key, Store, rfc3339};
 use super::cgroup::CgroupDriver;
 use super::events::{self, EventType};
 use super::nodeport::Endpoints;
+use super::phases::{Draws, PhaseLog, stream};
 use super::probe::{ProbeSpec, Prober};
 use super::replica::{Replica, ReplicaTemplate};
 use super::sweep::Registry;
@@ -88,6 +89,10 @@ pub struct KubeletConfig {
     /// This run's record of the processes it started, for a later run's sweep.
     pub registry: Arc<Registry>,
     pub termination: TerminationOrder,
+    /// The run's seed: housekeeping waits and pod start delays are drawn from it.
+    pub seed: u64,
+    /// Where each container's housekeeping times are recorded.
+    pub phases: Arc<PhaseLog>,
 }
 
 pub struct Kubelet {
@@ -97,6 +102,18 @@ pub struct Kubelet {
     endpoints: Endpoints,
     stats: Stats,
     pods: BTreeMap<Key, PodRuntime>,
+    /// cAdvisor's per-container housekeeping state.
+    housekeeping: BTreeMap<Key, HousekeepingState>,
+    housekeeping_draws: Draws,
+    start_draws: Draws,
+}
+
+/// One container's housekeeping: its base interval and when it next samples.
+#[derive(Debug, Clone, Copy)]
+struct HousekeepingState {
+    container_started: SystemTime,
+    base: Duration,
+    next_at: SystemTime,
 }
 
 /// A pod on this node, and the kubelet's bookkeeping about it.
@@ -152,12 +169,15 @@ impl Kubelet {
         stats: Stats,
     ) -> Self {
         Kubelet {
+            housekeeping_draws: Draws::new(config.seed, stream::HOUSEKEEPING),
+            start_draws: Draws::new(config.seed, stream::POD_START),
             config,
             store,
             logs,
             endpoints,
             stats,
             pods: BTreeMap::new(),
+            housekeeping: BTreeMap::new(),
         }
     }
 
@@ -192,7 +212,8 @@ impl Kubelet {
             match self.pods.get_mut(&key) {
                 Some(runtime) => runtime.object = pod,
                 None => {
-                    let runtime = PodRuntime::new(key.clone(), pod, &self.config);
+                    let delay = self.config.timing.pod_start.at(self.start_draws.unit());
+                    let runtime = PodRuntime::new(key.clone(), pod, &self.config, delay);
                     self.pods.insert(key, runtime);
                 }
             }
@@ -258,43 +279,67 @@ impl Kubelet {
         self.endpoints.set(ready);
     }
 
-    /// The pods' CPU and memory for the metrics scraper, each refreshed once per
-    /// stats interval from its container's start (cAdvisor's housekeeping), so a
-    /// scrape sees the counter as of its last refresh, as on a real node.
-    fn publish_stats(&self) {
+    /// The pods' CPU and memory for the metrics scraper, each sampled on its
+    /// container's own housekeeping schedule (see [`super::timing::Housekeeping`]:
+    /// at the container's start, then every 10-20 s while it is busy), so a scrape
+    /// sees them as of the last sample, as on a real node. Without housekeeping
+    /// (`fast`), every tick samples.
+    fn publish_stats(&mut self) {
         let now = SystemTime::now();
-        let interval = self.config.timing.stats_interval;
+        let plan = self.config.timing.housekeeping;
         let previous = self
             .stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let stats: BTreeMap<Key, (String, PodStats)> = self
-            .pods
-            .values()
-            .filter_map(|runtime| {
-                let run = runtime.run.as_ref()?;
-                if let Some((container, kept)) = previous.get(&runtime.key)
-                    && kept.container_started == run.started
-                    && now.duration_since(kept.at).unwrap_or_default() < interval
-                {
-                    return Some((runtime.key.clone(), (container.clone(), *kept)));
-                }
-                let cpu = run.replica.cpu_time()?;
-                Some((
-                    runtime.key.clone(),
-                    (
-                        runtime.container.clone(),
-                        PodStats {
-                            cpu,
-                            memory: run.replica.memory_bytes(),
-                            at: now,
-                            container_started: run.started,
-                        },
-                    ),
-                ))
-            })
-            .collect();
+        let mut stats: BTreeMap<Key, (String, PodStats)> = BTreeMap::new();
+        for runtime in self.pods.values() {
+            let Some(run) = runtime.run.as_ref() else {
+                continue;
+            };
+            let key = &runtime.key;
+            let kept = previous
+                .get(key)
+                .filter(|(_, kept)| kept.container_started == run.started);
+            let state = self
+                .housekeeping
+                .get(key)
+                .filter(|s| s.container_started == run.started);
+            let due = plan.is_fresh() || kept.is_none() || state.is_none_or(|s| now >= s.next_at);
+            if !due && let Some(kept) = kept {
+                stats.insert(key.clone(), kept.clone());
+                continue;
+            }
+            let Some(cpu) = run.replica.cpu_time() else {
+                continue;
+            };
+            let sample = PodStats {
+                cpu,
+                memory: run.replica.memory_bytes(),
+                at: now,
+                container_started: run.started,
+            };
+            if !plan.is_fresh() {
+                let unchanged =
+                    kept.is_some_and(|(_, k)| k.cpu == sample.cpu && k.memory == sample.memory);
+                let base = state.map_or(plan.interval, |s| plan.next_base(s.base, unchanged));
+                let wait = plan.wait(base, self.housekeeping_draws.unit());
+                self.housekeeping.insert(
+                    key.clone(),
+                    HousekeepingState {
+                        container_started: run.started,
+                        base,
+                        next_at: now + wait,
+                    },
+                );
+                self.config
+                    .phases
+                    .housekept(&format!("{}/{}", key.namespace, key.name), now);
+            }
+            stats.insert(key.clone(), (runtime.container.clone(), sample));
+        }
+        let pods = &self.pods;
+        self.housekeeping.retain(|key, _| pods.contains_key(key));
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = stats;
     }
 
@@ -325,7 +370,7 @@ impl Kubelet {
 }
 
 impl PodRuntime {
-    fn new(key: Key, object: Value, config: &KubeletConfig) -> Self {
+    fn new(key: Key, object: Value, config: &KubeletConfig, start_delay: Duration) -> Self {
         let template = template_for(&object, config);
         let container = object["spec"]["containers"][0]["name"]
             .as_str()
@@ -336,7 +381,7 @@ impl PodRuntime {
             key,
             object,
             created: now,
-            start_at: Instant::now() + config.timing.pod_start,
+            start_at: Instant::now() + start_delay,
             container,
             template,
             run: None,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::resource::{FieldSelector, Resource, Selector};
 use super::api::store::{Key, Store, now_rfc3339, rfc3339};
 use super::kubelet::{PodStats, Stats};
+use super::phases::PhaseLog;
 
 /// metrics-server's `freshContainerMinMetricsResolution`.
 const FRESH_CONTAINER_MIN: Duration = Duration::from_secs(10);
@@ -32,17 +33,35 @@ struct Points {
     last: PodStats,
 }
 
+/// When the scraper runs: every `resolution`, the first time `first_after` the start.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub resolution: Duration,
+    pub first_after: Duration,
+}
+
 /// Runs the scraper until `cancel`.
-pub async fn run(store: Arc<Store>, stats: Stats, resolution: Duration, cancel: CancellationToken) {
+pub async fn run(
+    store: Arc<Store>,
+    stats: Stats,
+    schedule: Schedule,
+    phases: Arc<PhaseLog>,
+    cancel: CancellationToken,
+) {
+    let resolution = schedule.resolution;
     let mut points: BTreeMap<Key, (String, Points)> = BTreeMap::new();
     let mut scrapes = 0u32;
-    let mut tick = tokio::time::interval(resolution);
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + schedule.first_after,
+        resolution,
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = tick.tick() => {
                 scrape(&store, &stats, resolution, &mut points);
+                phases.scraped(std::time::SystemTime::now());
                 scrapes += 1;
                 if scrapes == 2 {
                     mark_available(&store);

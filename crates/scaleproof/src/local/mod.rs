@@ -9,7 +9,8 @@
 //!   order; [`autoscaler`]: the HPA controller (the `scaleproof-hpa` port, queued as
 //!   upstream); [`metrics`]: metrics-server (PodMetrics from the cgroups' CPU
 //!   counters and memory working sets); [`nodeport`]: kube-proxy in front of the ready pods;
-//! - [`timing`]: the `fast` and `kind` presets.
+//! - [`timing`]: the `fast` and `kind` presets; [`phases`]: the seed the loops'
+//!   random phases are drawn from, and where they stood when a scenario's load began.
 //!
 //! Everything runs in the orchestrator's process for the whole run; the scenario
 //! tests reach it through its API and NodePort URLs. Cleanup is structural: a
@@ -25,6 +26,7 @@ mod events;
 pub mod kubelet;
 mod metrics;
 pub mod nodeport;
+pub mod phases;
 pub mod probe;
 pub mod replica;
 pub mod sweep;
@@ -40,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
 pub use kubelet::TerminationOrder;
-pub use timing::{Timing, TimingPreset};
+pub use phases::Phases;
+pub use timing::{Housekeeping, StartDelay, Timing, TimingPreset};
 
 use api::resource::Resource;
 use api::store::{Key, Store};
@@ -76,6 +79,9 @@ pub struct SimSettings {
     pub timing: Timing,
     /// How deleted pods stop: as a cluster does, unless a test breaks it on purpose.
     pub termination: TerminationOrder,
+    /// Where the random parts of the timing come from (metrics-server's scrape
+    /// phase, housekeeping waits, pod start delays): the same seed, the same phases.
+    pub seed: u64,
 }
 
 /// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
@@ -87,6 +93,8 @@ pub struct SimCluster {
     controllers: Vec<JoinHandle<()>>,
     kubelet: Option<JoinHandle<()>>,
     timing: Timing,
+    seed: u64,
+    phases: Arc<phases::PhaseLog>,
     cpu_limit: CpuLimitMode,
     _registry: Arc<sweep::Registry>,
 }
@@ -131,6 +139,7 @@ impl SimCluster {
         let stats: Stats = Arc::default();
         let cancel = CancellationToken::new();
         let epoch = SystemTime::now();
+        let phase_log = Arc::new(phases::PhaseLog::default());
 
         let kubelet = Kubelet::new(
             KubeletConfig {
@@ -140,6 +149,8 @@ impl SimCluster {
                 timing: settings.timing,
                 registry: Arc::clone(&registry),
                 termination: settings.termination,
+                seed: settings.seed,
+                phases: Arc::clone(&phase_log),
             },
             Arc::clone(&store),
             logs,
@@ -153,12 +164,22 @@ impl SimCluster {
                 Arc::clone(&state),
                 settings.timing.controller,
                 epoch,
+                Arc::clone(&phase_log),
                 cancel.clone(),
             )),
             tokio::spawn(metrics::run(
                 Arc::clone(&store),
                 stats,
-                settings.timing.metric_resolution,
+                metrics::Schedule {
+                    resolution: settings.timing.metric_resolution,
+                    // metrics-server started some time before anyone looked: its
+                    // scrapes fall anywhere in a period relative to the run.
+                    first_after: settings
+                        .timing
+                        .metric_resolution
+                        .mul_f64(phases::Draws::new(settings.seed, phases::stream::SCRAPE).unit()),
+                },
+                Arc::clone(&phase_log),
                 cancel.clone(),
             )),
         ];
@@ -175,10 +196,13 @@ impl SimCluster {
                 source,
             })?;
         tracing::info!(
-            "simulated cluster: API {}, NodePort {}, {}",
+            "simulated cluster: API {}, NodePort {}, {}; seed {} (the same phases again: \
+             --set backend.local.seed={})",
             api.url(),
             nodeport.url(),
-            settings.timing
+            settings.timing,
+            settings.seed,
+            settings.seed
         );
         Ok(SimCluster {
             state,
@@ -188,6 +212,8 @@ impl SimCluster {
             controllers,
             kubelet: Some(kubelet),
             timing: settings.timing,
+            seed: settings.seed,
+            phases: phase_log,
             cpu_limit,
             _registry: registry,
         })
@@ -208,6 +234,17 @@ impl SimCluster {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    /// The seed this cluster's random phases were drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Where the periodic loops stood at `at` (seconds until each next ran), as far
+    /// as they have run since.
+    pub fn phases_at(&self, at: SystemTime) -> Phases {
+        self.phases.at(at)
     }
 
     pub fn cpu_limit(&self) -> &CpuLimitMode {

@@ -215,18 +215,22 @@ fn checks(d: &ScenarioDelta, m: &BaselineMarginsReport) -> Vec<VerdictReport> {
     out
 }
 
-/// The margins with the sync-period slack in seconds of `run`'s HPA.
+/// The margins with the sync- and scrape-period slack in seconds of `run`.
 fn margins_report(m: &BaselineMargins, run: &RunMeta) -> BaselineMarginsReport {
-    // Upstream's default `--horizontal-pod-autoscaler-sync-period` when the run
-    // does not say (it ended before a backend was chosen, or an old report).
+    // Upstream's default `--horizontal-pod-autoscaler-sync-period`, and the
+    // resolution of metrics-server's released manifest, when the run does not say
+    // (it ended before a backend was chosen, or an old report).
     let sync_s = run.hpa_sync_period_s.unwrap_or(15.0);
+    let scrape_s = run.metric_resolution_s.unwrap_or(15.0);
     BaselineMarginsReport {
         p95: m.p95,
         p95_slack_ms: m.p95_slack_ms,
         throughput: m.throughput,
         first_scale_up: m.first_scale_up,
         first_scale_up_slack_syncs: m.first_scale_up_slack_syncs,
-        first_scale_up_slack_s: m.first_scale_up_slack_syncs * sync_s,
+        first_scale_up_slack_scrapes: m.first_scale_up_slack_scrapes,
+        first_scale_up_slack_s: m.first_scale_up_slack_syncs * sync_s
+            + m.first_scale_up_slack_scrapes * scrape_s,
     }
 }
 

@@ -36,16 +36,32 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(md, "Memory limits: {memory}\n");
     }
     if let Some(t) = &report.run.local_timing {
+        let stats = if t.stats_interval_s > 0.0 {
+            format!(
+                "CPU sampled every {}-{} s",
+                t.stats_interval_s, t.stats_interval_busy_max_s
+            )
+        } else {
+            "CPU read at each scrape".to_string()
+        };
+        let start = if t.pod_start_max_s > t.pod_start_s {
+            format!("{}-{}", t.pod_start_s, t.pod_start_max_s)
+        } else {
+            t.pod_start_s.to_string()
+        };
+        let seed = t
+            .seed
+            .map(|s| format!(", seed {s} (`--set backend.local.seed={s}` repeats its phases)"))
+            .unwrap_or_default();
         let _ = writeln!(
             md,
-            "Simulated control plane: timing `{}` (HPA sync {} s, metrics every {} s, pod start {} s), {} thresholds\n",
+            "Simulated control plane: timing `{}` (HPA sync {} s, metrics every {} s, {stats}, pod start {start} s), {} thresholds{seed}\n",
             serde_json::to_value(t.preset)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             t.hpa_sync_period_s,
             t.metric_resolution_s,
-            t.pod_start_s,
             t.thresholds_of.as_str(),
         );
     }

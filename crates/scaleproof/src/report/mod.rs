@@ -28,6 +28,23 @@ pub use model::*;
 /// replicas are null before the HPA's first sync (were 0).
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// `at` in RFC 3339, UTC, to the millisecond: precise enough to place a scenario's
+/// load start among the simulated cluster's scrapes and syncs.
+pub fn rfc3339_millis(at: std::time::SystemTime) -> String {
+    let t = time::OffsetDateTime::from(at);
+    let millis = t.nanosecond() / 1_000_000 * 1_000_000;
+    let t = t.replace_nanosecond(millis).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Reads what [`rfc3339_millis`] wrote.
+pub fn parse_rfc3339(text: &str) -> Option<std::time::SystemTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(std::time::SystemTime::from)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("cannot write {path}: {source}")]

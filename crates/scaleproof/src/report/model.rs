@@ -78,7 +78,11 @@ pub struct BaselineMarginsReport {
     /// ...plus this many HPA sync periods (the same load can cross the target one
     /// sync later)...
     pub first_scale_up_slack_syncs: f64,
-    /// ...which in this run's sync period is this many seconds.
+    /// ...plus this many metrics scrape periods (the load is seen a scrape and a
+    /// kubelet housekeeping earlier or later)...
+    #[serde(default)]
+    pub first_scale_up_slack_scrapes: f64,
+    /// ...which with this run's sync and scrape periods is this many seconds.
     pub first_scale_up_slack_s: f64,
 }
 
@@ -160,6 +164,11 @@ pub struct RunMeta {
     /// simulated one's). Null when the run ended before a backend was chosen.
     #[serde(default)]
     pub hpa_sync_period_s: Option<f64>,
+    /// metrics-server's `--metric-resolution` the run assumed (kind: the harness
+    /// sets 15 s; cluster: the config's `backend.cluster.metric_resolution_s`, else
+    /// the 15 s of metrics-server's released manifest; local: the simulated one's).
+    #[serde(default)]
+    pub metric_resolution_s: Option<f64>,
 }
 
 /// One pod of the Deployment under test, as far as it changes what is measured.
@@ -184,11 +193,27 @@ pub struct LocalTimingReport {
     pub hpa_sync_period_s: f64,
     /// metrics-server's scrape interval (`--metric-resolution`).
     pub metric_resolution_s: f64,
-    /// How often the kubelet refreshed a container's CPU counter (cAdvisor
-    /// housekeeping); 0 when every scrape read it fresh.
+    /// The base interval of the kubelet's per-container CPU and memory samples
+    /// (cAdvisor housekeeping); 0 when every scrape read them fresh.
     pub stats_interval_s: f64,
-    /// From a pod's creation to its container running.
+    /// The longest wait between two samples of a busy container (the base plus
+    /// cAdvisor's jitter of up to one base more); 0 without housekeeping.
+    #[serde(default)]
+    pub stats_interval_busy_max_s: f64,
+    /// The longest wait between two samples of an idle container (whose base
+    /// doubles up to the kubelet's 15 s, then jittered); 0 without housekeeping.
+    #[serde(default)]
+    pub stats_interval_idle_max_s: f64,
+    /// From a pod's creation to its container running: the shortest delay drawn.
     pub pod_start_s: f64,
+    /// The longest delay drawn (each pod's is uniform between the two).
+    #[serde(default)]
+    pub pod_start_max_s: f64,
+    /// The seed the random phases were drawn from (metrics-server's scrape phase,
+    /// housekeeping waits, pod start delays); `--set backend.local.seed=N` repeats
+    /// them. Null in reports from before seeds existed.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Whether readiness probes ran on their period from the first one (as the
     /// kubelet does), rather than every 100 ms until the first success.
     pub probes_on_period: bool,
@@ -203,15 +228,24 @@ pub struct LocalTimingReport {
 }
 
 impl LocalTimingReport {
-    pub fn new(timing: &crate::local::Timing, thresholds_of: BackendKind) -> Self {
+    pub fn new(
+        timing: &crate::local::Timing,
+        thresholds_of: BackendKind,
+        seed: Option<u64>,
+    ) -> Self {
         let c = &timing.controller;
+        let h = &timing.housekeeping;
         LocalTimingReport {
+            stats_interval_busy_max_s: h.longest_busy_wait().as_secs_f64(),
+            stats_interval_idle_max_s: h.wait(h.max_interval, 1.0).as_secs_f64(),
+            pod_start_max_s: timing.pod_start.max.as_secs_f64(),
+            seed,
             preset: timing.preset,
             thresholds_of,
             hpa_sync_period_s: timing.hpa_sync_period.as_secs_f64(),
             metric_resolution_s: timing.metric_resolution.as_secs_f64(),
-            stats_interval_s: timing.stats_interval.as_secs_f64(),
-            pod_start_s: timing.pod_start.as_secs_f64(),
+            stats_interval_s: h.interval.as_secs_f64(),
+            pod_start_s: timing.pod_start.min.as_secs_f64(),
             probes_on_period: timing.probe_on_period,
             cpu_initialization_period_s: c.cpu_initialization_period.as_secs_f64(),
             initial_readiness_delay_s: c.initial_readiness_delay.as_secs_f64(),
@@ -293,6 +327,19 @@ pub struct ScenarioReport {
     /// Seconds from load start to the first sample whose desired replica count
     /// exceeds the count the scenario started with; null without a scale-up.
     pub first_scale_up_s: Option<f64>,
+    /// Seconds from the demand drop (the `scale_down_from` stage's start, else the
+    /// load's end) until the HPA wanted `minReplicas` and exactly that many were
+    /// ready; null when the scenario never scaled up or never came back.
+    #[serde(default)]
+    pub back_to_min_s: Option<f64>,
+    /// When the load began (RFC 3339, UTC, milliseconds); null when it did not.
+    #[serde(default)]
+    pub load_started_at: Option<String>,
+    /// Local backend: where the simulated control plane's periodic loops stood when
+    /// the load began (its random phases; see `run.local_timing.seed`). Null on
+    /// kind and on a cluster, where nobody can see them.
+    #[serde(default)]
+    pub phases: Option<PhasesReport>,
     /// Two guards (`load_delivered`, `metrics_observed`), then one per expectation;
     /// empty when the scenario could not run.
     pub verdicts: Vec<VerdictReport>,
@@ -318,8 +365,44 @@ impl ScenarioReport {
             load: None,
             timeline: TimelineReport::default(),
             first_scale_up_s: None,
+            back_to_min_s: None,
+            load_started_at: None,
+            phases: None,
             verdicts: Vec::new(),
             error: Some(ScenarioError::from(error)),
+        }
+    }
+}
+
+/// Seconds from the load's start until each periodic loop of the simulated control
+/// plane next ran: together they decide how soon the load is seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhasesReport {
+    /// Until metrics-server's next scrape.
+    pub next_scrape_s: Option<f64>,
+    /// Until the HPA's next sync (its first comes one sync period after the reset
+    /// applied it).
+    pub next_hpa_sync_s: Option<f64>,
+    /// Until the next housekeeping (CPU sample) of each pod running at the start,
+    /// by pod name.
+    pub next_housekeeping_s: BTreeMap<String, f64>,
+}
+
+impl PhasesReport {
+    /// The phases of `namespace`'s loops, the HPA named `hpa` among them.
+    pub fn new(phases: &crate::local::Phases, namespace: &str, hpa: &str) -> Self {
+        let prefix = format!("{namespace}/");
+        PhasesReport {
+            next_scrape_s: phases.next_scrape_s,
+            next_hpa_sync_s: phases
+                .next_hpa_sync_s
+                .get(&format!("{namespace}/{hpa}"))
+                .copied(),
+            next_housekeeping_s: phases
+                .next_housekeeping_s
+                .iter()
+                .filter_map(|(pod, s)| pod.strip_prefix(&prefix).map(|p| (p.to_string(), *s)))
+                .collect(),
         }
     }
 }

@@ -36,6 +36,9 @@ fn scenario(name: &str, outcomes: &[V]) -> ScenarioReport {
         hpa: None,
         load: Some(LoadReport::from(&load(300, 297, &[80, 100, 120], 42.0))),
         first_scale_up_s: tl.first_scale_up_s(),
+        back_to_min_s: None,
+        load_started_at: None,
+        phases: None,
         timeline: TimelineReport::from(&tl),
         verdicts: outcomes
             .iter()
@@ -61,6 +64,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
             local_timing: Some(LocalTimingReport::new(
                 &crate::local::Timing::preset(crate::local::TimingPreset::Fast),
                 crate::backend::BackendKind::Local,
+                Some(7),
             )),
             workload: Some(WorkloadReport {
                 cpu_request_millicores: 100,
@@ -68,6 +72,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
                 env: BTreeMap::from([("IRIS_CPU_COST_MS".into(), "10".into())]),
             }),
             hpa_sync_period_s: Some(1.0),
+            metric_resolution_s: Some(1.0),
         },
         setup: vec![SetupStep {
             name: "build iris-server".into(),
@@ -389,6 +394,38 @@ fn a_slower_first_scale_up_fails_beyond_fraction_and_slack() {
             .iter()
             .any(|v| v.check == "baseline.a.first_scale_up" && !v.passed())
     );
+}
+
+// On kind the same load is seen a scrape (15 s) and a housekeeping later from run to
+// run: the slack in scrape periods is in seconds of the run's own resolution.
+#[test]
+fn the_first_scale_up_slack_counts_scrape_periods_of_the_run() {
+    let margins = BaselineMargins {
+        first_scale_up: 0.5,
+        first_scale_up_slack_syncs: 0.0,
+        first_scale_up_slack_scrapes: 2.0,
+        ..BaselineMargins::default()
+    };
+    let mut before = report(vec![scenario("a", &[])]);
+    before.run.metric_resolution_s = Some(15.0);
+    before.scenarios[0].first_scale_up_s = Some(10.0);
+    let mut now = before.clone();
+    // 10 x 1.5 + 2 x 15 s = 45 s.
+    now.scenarios[0].first_scale_up_s = Some(44.9);
+    let ok = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
+    assert!(ok.verdicts.iter().all(VerdictReport::passed), "{ok:#?}");
+    assert_eq!(ok.comparison.margins.first_scale_up_slack_s, 30.0);
+    now.scenarios[0].first_scale_up_s = Some(45.1);
+    let late = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
+    assert!(
+        late.verdicts
+            .iter()
+            .any(|v| v.check == "baseline.a.first_scale_up" && !v.passed())
+    );
+    // A report from before the resolution was recorded: metrics-server's 15 s.
+    now.run.metric_resolution_s = None;
+    let old = baseline::compare(&now, &before, "b", &margins, &BTreeMap::new());
+    assert_eq!(old.comparison.margins.first_scale_up_slack_s, 30.0);
 }
 
 #[test]

@@ -84,6 +84,9 @@ pub struct BaselineMargins {
     /// target one sync later, so a relative margin alone would flag that as a
     /// regression on kind (15 s syncs) while hiding nothing on the local backend.
     pub first_scale_up_slack_syncs: f64,
+    /// ...plus this many metrics scrape periods of the run: the load is seen a
+    /// scrape (and a kubelet housekeeping) earlier or later from run to run.
+    pub first_scale_up_slack_scrapes: f64,
 }
 
 impl Default for BaselineMargins {
@@ -95,6 +98,7 @@ impl Default for BaselineMargins {
             throughput: 0.2,
             first_scale_up: 0.2,
             first_scale_up_slack_syncs: 1.0,
+            first_scale_up_slack_scrapes: 0.0,
         }
     }
 }
@@ -236,6 +240,10 @@ pub struct BackendSettings {
     pub env: BTreeMap<String, String>,
     /// Local: the simulated control plane's timing preset (`fast` or `kind`).
     pub timing: Option<crate::local::TimingPreset>,
+    /// Local: the seed of the timing's random phases (metrics-server's scrape phase,
+    /// housekeeping waits, pod start delays). Default: a new one each run, printed
+    /// and written to report.json, so a run can be repeated with its phases.
+    pub seed: Option<u64>,
 }
 
 impl Backends {
@@ -386,6 +394,7 @@ struct RawBaseline {
     first_scale_up_margin: Option<Spanned<f64>>,
     p95_slack_ms: Option<Spanned<f64>>,
     first_scale_up_slack_syncs: Option<Spanned<f64>>,
+    first_scale_up_slack_scrapes: Option<Spanned<f64>>,
 }
 
 /// `[scenario.hpa]` as written.
@@ -848,7 +857,8 @@ impl StressConfig {
     }
 
     /// Applies a `--set SCENARIO.expect.KEY=VALUE` override (VALUE in TOML syntax),
-    /// validated like the file itself, or `--set backend.local.timing=fast|kind`.
+    /// validated like the file itself, or `--set backend.local.timing=fast|kind`, or
+    /// `--set backend.local.seed=N`.
     pub fn apply_set(&mut self, assignment: &str) -> Result<(), ConfigError> {
         let origin = PathBuf::from(format!("--set {assignment}"));
         let fail = |message: String| ConfigError {
@@ -869,6 +879,16 @@ impl StressConfig {
                 )
                 .map_err(|_| fail(format!("{value:?} is not a timing preset: fast or kind")))?;
             self.backend.local.timing = Some(preset);
+            return Ok(());
+        }
+        if lhs.trim() == "backend.local.seed" {
+            let seed = value.trim().parse::<u64>().map_err(|_| {
+                fail(format!(
+                    "{value:?} is not a seed: a whole number from 0 to {}",
+                    u64::MAX
+                ))
+            })?;
+            self.backend.local.seed = Some(seed);
             return Ok(());
         }
         let mut parts = lhs.trim().splitn(3, '.');
@@ -1067,6 +1087,11 @@ fn margins(
             "first_scale_up_slack_syncs",
             &raw.first_scale_up_slack_syncs,
             &mut m.first_scale_up_slack_syncs,
+        ),
+        (
+            "first_scale_up_slack_scrapes",
+            &raw.first_scale_up_slack_scrapes,
+            &mut m.first_scale_up_slack_scrapes,
         ),
     ];
     for (name, value, slot) in slacks {

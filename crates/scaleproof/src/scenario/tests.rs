@@ -608,3 +608,67 @@ fn a_scenario_may_widen_its_own_baseline_margins() {
         "names the line: {err}"
     );
 }
+
+#[test]
+fn a_seed_comes_from_the_file_or_the_command_line_and_a_bad_one_is_named() {
+    let mut config = parse(&format!("[backend.local]\nseed = 12\n{MINIMAL}")).unwrap();
+    assert_eq!(config.backend.local.seed, Some(12));
+    config.apply_set("backend.local.seed=345").unwrap();
+    assert_eq!(config.backend.local.seed, Some(345));
+    let err = config
+        .apply_set("backend.local.seed=-1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"-1\" is not a seed"), "{err}");
+    assert_eq!(parse(MINIMAL).unwrap().backend.local.seed, None);
+}
+
+// The arithmetic of scale-in-graceful's kind stages, from the manifests and the kind
+// cost knob rather than from a comment: the load before the drop makes the HPA act
+// (at least twice the CPU target), one pod can serve it alone until help arrives (below
+// its CPU limit, so no backlog grows during the 20-45 s detection chain), and at
+// maxReplicas each pod sits inside the tolerance band (no flapping at the top).
+#[test]
+fn the_kind_scale_in_load_stays_between_twice_the_target_and_one_pods_capacity() {
+    let config = StressConfig::load(&repo_config()).unwrap();
+    let manifests = crate::manifests::Manifests::load(&config.manifests_dir()).unwrap();
+    let workload = manifests.workload().unwrap();
+    let target_m = crate::cluster::reset::cpu_threshold_millicores(
+        &manifests.hpa,
+        workload.cpu_request_millicores,
+    )
+    .unwrap() as f64;
+    let cost_ms = config.backend.kind.cpu_cost_ms.unwrap();
+    let scenario = config
+        .scenario("scale-in-graceful")
+        .unwrap()
+        .on(BackendKind::Kind);
+    let named = scenario.stages.as_ref().unwrap();
+    let drop_at = named.start_of("trickle").unwrap();
+    let mut at = 0.0;
+    let max = f64::from(
+        crate::scenario::replica_bounds(&scenario, &manifests)
+            .unwrap()
+            .1,
+    );
+    for stage in &named.stages.stages {
+        let cpu_m = stage.target * cost_ms;
+        if at < drop_at {
+            assert!(cpu_m >= 2.0 * target_m, "{} req/s: {cpu_m}m", stage.target);
+            assert!(
+                cpu_m < workload.cpu_limit_millicores as f64,
+                "{} req/s needs {cpu_m}m: more than one pod's {}m",
+                stage.target,
+                workload.cpu_limit_millicores
+            );
+            let per_pod = cpu_m / max / target_m;
+            assert!(
+                (0.9..=1.1).contains(&per_pod),
+                "at max each pod at {per_pod:.2} of target"
+            );
+        } else {
+            assert!(cpu_m < 0.5 * target_m, "the trickle at {cpu_m}m");
+        }
+        at += stage.duration.as_secs_f64();
+    }
+}

@@ -314,6 +314,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
         log_dir: dir.path().join("next-logs"),
         timing: Timing::preset(TimingPreset::Fast),
         termination: Default::default(),
+        seed: 1,
     })
     .await
     .expect("the next run starts");

@@ -84,6 +84,7 @@ impl Sim {
             log_dir: dir.path().join("logs"),
             timing: options.timing,
             termination: options.termination,
+            seed: 1,
         })
         .await
         .expect("the simulated cluster starts");
