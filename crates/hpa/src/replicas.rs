@@ -145,16 +145,6 @@ pub(crate) enum MetricError {
          metrics API"
     )]
     NoMetrics { resource: ResourceName },
-    /// A pod's sample lacks the container a `ContainerResource` metric names.
-    #[error(
-        "unable to get metrics for resource {resource}: failed to get container metrics: \
-         container {container} not present in metrics for pod {pod}"
-    )]
-    ContainerNotInMetrics {
-        resource: ResourceName,
-        container: String,
-        pod: String,
-    },
     /// Some pods have metrics, but none of them counts (all unready or ignored).
     #[error("did not receive metrics for targeted pods (pods might be unready)")]
     NoMetricsForTargetedPods,
@@ -243,8 +233,13 @@ pub(crate) struct PodValue {
 /// One pod's metric value for `metric` (upstream's resource metrics client): the sum of
 /// its containers' usage for a `Resource` metric, missing if the sample has no
 /// containers or one of them lacks the resource; the named container's usage for a
-/// `ContainerResource` metric. Fails when no pod has a sample at all, or when a sample
-/// lacks the named container.
+/// `ContainerResource` metric, missing if the sample lacks that container (a terminal
+/// or crash-looping pod's often does). Fails only when no pod has a sample at all.
+///
+/// Until kubernetes PR #127193 a sample without the named container failed the whole
+/// metric ("container X not present in metrics for pod ..."), so one crash-looping pod
+/// froze the HPA; since then (`pkg/controller/podautoscaler/metrics/client.go`,
+/// `getContainerMetrics`) such a pod is missing a metric, as for `Resource` metrics.
 fn pod_values(
     metric: &MetricSpec,
     pods: &[PodInput],
@@ -270,18 +265,11 @@ fn pod_values(
                             .sum::<Option<u128>>()
                     }
                 }
-                Some(name) => {
-                    let container = sample
-                        .containers
-                        .iter()
-                        .find(|c| &c.name == name)
-                        .ok_or_else(|| MetricError::ContainerNotInMetrics {
-                            resource,
-                            container: name.clone(),
-                            pod: pod.name.clone(),
-                        })?;
-                    container.usage_milli(resource)
-                }
+                Some(name) => sample
+                    .containers
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .and_then(|c| c.usage_milli(resource)),
             };
             Ok(value.map(|usage| PodValue {
                 usage,

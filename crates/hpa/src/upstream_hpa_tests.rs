@@ -39,11 +39,6 @@
 //!   metric that fails at reconcile time instead: a memory Utilization metric on pods
 //!   that request no memory (reason `FailedGetResourceMetric` where upstream reports
 //!   `InvalidMetricSourceType` or `FailedGetExternalMetric`).
-//! - `TestReplicaCalcResourceScale` "scale up: failed pods ignored with missing container
-//!   metric" as written: its failed pods' samples lack `container2` entirely, and the
-//!   `getContainerMetrics` read fails the whole metric in that case ("container container2
-//!   not present in metrics for pod ..."), which the port follows; the case expects 4. It
-//!   is ported with the failed pods reporting `container2` without a cpu figure.
 //! - upstream tests run the legacy path with `scaleUpLimitFactor` = 8; the port keeps
 //!   the real 2. No ported reconcile case reaches that limit;
 //!   `TestConvertDesiredReplicasWithRules` uses the port's `max(2 x current, 4)`.
@@ -311,8 +306,23 @@ fn replica_calculator_test_resource_scale() {
                 Ok((4, 60, 1200)),
             )
         },
-        // Variant (see the module note): the failed pods' samples list container2
-        // without a cpu figure instead of lacking it.
+        // As written: the failed pods' samples lack container2 entirely (an unnamed
+        // second entry). Since kubernetes PR #127193 that makes them pods without a
+        // metric, ignored as failed, instead of failing the whole metric.
+        Calc {
+            readiness: vec![T, T, F, F],
+            phase: vec![Running, Running, Failed, Failed],
+            container: Some("container2"),
+            ..calc(
+                "replica_calculator_test.go TestReplicaCalcResourceScale/scale up: failed pods ignored with missing container metric",
+                2,
+                r(4),
+                vec![vec![1000, 500], vec![9000, 700], vec![1000], vec![1000]],
+                30,
+                Ok((4, 60, 600)),
+            )
+        },
+        // The failed pods' samples list container2 without a cpu figure.
         Calc {
             readiness: vec![T, T, F, F],
             phase: vec![Running, Running, Failed, Failed],
@@ -562,7 +572,7 @@ fn replica_calculator_test_resource_scale() {
             )
         },
     ];
-    assert_eq!(run_calc("TestReplicaCalcResourceScale", cases), 26);
+    assert_eq!(run_calc("TestReplicaCalcResourceScale", cases), 27);
 }
 
 #[test]
