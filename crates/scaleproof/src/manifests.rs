@@ -184,8 +184,19 @@ impl Manifests {
             parse_cpu_millicores(&q.0)
                 .ok_or_else(|| bad(&format!("cpu {what} `{}` is not a CPU quantity", q.0)))
         };
-        let cpu_request_millicores = cpu(&resources.requests, "request")?;
         let cpu_limit_millicores = cpu(&resources.limits, "limit")?;
+        // The API server gives a Pod whose container has a limit but no request the
+        // limit as its request (`pkg/apis/core/v1/defaults.go`, `SetDefaults_Pod`),
+        // and the HPA computes utilization against that: so does the harness.
+        let has_request = resources
+            .requests
+            .as_ref()
+            .is_some_and(|r| r.contains_key("cpu"));
+        let cpu_request_millicores = if has_request {
+            cpu(&resources.requests, "request")?
+        } else {
+            cpu_limit_millicores
+        };
         let port = container
             .ports
             .as_ref()

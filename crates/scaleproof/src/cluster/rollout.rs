@@ -20,6 +20,9 @@ use super::{ClusterError, describe_kube_error, describe_watch_error};
 
 /// How many recent events a diagnosis quotes.
 const EVENTS_SHOWN: usize = 15;
+/// How long a rollout may make no progress before the wait says what holds it up
+/// (and again each time the cause changes), long before the timeout ends it.
+const STALL_NOTICE_AFTER: Duration = Duration::from_secs(20);
 
 /// Waits until the Deployment `name` has rolled out completely: its controller saw
 /// the latest spec, and every desired replica is updated, ready and available with
@@ -36,6 +39,17 @@ pub async fn wait_for_rollout(
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut last_seen: Option<Deployment> = None;
     let mut watch_errors: (usize, Option<String>) = (0, None);
+    // A rollout that can only time out (a probe that never passes) says so early.
+    let said: Notices = Default::default();
+    let notices = tokio::spawn(stall_notices(
+        client.clone(),
+        namespace.to_string(),
+        name.to_string(),
+        selector.to_string(),
+        timeout,
+        std::sync::Arc::clone(&said),
+    ));
+    let _stop_notices = AbortOnDrop(notices);
     let outcome = tokio::time::timeout(timeout, async {
         // With backoff, a failed list or watch is retried (calmly) rather than ending
         // the wait: an API server restarting or a watch expiring is no rollout failure.
@@ -82,12 +96,65 @@ pub async fn wait_for_rollout(
                     "the Deployment's watch (failed {count} times, retried): {error}"
                 ));
             }
+            let early_notices = said
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             Err(ClusterError::Rollout(Box::new(RolloutFailure {
                 namespace: namespace.to_string(),
                 deployment: name.to_string(),
                 waited: timeout,
                 diagnosis,
+                early_notices,
             })))
+        }
+    }
+}
+
+/// What [`stall_notices`] said, and when (seconds into the wait).
+type Notices = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+
+/// Aborts a task when dropped (when the wait it accompanies ends, however it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// While a rollout waits: after [`STALL_NOTICE_AFTER`], and then every time the cause
+/// changes, a warning with the likely cause (a failing readiness probe with its last
+/// error, a crash loop with its exit, an image that cannot be pulled), so that nobody
+/// waits out the whole timeout to learn what the diagnosis will say.
+async fn stall_notices(
+    client: Client,
+    namespace: String,
+    name: String,
+    selector: String,
+    timeout: Duration,
+    notices: Notices,
+) {
+    let started = tokio::time::Instant::now();
+    let mut said: Option<String> = None;
+    loop {
+        tokio::time::sleep(STALL_NOTICE_AFTER).await;
+        let diagnosis = diagnose(&client, &namespace, &name, &selector, None).await;
+        let Some(cause) = diagnosis.likely_cause else {
+            continue;
+        };
+        if said.as_deref() != Some(cause.as_str()) {
+            let after = started.elapsed().as_secs();
+            tracing::warn!(
+                "rollout of Deployment {namespace}/{name} stalled after {after}s: {cause} \
+                 (still waiting, up to {}s in all)",
+                timeout.as_secs()
+            );
+            notices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((after, cause.clone()));
+            said = Some(cause);
         }
     }
 }
@@ -140,6 +207,9 @@ pub struct RolloutFailure {
     pub deployment: String,
     pub waited: Duration,
     pub diagnosis: RolloutDiagnosis,
+    /// What the wait said while it stalled (seconds into the wait, the likely cause),
+    /// before the timeout ended it.
+    pub early_notices: Vec<(u64, String)>,
 }
 
 impl fmt::Display for RolloutFailure {
@@ -151,7 +221,11 @@ impl fmt::Display for RolloutFailure {
             self.deployment,
             self.waited.as_secs(),
             self.diagnosis
-        )
+        )?;
+        if let Some((after, _)) = self.early_notices.first() {
+            write!(f, "  (the wait first named the cause after {after}s)")?;
+        }
+        Ok(())
     }
 }
 
@@ -443,6 +517,32 @@ pub fn recent_events(mut events: Vec<Event>, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// `the readiness probe httpGet /health on port 8080 (every 2s)`.
+fn describe_probe(probe: &k8s_openapi::api::core::v1::Probe) -> String {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let period = probe.period_seconds.unwrap_or(10);
+    let what = match (&probe.http_get, &probe.tcp_socket, &probe.exec) {
+        (Some(h), _, _) => format!(
+            "httpGet {} on port {}",
+            h.path.as_deref().unwrap_or("/"),
+            match &h.port {
+                IntOrString::Int(p) => p.to_string(),
+                IntOrString::String(s) => s.clone(),
+            }
+        ),
+        (_, Some(t), _) => format!(
+            "tcpSocket on port {}",
+            match &t.port {
+                IntOrString::Int(p) => p.to_string(),
+                IntOrString::String(s) => s.clone(),
+            }
+        ),
+        (_, _, Some(_)) => "exec".to_string(),
+        _ => "probe".to_string(),
+    };
+    format!("the readiness probe {what} (every {period}s)")
+}
+
 /// Names the most probable cause from container states and events.
 fn likely_cause(
     pods: &[Pod],
@@ -511,10 +611,21 @@ fn likely_cause(
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
             && !pod_report(p).ready
     }) {
-        return Some(
-            "the pod runs but its readiness probe fails: see the Unhealthy events and its logs"
-                .to_string(),
-        );
+        let probe = deployment
+            .and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.readiness_probe.as_ref())
+            .map(describe_probe)
+            .unwrap_or_else(|| "its readiness probe".to_string());
+        // The kubelet's Unhealthy event carries the probe's last error.
+        let last_error = events
+            .iter()
+            .rev()
+            .find(|e| e.contains("Unhealthy"))
+            .map(|e| format!("; last failure: {e}"))
+            .unwrap_or_else(|| "; see its logs".to_string());
+        return Some(format!("the pod runs but {probe} never passes{last_error}"));
     }
     None
 }

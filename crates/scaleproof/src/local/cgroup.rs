@@ -452,6 +452,12 @@ pub struct ReplicaCgroup {
 }
 
 impl ReplicaCgroup {
+    /// The `cgroup.procs` file of each of the group's directories: writing a pid there
+    /// moves that process in.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
     /// Moves a process into the group(s).
     pub fn add(&self, pid: u32) -> Result<(), CgroupError> {
         for dir in &self.dirs {

@@ -133,7 +133,7 @@ fn reconcile(
     if count < desired {
         for _ in count..desired {
             let pod_name = names.next(&replica_set);
-            let pod = new_pod(
+            let mut pod = new_pod(
                 deployment,
                 template,
                 &replica_set,
@@ -141,6 +141,8 @@ fn reconcile(
                 &pod_name,
                 &rs_object,
             );
+            // The create goes through the API server's defaulting on a cluster.
+            super::api::defaults::pod(&mut pod);
             let (pod, _) = store.put(&Key::new(Resource::Pod, namespace, &pod_name), pod);
             // One node, always room: the scheduler binds at once, and says so.
             events::record(

@@ -140,6 +140,8 @@ struct Run {
     replica: Replica,
     prober: Prober,
     started: SystemTime,
+    /// The prober's failures already turned into `Unhealthy` events.
+    probe_failures_reported: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -482,18 +484,23 @@ impl PodRuntime {
                     );
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 } else {
+                    // Every failed probe is a Warning event with the probe's output, as
+                    // the kubelet records it (`pkg/kubelet/prober/prober.go`), merged
+                    // into one event with a count when the output repeats.
+                    let failed = run.prober.failed();
+                    if failed.count > run.probe_failures_reported {
+                        run.probe_failures_reported = failed.count;
+                        events::record(
+                            store,
+                            &self.object,
+                            EventType::Warning,
+                            "Unhealthy",
+                            &format!("Readiness probe failed: {}", failed.output),
+                            COMPONENT,
+                        );
+                    }
                     let ready = run.prober.is_ready();
                     if ready != self.ready {
-                        if !ready {
-                            events::record(
-                                store,
-                                &self.object,
-                                EventType::Warning,
-                                "Unhealthy",
-                                "Readiness probe failed: the readiness endpoint stopped answering 2xx",
-                                COMPONENT,
-                            );
-                        }
                         self.set_ready(ready);
                     }
                 }
@@ -578,6 +585,7 @@ impl PodRuntime {
                     replica,
                     prober,
                     started: SystemTime::now(),
+                    probe_failures_reported: 0,
                 });
             }
             Err(e) => {

@@ -29,19 +29,38 @@ pub struct ProbeSpec {
 #[derive(Debug)]
 pub struct Prober {
     ready: watch::Receiver<bool>,
+    failed: watch::Receiver<Failed>,
     task: JoinHandle<()>,
+}
+
+/// The failed probes so far: how many, and the last one's output in the kubelet's
+/// words (what its `Unhealthy` event says after "Readiness probe failed: ").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Failed {
+    pub count: u64,
+    pub output: String,
 }
 
 impl Prober {
     pub fn start(addr: SocketAddr, spec: ProbeSpec) -> Self {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(probe_loop(addr, spec, tx));
-        Prober { ready: rx, task }
+        let (failed_tx, failed_rx) = watch::channel(Failed::default());
+        let task = tokio::spawn(probe_loop(addr, spec, tx, failed_tx));
+        Prober {
+            ready: rx,
+            failed: failed_rx,
+            task,
+        }
     }
 
     /// The readiness the probes established so far.
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
+    }
+
+    /// The failed probes so far.
+    pub fn failed(&self) -> Failed {
+        self.failed.borrow().clone()
     }
 }
 
@@ -51,7 +70,37 @@ impl Drop for Prober {
     }
 }
 
-async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool>) {
+/// One probe's outcome: `Ok` for a success, else the kubelet's output for it
+/// (kubernetes `pkg/probe/http/http.go`: a status from 200 to 399 is a success, any
+/// other is "HTTP probe failed with statuscode: N"; a request that fails is the Go
+/// client's error, `Get "URL": ...`).
+async fn probe_once(client: &reqwest::Client, url: &str) -> Result<(), String> {
+    match client.get(url).send().await {
+        Ok(r) if (200..400).contains(&r.status().as_u16()) => Ok(()),
+        Ok(r) => Err(format!(
+            "HTTP probe failed with statuscode: {}",
+            r.status().as_u16()
+        )),
+        Err(e) if e.is_timeout() => Err(format!(
+            "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        )),
+        Err(e) => {
+            // reqwest's chain ends with the OS error ("Connection refused (os error 111)").
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            Err(format!("Get \"{url}\": {cause}"))
+        }
+    }
+}
+
+async fn probe_loop(
+    addr: SocketAddr,
+    spec: ProbeSpec,
+    ready: watch::Sender<bool>,
+    failed: watch::Sender<Failed>,
+) {
     // A fresh connection per probe, like the kubelet: a keep-alive connection would
     // hide a server that stopped accepting.
     let Ok(client) = reqwest::Client::builder()
@@ -76,7 +125,14 @@ async fn probe_loop(addr: SocketAddr, spec: ProbeSpec, ready: watch::Sender<bool
         tokio::time::sleep(spec.initial_delay).await;
     }
     loop {
-        let ok = matches!(client.get(&url).send().await, Ok(r) if r.status().is_success());
+        let outcome = probe_once(&client, &url).await;
+        let ok = outcome.is_ok();
+        if let Err(output) = outcome {
+            failed.send_modify(|f| {
+                f.count += 1;
+                f.output = output;
+            });
+        }
         if ok {
             failures = 0;
             ever_ready = true;

@@ -83,6 +83,17 @@ impl ReplicaTemplate {
     }
 }
 
+/// `sh -c` script: `$1` cgroup.procs files follow, then the program and its args. The
+/// shell writes its own pid into each (joining the groups), then becomes the program.
+/// A group it cannot join is the runtime's failure, reported as exit 126 (the shell's
+/// "cannot execute") with the reason in the container's log.
+const JOIN_THEN_EXEC: &str = r#"n=$1; shift
+while [ "$n" -gt 0 ]; do
+  echo $$ > "$1" || { echo "scaleproof: cannot join cgroup $1" >&2; exit 126; }
+  shift; n=$((n - 1))
+done
+exec "$@""#;
+
 /// A running (or exited) replica process.
 #[derive(Debug)]
 pub struct Replica {
@@ -127,8 +138,41 @@ impl Replica {
             }
             None => (Stdio::null(), Stdio::null()),
         };
-        let child = Command::new(&template.program)
-            .args(template.args_for(port))
+        // The shell would report a missing program as its own exit 127; a runtime
+        // refuses to start the container instead, and so does this.
+        let program = &template.program;
+        if program.components().count() > 1 && !program.is_file() {
+            return Err(ReplicaError::Spawn {
+                program: program.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let args = template.args_for(port);
+        let mut command = match &cgroup {
+            // The runtime's order: the process is in its groups before it executes a
+            // single instruction of the program, so everything it touches while
+            // starting counts against its limits (a limit too small to start in is an
+            // OOM kill at start, as on a node). A shell joins, then `exec`s the
+            // program in place: same pid, same groups, nothing else in between.
+            Some(group) => {
+                let procs = group.procs_files();
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg(JOIN_THEN_EXEC)
+                    .arg("scaleproof-join")
+                    .arg(procs.len().to_string())
+                    .args(&procs)
+                    .arg(&template.program)
+                    .args(&args);
+                c
+            }
+            None => {
+                let mut c = Command::new(&template.program);
+                c.args(&args);
+                c
+            }
+        };
+        let child = command
             .env_clear()
             .envs(template.env.iter())
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -140,7 +184,7 @@ impl Replica {
                 program: template.program.display().to_string(),
                 source,
             })?;
-        let mut replica = Replica {
+        let replica = Replica {
             name: name.to_string(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             child,
@@ -150,18 +194,6 @@ impl Replica {
             ready: false,
             terminating: false,
         };
-        // The process runs uncapped for the microseconds until it joins its group;
-        // it has not served anything yet, so that costs no CPU accuracy. Memory it
-        // touched before (the dynamic loader's pages, the first heap) stays charged
-        // to the harness's group, as cgroups do not move charges: the idle working
-        // set reads lower than a container's (which a runtime places before exec),
-        // by the few hundred KiB to MiB a process touches while starting.
-        if let Some(group) = &replica.cgroup
-            && let Err(e) = group.add(replica.child.id())
-        {
-            replica.kill();
-            return Err(e.into());
-        }
         Ok(replica)
     }
 

@@ -147,9 +147,29 @@ fn a_wrong_type_is_rejected_naming_the_object() {
     );
 }
 
+// kubernetes pkg/apis/core/v1/defaults.go, SetDefaults_Pod: a container with a limit
+// and no request gets the limit as its request, and the HPA scales on it. A manifest
+// the API server accepts is not refused here.
 #[test]
-fn a_missing_cpu_request_is_explained() {
+fn a_limit_without_a_request_is_defaulted_as_the_api_server_does() {
     let tmp = edited_copy("deployment.yaml", "              cpu: 100m\n", "");
-    let err = Manifests::load(tmp.path()).expect_err("no cpu request must fail");
-    assert!(err.to_string().contains("cpu request"), "{err}");
+    let workload = Manifests::load(tmp.path())
+        .expect("the API server accepts a limit without a request")
+        .workload()
+        .expect("the workload");
+    assert_eq!(workload.cpu_request_millicores, 200);
+    assert_eq!(workload.cpu_limit_millicores, 200);
+}
+
+#[test]
+fn no_cpu_limit_or_request_at_all_is_explained() {
+    let tmp = edited_copy("deployment.yaml", "              cpu: 100m\n", "");
+    let text = std::fs::read_to_string(tmp.path().join("deployment.yaml")).unwrap();
+    std::fs::write(
+        tmp.path().join("deployment.yaml"),
+        text.replace("              cpu: 200m\n", ""),
+    )
+    .unwrap();
+    let err = Manifests::load(tmp.path()).expect_err("no cpu at all must fail");
+    assert!(err.to_string().contains("cpu limit"), "{err}");
 }

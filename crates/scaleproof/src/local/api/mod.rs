@@ -12,6 +12,7 @@
 //! and apimachinery; the fixtures of `tests/it/sim_api.rs` cite the sources.
 
 pub mod apply;
+pub mod defaults;
 pub mod resource;
 pub mod status;
 pub mod store;

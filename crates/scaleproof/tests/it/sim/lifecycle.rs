@@ -341,3 +341,55 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
     );
     next.stop().await;
 }
+
+// A readiness probe that never passes can only end in the rollout's timeout; the wait
+// names the probe and its last error long before that, as soon as the rollout stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_that_never_passes_is_named_before_the_timeout() {
+    let _serial = super::SERIAL.lock().await;
+    let mut sim = super::Sim::start(super::SimOptions {
+        deploy: false,
+        ..super::SimOptions::default()
+    })
+    .await;
+    let container = sim
+        .prepared
+        .deployment
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.containers.first_mut())
+        .expect("a container");
+    let probe = container
+        .readiness_probe
+        .as_mut()
+        .expect("a readiness probe");
+    probe.http_get.as_mut().expect("httpGet").path = Some("/no-such-path".into());
+    scaleproof::cluster::apply::apply_workload(&sim.client, &sim.prepared)
+        .await
+        .expect("k8s/ applies");
+    let target = &sim.prepared.target;
+    let error = scaleproof::cluster::rollout::wait_for_rollout(
+        &sim.client,
+        super::NS,
+        &target.deployment,
+        &target.selector,
+        Duration::from_secs(40),
+    )
+    .await
+    .expect_err("the probe never passes");
+    let scaleproof::cluster::ClusterError::Rollout(failure) = &error else {
+        panic!("not a rollout failure: {error}");
+    };
+    let (after, cause) = failure
+        .early_notices
+        .first()
+        .unwrap_or_else(|| panic!("nothing said before the timeout: {error}"));
+    assert!(*after < 40, "said after {after}s");
+    assert!(cause.contains("httpGet /no-such-path"), "{cause}");
+    assert!(
+        cause.contains("last failure") && cause.contains("Unhealthy"),
+        "{cause}"
+    );
+    sim.stop().await;
+}

@@ -290,3 +290,63 @@ async fn memory_drives_a_scale_up_when_cpu_stays_low() {
     );
     sim.stop().await;
 }
+
+// A node's runtime puts the container in its cgroups before it runs an instruction, so
+// a memory limit below what the process needs to start is an OOM kill at start, and
+// the rollout never completes. The simulated kubelet joins the groups before exec
+// (replica.rs), so the same manifest fails here, naming OOMKilled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_limit_too_small_to_start_in_is_oomkilled_at_start() {
+    if !memory_controller_or_skip("the start-up OOM test") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let mut sim = Sim::start(SimOptions {
+        deploy: false,
+        ..SimOptions::default()
+    })
+    .await;
+    // iris-server peaks at ~512 KiB of charged memory while it starts (its binary's
+    // pages are already in the page cache, charged elsewhere): 256Ki cannot hold it.
+    set_memory(&mut sim, "256Ki", "256Ki");
+    scaleproof::cluster::apply::apply_workload(&sim.client, &sim.prepared)
+        .await
+        .expect("k8s/ applies");
+    let target = &sim.prepared.target;
+    let failure = scaleproof::cluster::rollout::wait_for_rollout(
+        &sim.client,
+        NS,
+        &target.deployment,
+        &target.selector,
+        Duration::from_secs(15),
+    )
+    .await
+    .expect_err("a process cannot start in 256Ki");
+    let text = failure.to_string();
+    assert!(text.contains("OOMKilled"), "{text}");
+    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), NS);
+    let pod = &pods
+        .list(&ListParams::default().labels(SELECTOR))
+        .await
+        .expect("pods")
+        .items[0];
+    let status = &pod
+        .status
+        .as_ref()
+        .expect("status")
+        .container_statuses
+        .as_ref()
+        .expect("containers")[0];
+    let terminated = status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .expect("a terminated last state");
+    assert_eq!(
+        terminated.reason.as_deref(),
+        Some("OOMKilled"),
+        "{status:?}"
+    );
+    assert_eq!(terminated.exit_code, 137);
+    sim.stop().await;
+}
