@@ -89,6 +89,9 @@ pub async fn observe(
 
     let mut watch_ended = false;
     let mut latest_hpa: Option<HorizontalPodAutoscaler> = None;
+    // Restart counts per pod and container, so a container that died mid-scenario
+    // (OOM-killed, crashed, killed from outside) is an event of the timeline.
+    let mut restarts: BTreeMap<(String, String), i32> = BTreeMap::new();
     loop {
         tokio::select! {
             biased;
@@ -138,6 +141,9 @@ pub async fn observe(
                         None
                     }
                 };
+                for message in container_restarts(&mut restarts, &pod_list) {
+                    timeline.event(t_s, message);
+                }
                 let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
                 for message in changes(timeline.samples.last(), &next) {
                     timeline.event(t_s, message);
@@ -150,6 +156,69 @@ pub async fn observe(
         timeline,
         warnings: warnings.into_lines(),
     }
+}
+
+/// A sentence for each container whose restart count grew since `seen` last saw its
+/// pod (its first sighting only records the count): which container of which pod,
+/// how its last run ended (reason, exit code and the signal it means) and how long
+/// it had run. A pod that dies and comes back between two samples would otherwise
+/// show only as a dip in the ready count.
+pub fn container_restarts(seen: &mut BTreeMap<(String, String), i32>, pods: &[Pod]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten();
+        for status in statuses {
+            let key = (name.clone(), status.name.clone());
+            let before = seen.insert(key, status.restart_count);
+            let Some(before) = before else { continue };
+            if status.restart_count <= before {
+                continue;
+            }
+            let last = status
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref());
+            let how = match last {
+                Some(t) => {
+                    let signal = (t.exit_code > 128)
+                        .then(|| match t.exit_code - 128 {
+                            9 => " (SIGKILL)".to_string(),
+                            15 => " (SIGTERM)".to_string(),
+                            6 => " (SIGABRT)".to_string(),
+                            11 => " (SIGSEGV)".to_string(),
+                            n => format!(" (signal {n})"),
+                        })
+                        .unwrap_or_default();
+                    let ran = match (&t.started_at, &t.finished_at) {
+                        (Some(a), Some(b)) => format!(
+                            " after running {} s",
+                            b.0.duration_since(a.0).as_secs_f64().round()
+                        ),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{}, exit code {}{signal}{ran}",
+                        t.reason.as_deref().unwrap_or("terminated"),
+                        t.exit_code
+                    )
+                }
+                None => "its last state unknown".to_string(),
+            };
+            out.push(format!(
+                "container {} of pod {name} restarted ({} restart{} in all): {how}",
+                status.name,
+                status.restart_count,
+                if status.restart_count == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    out
 }
 
 /// One sample from the HPA, the Deployment's pods and (when served) their metrics.

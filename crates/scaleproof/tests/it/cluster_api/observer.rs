@@ -299,3 +299,50 @@ async fn an_hpa_without_status_that_never_exceeds_one_replica_is_no_scale_up() {
         Some(Outcome::Fail)
     );
 }
+
+// A replica killed mid-scenario comes back before the next sample shows more than a
+// dip in the ready count; the timeline must say which container died and how.
+#[test]
+fn a_container_restart_becomes_an_event_naming_how_it_ended() {
+    use k8s_openapi::api::core::v1::Pod;
+    use scaleproof::cluster::observer::container_restarts;
+    let pod = |restarts: i32, last: Value| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "iris-classifier-abc-1"},
+            "status": {"containerStatuses": [{
+                "name": "iris-server", "image": "iris-server:local", "imageID": "",
+                "ready": true, "restartCount": restarts, "lastState": last,
+            }]},
+        }))
+        .expect("a pod")
+    };
+    let mut seen = Default::default();
+    // The first sighting records the count, whatever it is.
+    assert!(container_restarts(&mut seen, &[pod(0, json!({}))]).is_empty());
+    assert!(container_restarts(&mut seen, &[pod(0, json!({}))]).is_empty());
+    let killed = json!({"terminated": {
+        "exitCode": 137, "reason": "OOMKilled",
+        "startedAt": "2026-12-06T03:00:00Z", "finishedAt": "2026-12-06T03:00:42Z",
+    }});
+    let said = container_restarts(&mut seen, &[pod(1, killed.clone())]);
+    assert_eq!(
+        said,
+        [
+            "container iris-server of pod iris-classifier-abc-1 restarted (1 restart in all): \
+          OOMKilled, exit code 137 (SIGKILL) after running 42 s"
+        ]
+    );
+    assert!(
+        container_restarts(&mut seen, &[pod(1, killed)]).is_empty(),
+        "said once"
+    );
+    let crashed = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+    let said = container_restarts(&mut seen, &[pod(2, crashed)]);
+    assert_eq!(
+        said,
+        [
+            "container iris-server of pod iris-classifier-abc-1 restarted (2 restarts in all): \
+          Error, exit code 1"
+        ]
+    );
+}
