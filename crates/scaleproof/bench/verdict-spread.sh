@@ -36,8 +36,11 @@ for seed in "$@"; do
 done
 mkdir -p "$out"
 
-# Build once, so parallel runs do not wait on each other's cargo lock.
+# Build once (the harness, the service, the scenario tests), so that parallel runs
+# start together instead of queueing on cargo's lock one compile after the other.
 cargo build --quiet -p scaleproof --bin scaleproof
+cargo build --quiet --release -p iris-server --bin iris-server
+cargo test --quiet -p stress-tests --test scenarios --no-run
 scaleproof=target/debug/scaleproof
 
 run_seed() {

@@ -229,6 +229,14 @@ impl Backend {
         self.deployed.sim.as_ref().map(|sim| *sim.timing())
     }
 
+    /// Local: how pods get their network.
+    pub fn pod_network(&self) -> Option<String> {
+        self.deployed
+            .sim
+            .as_ref()
+            .map(|sim| sim.pod_network().describe())
+    }
+
     /// Local: the seed of the simulated control plane's random phases.
     pub fn seed(&self) -> Option<u64> {
         self.deployed.sim.as_ref().map(|sim| sim.seed())

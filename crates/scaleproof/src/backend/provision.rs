@@ -243,6 +243,7 @@ async fn run_step(
                 timing: *timing,
                 termination: Default::default(),
                 seed: settings.seed,
+                pod_namespaces: true,
             })
             .await
             .map_err(|e| BackendError::Invalid(e.to_string()))?;

@@ -186,15 +186,17 @@ pub fn container_restarts(seen: &mut BTreeMap<(String, String), i32>, pods: &[Po
                 .and_then(|s| s.terminated.as_ref());
             let how = match last {
                 Some(t) => {
-                    let signal = (t.exit_code > 128)
-                        .then(|| match t.exit_code - 128 {
+                    let signal = if t.exit_code > 128 {
+                        match t.exit_code - 128 {
                             9 => " (SIGKILL)".to_string(),
                             15 => " (SIGTERM)".to_string(),
                             6 => " (SIGABRT)".to_string(),
                             11 => " (SIGSEGV)".to_string(),
                             n => format!(" (signal {n})"),
-                        })
-                        .unwrap_or_default();
+                        }
+                    } else {
+                        String::new()
+                    };
                     let ran = match (&t.started_at, &t.finished_at) {
                         (Some(a), Some(b)) => format!(
                             " after running {} s",

@@ -136,6 +136,7 @@ pub async fn run(options: &StressOptions) -> Report {
         }),
         cpu_limit: backend.cpu_limit(),
         memory_limit: backend.memory_limit(),
+        pod_network: backend.pod_network(),
         local_timing: backend
             .timing()
             .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind), backend.seed())),
@@ -209,6 +210,7 @@ struct Facts {
     metric_resolution_s: Option<f64>,
     cpu_limit: Option<String>,
     memory_limit: Option<String>,
+    pod_network: Option<String>,
     local_timing: Option<LocalTimingReport>,
 }
 
@@ -461,6 +463,7 @@ impl<'a> RunState<'a> {
                 tool_versions: tool_versions(backend),
                 cpu_limit: facts.cpu_limit,
                 memory_limit: facts.memory_limit,
+                pod_network: facts.pod_network,
                 local_timing: facts.local_timing,
                 workload: facts.workload,
                 hpa_sync_period_s: facts.hpa_sync_period_s,

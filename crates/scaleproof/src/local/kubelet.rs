@@ -31,6 +31,7 @@ use super::cgroup::CgroupDriver;
 use super::events::{self, EventType};
 use super::nodeport::Endpoints;
 use super::phases::{Draws, PhaseLog, stream};
+use super::podnet::{PodNet, PodNetwork};
 use super::probe::{ProbeSpec, Prober};
 use super::replica::{Replica, ReplicaTemplate};
 use super::sweep::Registry;
@@ -93,6 +94,8 @@ pub struct KubeletConfig {
     pub seed: u64,
     /// Where each container's housekeeping times are recorded.
     pub phases: Arc<PhaseLog>,
+    /// A network namespace per pod, or loopback.
+    pub network: PodNetwork,
 }
 
 pub struct Kubelet {
@@ -125,6 +128,9 @@ struct PodRuntime {
     container: String,
     template: Result<(ReplicaTemplate, ProbeSpec), String>,
     run: Option<Run>,
+    /// The pod's network namespace (its sandbox), from its first start until the pod
+    /// is gone; after `run`, so the process is stopped before its network goes.
+    net: Option<PodNet>,
     runs: u32,
     restart_count: u32,
     last_exit: Option<Exit>,
@@ -387,6 +393,7 @@ impl PodRuntime {
             container,
             template,
             run: None,
+            net: None,
             runs: 0,
             restart_count: 0,
             last_exit: None,
@@ -533,8 +540,29 @@ impl PodRuntime {
                 return;
             }
         };
+        // The sandbox first: a namespace with its address, kept across restarts.
+        if self.net.is_none()
+            && let PodNetwork::Namespaces(subnet) = &config.network
+        {
+            match subnet.create() {
+                Ok(net) => self.net = Some(net),
+                Err(e) => {
+                    self.waiting = Some(("ContainerCreating".into(), e.to_string()));
+                    self.restart_at = Some(Instant::now() + self.backoff);
+                    events::record(
+                        store,
+                        &self.object,
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        &format!("Failed to create pod sandbox: {e}"),
+                        COMPONENT,
+                    );
+                    return;
+                }
+            }
+        }
         let run_name = format!("{}.{}.{}", self.key.name, self.container, self.runs);
-        match Replica::spawn(&template, &run_name, &config.cgroups) {
+        match Replica::spawn(&template, &run_name, &config.cgroups, self.net.as_ref()) {
             Ok(replica) => {
                 config.registry.add(replica.pid());
                 let file = config.log_dir.join(format!("{run_name}.log"));
@@ -708,6 +736,10 @@ impl PodRuntime {
         if let Some(run) = &self.run {
             container["containerID"] = json!(format!("local://{}", run.replica.pid()));
         }
+        let pod_ip = self
+            .net
+            .as_ref()
+            .map_or_else(|| "127.0.0.1".to_string(), |n| n.ip.to_string());
         json!({
             "phase": if ever_started { "Running" } else { "Pending" },
             "conditions": [
@@ -718,8 +750,8 @@ impl PodRuntime {
                 condition("PodScheduled", true, &created),
             ],
             "hostIP": "127.0.0.1",
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
             "startTime": created,
             "qosClass": "Burstable",
             "containerStatuses": [container],
@@ -779,9 +811,17 @@ fn template_for(
         initial_delay: seconds(probe.and_then(|p| p.initial_delay_seconds), 0),
         on_period: config.timing.probe_on_period,
     };
+    let container_port = container
+        .ports
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|p| u16::try_from(p.container_port).ok())
+        .ok_or("the container declares no containerPort to serve on")?;
     let template = ReplicaTemplate {
         program: config.program.clone(),
         args: container.args.clone().unwrap_or_default(),
+        container_port,
         env,
         cpu_limit_millicores: limit,
         memory_limit_bytes: memory_limit,

@@ -27,6 +27,7 @@ pub mod kubelet;
 mod metrics;
 pub mod nodeport;
 pub mod phases;
+pub mod podnet;
 pub mod probe;
 pub mod replica;
 pub mod sweep;
@@ -43,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
 pub use kubelet::TerminationOrder;
 pub use phases::Phases;
+pub use podnet::PodNetwork;
 pub use timing::{Housekeeping, StartDelay, Timing, TimingPreset};
 
 use api::resource::Resource;
@@ -82,6 +84,9 @@ pub struct SimSettings {
     /// Where the random parts of the timing come from (metrics-server's scrape
     /// phase, housekeeping waits, pod start delays): the same seed, the same phases.
     pub seed: u64,
+    /// Give each pod a network namespace when this process may (root and `ip`);
+    /// `false` keeps every pod on loopback with its host and port rewritten.
+    pub pod_namespaces: bool,
 }
 
 /// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
@@ -95,6 +100,7 @@ pub struct SimCluster {
     timing: Timing,
     seed: u64,
     phases: Arc<phases::PhaseLog>,
+    network: PodNetwork,
     cpu_limit: CpuLimitMode,
     _registry: Arc<sweep::Registry>,
 }
@@ -140,6 +146,17 @@ impl SimCluster {
         let cancel = CancellationToken::new();
         let epoch = SystemTime::now();
         let phase_log = Arc::new(phases::PhaseLog::default());
+        let network = if settings.pod_namespaces {
+            PodNetwork::detect()
+        } else {
+            PodNetwork::Loopback {
+                reason: "pod network namespaces switched off for this cluster".into(),
+            }
+        };
+        match &network {
+            PodNetwork::Namespaces(_) => tracing::info!("pod network: {}", network.describe()),
+            PodNetwork::Loopback { .. } => tracing::warn!("pod network: {}", network.describe()),
+        }
 
         let kubelet = Kubelet::new(
             KubeletConfig {
@@ -151,6 +168,7 @@ impl SimCluster {
                 termination: settings.termination,
                 seed: settings.seed,
                 phases: Arc::clone(&phase_log),
+                network: network.clone(),
             },
             Arc::clone(&store),
             logs,
@@ -214,6 +232,7 @@ impl SimCluster {
             timing: settings.timing,
             seed: settings.seed,
             phases: phase_log,
+            network,
             cpu_limit,
             _registry: registry,
         })
@@ -234,6 +253,11 @@ impl SimCluster {
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    /// How pods get their network (namespaces, or loopback and why).
+    pub fn pod_network(&self) -> &PodNetwork {
+        &self.network
     }
 
     /// The seed this cluster's random phases were drawn from.

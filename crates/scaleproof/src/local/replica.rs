@@ -1,4 +1,5 @@
-//! One replica: a service process on its own loopback port, inside its own CPU cgroup.
+//! One replica: a service process in its pod's network namespace (or, without one, on
+//! its own loopback port), inside its own cgroups.
 //!
 //! The kubelet's job in miniature: start the container's command with its args and
 //! env, cap its CPU, probe its readiness, stop it with SIGTERM and a grace period, and
@@ -16,6 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::cgroup::{CgroupDriver, CgroupError, ReplicaCgroup};
+use super::podnet::PodNet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -42,8 +44,11 @@ pub enum ReplicaError {
 pub struct ReplicaTemplate {
     /// The service executable (the container image's entrypoint, built locally).
     pub program: PathBuf,
-    /// The container's args; `--host` and `--port` are rewritten per replica.
+    /// The container's args, as written in a pod network namespace; on loopback,
+    /// `--host` and `--port` are rewritten per replica.
     pub args: Vec<String>,
+    /// The container's first `containerPort`: where it listens in its namespace.
+    pub container_port: u16,
     /// The container's env (plus scenario overrides).
     pub env: BTreeMap<String, String>,
     /// The container's CPU limit, enforced by the cgroup.
@@ -111,13 +116,30 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts a replica named `name` from `template`, capped by `cgroups`.
+    /// Starts a replica named `name` from `template`, capped by `cgroups`, in the pod
+    /// network `net` (args as written, reached at its IP and `containerPort`), or
+    /// without one on a free loopback port (`--host`/`--port` rewritten).
     pub fn spawn(
         template: &ReplicaTemplate,
         name: &str,
         cgroups: &CgroupDriver,
+        net: Option<&PodNet>,
     ) -> Result<Self, ReplicaError> {
-        let port = free_loopback_port().map_err(ReplicaError::Port)?;
+        let (addr, mut args, prefix) = match net {
+            Some(net) => (
+                SocketAddr::from((net.ip, template.container_port)),
+                template.args.clone(),
+                net.exec_prefix().to_vec(),
+            ),
+            None => {
+                let port = free_loopback_port().map_err(ReplicaError::Port)?;
+                (
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    template.args_for(port),
+                    Vec::new(),
+                )
+            }
+        };
         // Create the group first: if that fails, nothing is running yet.
         let cgroup = cgroups.create(
             name,
@@ -147,7 +169,17 @@ impl Replica {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        let args = template.args_for(port);
+        // In a namespace: `ip netns exec NAME PROGRAM ARGS`, which becomes the program.
+        let program: std::ffi::OsString = match prefix.split_first() {
+            Some((ip, rest)) => {
+                let mut all: Vec<String> = rest.to_vec();
+                all.push(template.program.display().to_string());
+                all.append(&mut args);
+                args = all;
+                ip.into()
+            }
+            None => template.program.clone().into_os_string(),
+        };
         let mut command = match &cgroup {
             // The runtime's order: the process is in its groups before it executes a
             // single instruction of the program, so everything it touches while
@@ -162,12 +194,12 @@ impl Replica {
                     .arg("scaleproof-join")
                     .arg(procs.len().to_string())
                     .args(&procs)
-                    .arg(&template.program)
+                    .arg(&program)
                     .args(&args);
                 c
             }
             None => {
-                let mut c = Command::new(&template.program);
+                let mut c = Command::new(&program);
                 c.args(&args);
                 c
             }
@@ -186,7 +218,7 @@ impl Replica {
             })?;
         let replica = Replica {
             name: name.to_string(),
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            addr,
             child,
             cgroup,
             started_at: Instant::now(),
@@ -313,6 +345,7 @@ mod tests {
         ReplicaTemplate {
             program: PathBuf::from("/bin/true"),
             args: args.iter().map(|s| s.to_string()).collect(),
+            container_port: 8000,
             env: BTreeMap::new(),
             cpu_limit_millicores: 200,
             memory_limit_bytes: None,

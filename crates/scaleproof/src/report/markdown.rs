@@ -35,6 +35,9 @@ pub fn render(report: &Report) -> String {
     if let Some(memory) = &report.run.memory_limit {
         let _ = writeln!(md, "Memory limits: {memory}\n");
     }
+    if let Some(network) = &report.run.pod_network {
+        let _ = writeln!(md, "Pod network: {network}\n");
+    }
     if let Some(t) = &report.run.local_timing {
         let stats = if t.stats_interval_s > 0.0 {
             format!(

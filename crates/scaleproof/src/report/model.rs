@@ -149,6 +149,12 @@ pub struct RunMeta {
     /// memory.limit_in_bytes under ...`; starts with `UNLIMITED` when it was not.
     #[serde(default)]
     pub memory_limit: Option<String>,
+    /// How the local backend gave pods their network, e.g. `a network namespace per
+    /// pod, ...; container args as written`; starts with `LOOPBACK` when every pod
+    /// shared the host's loopback with its `--host`/`--port` rewritten. Null on kind
+    /// and on a cluster.
+    #[serde(default)]
+    pub pod_network: Option<String>,
     /// The local backend's simulated control plane: its timing preset and every
     /// knob; null on kind and on an existing cluster.
     #[serde(default)]

@@ -61,6 +61,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
             tool_versions: BTreeMap::from([("scaleproof".into(), "0.1.0".into())]),
             cpu_limit: Some("cgroup v1, 200m per replica".into()),
             memory_limit: None,
+            pod_network: None,
             local_timing: Some(LocalTimingReport::new(
                 &crate::local::Timing::preset(crate::local::TimingPreset::Fast),
                 crate::backend::BackendKind::Local,

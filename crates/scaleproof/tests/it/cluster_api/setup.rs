@@ -116,6 +116,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
         manifests_dir: dir.path().join("k8s"),
         hpa_sync_period: Duration::from_secs(5),
         timing: scaleproof::local::Timing::preset(scaleproof::local::TimingPreset::Kind),
+        seed: 1,
         log_dir: dir.path().join("logs"),
     };
     let plan = Plan {
@@ -209,9 +210,11 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             tool_versions: BTreeMap::new(),
             cpu_limit: None,
             memory_limit: None,
+            pod_network: None,
             local_timing: None,
             workload: None,
             hpa_sync_period_s: Some(15.0),
+            metric_resolution_s: Some(15.0),
         },
         setup: log.steps.clone(),
         scenarios: Vec::new(),

@@ -315,6 +315,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
         timing: Timing::preset(TimingPreset::Fast),
         termination: Default::default(),
         seed: 1,
+        pod_namespaces: true,
     })
     .await
     .expect("the next run starts");
@@ -390,6 +391,107 @@ async fn a_probe_that_never_passes_is_named_before_the_timeout() {
     assert!(
         cause.contains("last failure") && cause.contains("Unhealthy"),
         "{cause}"
+    );
+    sim.stop().await;
+}
+
+/// The pod's container args as the API server stores them.
+fn container_args(sim: &mut super::Sim) -> &mut Vec<String> {
+    sim.prepared
+        .deployment
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.containers.first_mut())
+        .and_then(|c| c.args.as_mut())
+        .expect("k8s/ gives the container args")
+}
+
+/// Whether this machine gives pods network namespaces; prints why not.
+fn pod_namespaces_or_skip(sim: &super::Sim, test: &str) -> bool {
+    match sim.cluster.pod_network() {
+        scaleproof::local::PodNetwork::Namespaces(_) => true,
+        other => {
+            eprintln!("!!! SKIPPED {test}: {} !!!", other.describe());
+            false
+        }
+    }
+}
+
+// As on a node, the container runs with the args of its manifest, unchanged, and is
+// reached at its pod's IP and containerPort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containers_args_reach_the_process_unchanged() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    if !pod_namespaces_or_skip(&sim, "the args test") {
+        sim.stop().await;
+        return;
+    }
+    let written: Vec<String> = sim
+        .prepared
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.args.clone())
+        .expect("args");
+    let pod = sim.pods().await.into_iter().next().expect("a pod");
+    let pid = pid_of(&pod).expect("a running container");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("its command line");
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(argv[1..], written[..], "argv {argv:?}");
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a pod IP");
+    assert!(ip.starts_with("10."), "{ip}");
+    sim.stop().await;
+}
+
+// A port in the args that is not the containerPort: on a node the probe, which goes
+// to the containerPort, never passes and the rollout never completes. So here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_listening_on_the_wrong_port_never_becomes_ready() {
+    let _serial = SERIAL.lock().await;
+    let mut sim = Sim::start(SimOptions {
+        deploy: false,
+        ..SimOptions::default()
+    })
+    .await;
+    if !pod_namespaces_or_skip(&sim, "the wrong-port test") {
+        sim.stop().await;
+        return;
+    }
+    let args = container_args(&mut sim);
+    let at = args
+        .iter()
+        .position(|a| a == "--port")
+        .expect("--port in k8s/");
+    args[at + 1] = "8001".into();
+    cluster::apply::apply_workload(&sim.client, &sim.prepared)
+        .await
+        .expect("k8s/ applies");
+    let target = &sim.prepared.target;
+    let error = rollout::wait_for_rollout(
+        &sim.client,
+        NS,
+        &target.deployment,
+        &target.selector,
+        Duration::from_secs(25),
+    )
+    .await
+    .expect_err("nothing listens on the containerPort");
+    let text = error.to_string();
+    assert!(
+        text.contains("httpGet /ready on port http") && text.contains("Connection refused"),
+        "{text}"
     );
     sim.stop().await;
 }

@@ -85,6 +85,7 @@ impl Sim {
             timing: options.timing,
             termination: options.termination,
             seed: 1,
+            pod_namespaces: true,
         })
         .await
         .expect("the simulated cluster starts");
