@@ -151,7 +151,56 @@ impl Manifests {
             hpa: hpa.ok_or_else(|| missing("HorizontalPodAutoscaler"))?.1,
         };
         manifests.workload()?;
+        manifests.service_reaches_the_pods()?;
         Ok(manifests)
+    }
+
+    /// The gate sends its load to the Service: one whose selector matches no label
+    /// set of the Deployment's pods has no endpoints, and every request would be
+    /// refused (kube-proxy rejects connections to a Service without endpoints). The
+    /// API server accepts such a Service; the gate names the mismatch before it runs.
+    fn service_reaches_the_pods(&self) -> Result<(), ManifestError> {
+        let service = self.service.metadata.name.clone().unwrap_or_default();
+        let selector = self
+            .service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        let labels = self
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let unmatched: Vec<String> = selector
+            .iter()
+            .filter(|(k, v)| labels.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if selector.is_empty() || !unmatched.is_empty() {
+            let deployment = self.deployment.metadata.name.clone().unwrap_or_default();
+            return Err(ManifestError::Semantics {
+                kind: "Service",
+                name: service,
+                message: format!(
+                    "selects no pod of Deployment {deployment} ({}; its pods are labeled {}): \
+                     the load sent to the Service would reach nothing",
+                    if selector.is_empty() {
+                        "no selector".to_string()
+                    } else {
+                        format!("no pod carries {}", unmatched.join(", "))
+                    },
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The facts about the workload that both backends need, checked for presence.
@@ -184,6 +233,15 @@ impl Manifests {
             parse_cpu_millicores(&q.0)
                 .ok_or_else(|| bad(&format!("cpu {what} `{}` is not a CPU quantity", q.0)))
         };
+        let has =
+            |map: &Option<BTreeMap<String, _>>| map.as_ref().is_some_and(|m| m.contains_key("cpu"));
+        if !has(&resources.requests) && !has(&resources.limits) {
+            return Err(bad(
+                "container has no cpu request or limit: the HPA cannot compute CPU \
+                 utilization without a request (it would report FailedGetResourceMetric: \
+                 missing request for cpu)",
+            ));
+        }
         let cpu_limit_millicores = cpu(&resources.limits, "limit")?;
         // The API server gives a Pod whose container has a limit but no request the
         // limit as its request (`pkg/apis/core/v1/defaults.go`, `SetDefaults_Pod`),

@@ -166,8 +166,13 @@ fn check(
             "min_peak_replicas",
             format!("ready replicas reach >= {min}"),
             format!(
-                "peak {peak_ready} ready (desired peak {})",
-                timeline.peak_desired_replicas()
+                "peak {peak_ready} ready (desired peak {}){}",
+                timeline.peak_desired_replicas(),
+                if peak_ready >= min {
+                    String::new()
+                } else {
+                    hpa_says(timeline)
+                }
             ),
             peak_ready >= min,
         ),
@@ -183,7 +188,14 @@ fn check(
         Expectation::ReachesMaxReplicas => Verdict::new(
             "reaches_max_replicas",
             format!("ready replicas reach maxReplicas ({})", bounds.max),
-            format!("peak {peak_ready} ready"),
+            format!(
+                "peak {peak_ready} ready{}",
+                if peak_ready >= bounds.max {
+                    String::new()
+                } else {
+                    hpa_says(timeline)
+                }
+            ),
             peak_ready >= bounds.max,
         ),
         Expectation::ScaleUpWithinS(within) => {
@@ -191,12 +203,38 @@ fn check(
             Verdict::new(
                 "scale_up_within_s",
                 format!("first scale-up within {} s of load start", number(within)),
-                first.map_or_else(|| "no scale-up".into(), |t| format!("at {t:.1} s")),
+                first.map_or_else(
+                    || format!("no scale-up{}", hpa_says(timeline)),
+                    |t| format!("at {t:.1} s"),
+                ),
                 first.is_some_and(|t| t <= within),
             )
         }
         Expectation::ScalingLimited => scaling_limited(timeline, bounds),
         Expectation::ThroughputPlateaus => plateau(load),
+    }
+}
+
+/// Why the HPA did not scale, in its own words: its conditions that are not healthy at
+/// the last sample (`AbleToScale` or `ScalingActive` False, e.g. `FailedGetScale` for a
+/// target that does not exist, `FailedGetResourceMetric` for pods without a request),
+/// as ` (the HPA: TYPE=False REASON: MESSAGE)`; empty when it did not say.
+fn hpa_says(timeline: &Timeline) -> String {
+    let Some(last) = timeline.samples.last() else {
+        return String::new();
+    };
+    let unhealthy: Vec<String> = last
+        .conditions
+        .iter()
+        .filter(|c| {
+            c.status == "False" && matches!(c.type_.as_str(), "AbleToScale" | "ScalingActive")
+        })
+        .map(|c| format!("{}=False {}: {}", c.type_, c.reason, c.message))
+        .collect();
+    if unhealthy.is_empty() {
+        String::new()
+    } else {
+        format!(" (the HPA: {})", unhealthy.join("; "))
     }
 }
 

@@ -250,3 +250,31 @@ fn thresholds_print_as_written() {
     assert_eq!(super::number(0.0001), "0.0001");
     assert_eq!(super::number(45.0), "45");
 }
+
+// An HPA that cannot scale says why in its conditions; a failed scaling check quotes
+// them, so "no scale-up" is never the whole story (an HPA aimed at a Deployment that
+// does not exist, pods without a CPU request, ...).
+#[test]
+fn a_failed_scaling_check_quotes_the_hpas_own_reason() {
+    let l = load(10, 10, &[10], 1.0);
+    let mut stuck = timeline(&[(0.0, 1, 1, Some(10)), (5.0, 1, 1, Some(10))]);
+    stuck.samples[1]
+        .conditions
+        .push(crate::timeline::Condition {
+            type_: "AbleToScale".into(),
+            status: "False".into(),
+            reason: "FailedGetScale".into(),
+            message: "deployments.apps \"nope\" not found".into(),
+        });
+    let quoted =
+        " (the HPA: AbleToScale=False FailedGetScale: deployments.apps \"nope\" not found)";
+    let v = only(Expectation::ScaleUpWithinS(60.0), &l, &stuck);
+    assert_eq!(v.measured, format!("no scale-up{quoted}"));
+    let v = only(Expectation::MinPeakReplicas(2), &l, &stuck);
+    assert!(v.measured.ends_with(quoted), "{}", v.measured);
+    let v = only(Expectation::ReachesMaxReplicas, &l, &stuck);
+    assert!(v.measured.ends_with(quoted), "{}", v.measured);
+    // A check that passes does not: nothing to explain.
+    let v = only(Expectation::MinPeakReplicas(1), &l, &stuck);
+    assert!(!v.measured.contains("the HPA"), "{}", v.measured);
+}

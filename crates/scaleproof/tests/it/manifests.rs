@@ -171,5 +171,23 @@ fn no_cpu_limit_or_request_at_all_is_explained() {
     )
     .unwrap();
     let err = Manifests::load(tmp.path()).expect_err("no cpu at all must fail");
-    assert!(err.to_string().contains("cpu limit"), "{err}");
+    assert!(err.to_string().contains("no cpu request or limit"), "{err}");
+}
+
+// kube-proxy refuses connections to a Service without endpoints: the gate's load would
+// reach nothing. The API server accepts it; the gate names it before anything runs.
+#[test]
+fn a_service_that_selects_no_pod_is_named() {
+    let tmp = edited_copy(
+        "service.yaml",
+        "  selector:\n    app.kubernetes.io/name: iris-classifier",
+        "  selector:\n    app.kubernetes.io/name: nobody",
+    );
+    let err = Manifests::load(tmp.path()).expect_err("no endpoints");
+    let text = err.to_string();
+    assert!(
+        text.contains("selects no pod of Deployment iris-classifier")
+            && text.contains("app.kubernetes.io/name=nobody"),
+        "{text}"
+    );
 }
