@@ -7,6 +7,9 @@ the exit code (0 pass, 1 an expectation failed, 2 setup or infrastructure failed
 that junit.xml or summary.md names the cause in words a person understands. Broken
 rows must go red with their cause named; valid rows must stay green.
 
+The code rows change the service binary instead (30 % more CPU per request) and judge
+it against a baseline run of the unchanged service, alone after the other rows.
+
 Usage: python3 .ci/mutations.py [--out DIR] [--only NAME ...] [--jobs N] [--markdown]
 Exit 0 when every row gave its expected verdict, 1 otherwise. Needs what the local
 backend needs (Linux; root for CPU and memory limits and pod network namespaces).
@@ -14,6 +17,7 @@ backend needs (Linux; root for CPU and memory limits and pod network namespaces)
 
 import argparse
 import concurrent.futures
+import json
 import pathlib
 import re
 import shutil
@@ -95,12 +99,18 @@ def run_row(row, out: pathlib.Path) -> dict:
     config = (ROOT / "stress.toml").read_text().replace(
         'manifests = "k8s"', f'manifests = "{k8s}"', 1)
     (work / "stress.toml").write_text(config)
+    return gate(work, name, kind, scenario, want_exit, words, [])
+
+
+def gate(work, name, kind, scenario, want_exit, words, extra) -> dict:
+    """Runs the gate on `work/stress.toml` and checks its exit code and reports."""
     started = time.monotonic()
     log = work / "gate.log"
     with log.open("w") as f:
         code = subprocess.call(
             ["cargo", "xtask", "stress", "--backend", "local", "--config", str(work / "stress.toml"),
-             "--scenario", scenario, "--out", str(work / "reports"), "--wait-timeout-s", "20"],
+             "--scenario", scenario, "--out", str(work / "reports"), "--wait-timeout-s", "20"]
+            + extra,
             cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
     took = time.monotonic() - started
     reports = ""
@@ -115,6 +125,94 @@ def run_row(row, out: pathlib.Path) -> dict:
             "took": took, "missing": missing, "ok": ok, "log": str(log)}
 
 
+# The code rows: the service binary changed, its manifests, env and pods unchanged,
+# judged against a baseline run of the unchanged service (`--baseline`). The slowdown
+# is real CPU work: each prediction burns 30 % more CPU time than its cost knob says.
+# restricted-2000 is the throughput-bound scenario (one pod at its 200m limit, closed
+# loop): 30 % more CPU per request is 1/1.3 = 77 % of the throughput, a 23 % loss
+# against the [baseline] margin of 20 %. Scenarios that may scale hide a slowdown
+# behind another pod, as a cluster would. 800 requests (~20 s at fast timing) instead
+# of 2000 keep the three runs short; the unchanged service against the same baseline
+# is the noise row that must stay green.
+SLOW_FILE = "crates/iris-server/src/cost.rs"
+SLOW_OLD = "let completed = cpu.is_some_and(|cpu| cpu >= cost);"
+SLOW_NEW = "let completed = cpu.is_some_and(|cpu| cpu >= cost.mul_f64(1.3));"
+CODE_SCENARIO = "restricted-2000"
+CODE_REQUESTS = ("requests = 2000", "requests = 800")
+CODE_ROWS = [
+    # (name, kind, binary: "unchanged" or "slow", expected exit, words)
+    ("valid: the unchanged service against its own baseline", "valid", "unchanged", 0,
+     ["## ✅ restricted-2000"]),
+    ("the service 30 % slower in code", "broken", "slow", 1,
+     ["throughput >= baseline - 20 %"]),
+]
+
+
+def cargo_release_bin(package: str) -> pathlib.Path:
+    """Builds `package`'s binary in release, as the local backend does; returns its path."""
+    out = subprocess.run(
+        ["cargo", "build", "--release", "-p", package, "--bin", package,
+         "--message-format=json-render-diagnostics"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=1200).stdout
+    for line in reversed(out.splitlines()):
+        if '"executable":"' in line:
+            exe = json.loads(line).get("executable")
+            if exe:
+                return pathlib.Path(exe)
+    sys.exit(f"cargo build -p {package} named no executable")
+
+
+def build_slow_service(out: pathlib.Path) -> pathlib.Path:
+    """A copy of iris-server built from its source with the slowdown patched in.
+
+    The patch is made in place (a separate target directory would rebuild every
+    dependency) and undone before anything else runs; a checkout with local changes
+    to the file is refused rather than risked."""
+    path = ROOT / SLOW_FILE
+    if subprocess.call(["git", "diff", "--quiet", "--", SLOW_FILE], cwd=ROOT) != 0:
+        sys.exit(f"{SLOW_FILE} has local changes: commit or stash them before the code rows")
+    original = path.read_text()
+    if original.count(SLOW_OLD) != 1:
+        sys.exit(f"slowdown: {SLOW_OLD!r} occurs {original.count(SLOW_OLD)} times in {SLOW_FILE}")
+    target = out / "slow-iris-server"
+    try:
+        path.write_text(original.replace(SLOW_OLD, SLOW_NEW))
+        shutil.copy2(cargo_release_bin("iris-server"), target)
+    finally:
+        path.write_text(original)
+    return target
+
+
+def code_config(work: pathlib.Path, binary) -> None:
+    """work/stress.toml: the repository's, the code scenario shortened and, given a
+    binary, that binary standing for the service image instead of the built one."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = (ROOT / "stress.toml").read_text()
+    at = config.index(f'name = "{CODE_SCENARIO}"')
+    old, new = CODE_REQUESTS
+    shortened = config[at:].replace(old, new, 1)
+    if shortened == config[at:]:
+        sys.exit(f"stress.toml: {old!r} not found in scenario {CODE_SCENARIO}")
+    config = config[:at] + shortened
+    if binary is not None:
+        entry = '[backend.local.containers.iris-server]\ncargo_bin = { package = "iris-server" }'
+        if config.count(entry) != 1:
+            sys.exit("stress.toml: the iris-server entry of [backend.local.containers] changed")
+        config = config.replace(
+            entry, f'[backend.local.containers.iris-server]\ncommand = ["{binary}"]')
+    config = config.replace('manifests = "k8s"', f'manifests = "{ROOT / "k8s"}"', 1)
+    (work / "stress.toml").write_text(config)
+
+
+def run_code_row(row, out: pathlib.Path, binary: pathlib.Path, baseline: pathlib.Path) -> dict:
+    name, kind, _, want_exit, words = row
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    work = out / slug
+    shutil.rmtree(work, ignore_errors=True)
+    code_config(work, binary)
+    return gate(work, name, kind, CODE_SCENARIO, want_exit, words, ["--baseline", str(baseline)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "target" / "mutations"))
@@ -124,9 +222,12 @@ def main() -> int:
                         help="rows at once (default 2: most rows wait on a rollout or a "
                              "one-pod load; each row has its own simulated cluster)")
     args = parser.parse_args()
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows = [r for r in ROWS if not args.only or any(o in r[0] for o in args.only)]
+    code_rows = [r for r in CODE_ROWS if not args.only or any(o in r[0] for o in args.only)]
+    # Before any other row builds and runs the service: the patch is undone by then.
+    slow = build_slow_service(out) if code_rows else None
     # The two rows whose three pods scale under load go first, one per worker, so that
     # they never run side by side.
     heavy = [r for r in rows if r[1] == "valid"]
@@ -150,6 +251,19 @@ def main() -> int:
         done = list(pool.map(lambda row: report(run_row(row, out)), order))
     by_name = {r["name"]: r for r in done}
     results = [by_name[r[0]] for r in rows]
+    if code_rows:
+        # Alone, after the table: a throughput comparison must not share the CPU with
+        # another row. First the baseline: the unchanged service, as main's run would be.
+        base = out / "code-baseline"
+        shutil.rmtree(base, ignore_errors=True)
+        code_config(base, None)
+        first = report(gate(base, "baseline: the unchanged service", "baseline", CODE_SCENARIO, 0,
+                            [], []))
+        results.append(first)
+        unchanged = cargo_release_bin("iris-server")
+        for row in code_rows:
+            binary = slow if row[2] == "slow" else unchanged
+            results.append(report(run_code_row(row, out, binary, base / "reports" / "report.json")))
     if args.markdown:
         print("\n| change | kind | scenario | expected | measured | time |\n|---|---|---|---|---|---|")
         for r in results:

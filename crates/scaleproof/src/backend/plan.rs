@@ -5,7 +5,7 @@
 //! out by `scaleproof::cluster`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::preflight::Check;
 use super::settings::Settings;
@@ -16,6 +16,7 @@ use super::versions::{
 use super::{BackendError, BackendKind};
 use crate::cluster::{HpaOverrides, Prepared, Target, metrics_server};
 use crate::local::timing::Timing;
+use crate::local::{CargoBin, LocalContainer};
 use crate::manifests::Manifests;
 
 /// The Dockerfile of the service, relative to the repository root.
@@ -34,11 +35,9 @@ pub enum Step {
     Run(ExternalCommand),
     /// Work against the Kubernetes API.
     Kube(KubeStep),
-    /// Build a binary of the workspace with cargo (release profile).
-    Build {
-        package: &'static str,
-        bin: &'static str,
-    },
+    /// Build a binary of the workspace with cargo (release profile): a local
+    /// container's program (`cargo_bin` of `[backend.local.containers]`).
+    Build(CargoBin),
     /// Find out how replica CPU can be limited here (cgroup v2, v1, or not at all).
     ProbeCpuLimits,
     /// Compile the scenario tests (`cargo test -p stress-tests --test scenarios
@@ -63,7 +62,7 @@ impl Step {
                 words.join(" ")
             }
             Step::Kube(step) => step.title(),
-            Step::Build { package, .. } => format!("build {package} (release)"),
+            Step::Build(cargo) => format!("build {} (release)", cargo.package),
             Step::ProbeCpuLimits => "probe cgroup CPU limits".into(),
             Step::BuildScenarioTests => "compile scenario tests".into(),
             Step::StartLocalCluster(_) => "start the simulated control plane".into(),
@@ -184,10 +183,13 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
     let mut teardown = Vec::new();
     match settings.backend {
         BackendKind::Local => {
-            setup.push(Step::Build {
-                package: "iris-server",
-                bin: "iris-server",
-            });
+            check_local_containers(&prepared, &settings.local_containers)?;
+            let cargo_bins: std::collections::BTreeSet<&CargoBin> = settings
+                .local_containers
+                .values()
+                .filter_map(|c| c.cargo_bin.as_ref())
+                .collect();
+            setup.extend(cargo_bins.into_iter().cloned().map(Step::Build));
             setup.push(Step::ProbeCpuLimits);
             if settings.build_tests {
                 setup.push(Step::BuildScenarioTests);
@@ -438,9 +440,14 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::Kube(step) => write!(f, "{step}"),
-            Step::Build { package, bin } => {
-                writeln!(f, "$ cargo build --release -p {package} --bin {bin}")?;
-                writeln!(f, "       # the service the replicas run")
+            Step::Build(cargo) => {
+                writeln!(
+                    f,
+                    "$ cargo build --release -p {} --bin {}",
+                    cargo.package,
+                    cargo.bin()
+                )?;
+                writeln!(f, "       # a program the local containers run")
             }
             Step::ProbeCpuLimits => writeln!(
                 f,
@@ -597,6 +604,56 @@ fn write_apply(f: &mut fmt::Formatter<'_>, p: &Prepared) -> fmt::Result {
     )
 }
 
+/// Every container of the Deployment must say how it runs without a container
+/// runtime, before anything is built or started; a program given by path must exist.
+fn check_local_containers(
+    prepared: &Prepared,
+    containers: &std::collections::BTreeMap<String, LocalContainer>,
+) -> Result<(), BackendError> {
+    let pod = prepared
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref());
+    for container in pod.map(|p| p.containers.as_slice()).unwrap_or_default() {
+        let Some(entry) = containers.get(&container.name) else {
+            return Err(BackendError::Invalid(
+                crate::local::program::missing_entry_help(
+                    &container.name,
+                    container.image.as_deref().unwrap_or("(none)"),
+                ),
+            ));
+        };
+        if let Some(program) = entry.command.as_ref().and_then(|c| c.first())
+            && program.contains('/')
+            && !Path::new(program).is_file()
+        {
+            return Err(BackendError::Invalid(format!(
+                "[backend.local.containers.{}] command: {program} is not a file",
+                container.name
+            )));
+        }
+        // A node would run these inside the image; here the entry stands for both.
+        if let Some(command) = &container.command {
+            tracing::warn!(
+                "container {:?} sets command {command:?}, a path inside its image: the \
+                 local backend runs [backend.local.containers.{}] instead, then the args",
+                container.name,
+                container.name
+            );
+        }
+        if let Some(dir) = &container.working_dir {
+            tracing::warn!(
+                "container {:?} sets workingDir {dir:?} inside its image: the local backend \
+                 uses [backend.local.containers.{}] workdir instead",
+                container.name,
+                container.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `program args...` as a shell would need it typed (single-quoting where needed).
 pub fn shell_line(program: &str, args: &[String]) -> String {
     let quote = |word: &str| {
@@ -652,6 +709,17 @@ mod tests {
                 "IRIS_CPU_COST_MS".to_string(),
                 "10".to_string(),
             )]),
+            local_containers: std::collections::BTreeMap::from([(
+                "iris-server".to_string(),
+                LocalContainer {
+                    command: None,
+                    cargo_bin: Some(CargoBin {
+                        package: "iris-server".into(),
+                        bin: None,
+                    }),
+                    workdir: None,
+                },
+            )]),
         }
     }
 
@@ -674,6 +742,41 @@ mod tests {
         s.hpa_sync_period = std::time::Duration::from_secs(1);
         let plan = plan(&s).expect("plan");
         insta::assert_snapshot!(plan.to_string());
+    }
+
+    #[test]
+    fn a_container_without_a_local_entry_is_refused_naming_what_to_add() {
+        let mut s = settings(BackendKind::Local, None, "iris-server:local", false);
+        s.local_containers.clear();
+        let err = plan(&s).expect_err("no way to run iris-server").to_string();
+        assert!(
+            err.contains("[backend.local.containers.iris-server]"),
+            "{err}"
+        );
+        assert!(err.contains("command = ["), "{err}");
+        assert!(
+            err.contains("\"iris-server:local\""),
+            "names the image: {err}"
+        );
+        // Only the local backend needs the entry: a cluster runs the image.
+        let mut kind = settings(BackendKind::Kind, Some("kind-scaleproof"), "i:1", false);
+        kind.local_containers.clear();
+        plan(&kind).expect("kind builds the image");
+    }
+
+    #[test]
+    fn a_local_command_that_is_not_a_file_is_refused_before_anything_starts() {
+        let mut s = settings(BackendKind::Local, None, "iris-server:local", false);
+        s.local_containers.insert(
+            "iris-server".into(),
+            LocalContainer {
+                command: Some(vec!["/no/such/server".into()]),
+                cargo_bin: None,
+                workdir: None,
+            },
+        );
+        let err = plan(&s).expect_err("missing program").to_string();
+        assert!(err.contains("/no/such/server is not a file"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! --keep-cluster): a [`ClusterGuard`] deletes it on drop, so an error, a panic or
 //! Ctrl-C / SIGTERM (turned into an error by [`Interrupts`]) all end in teardown.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use crate::cluster::KubeAccess;
 use crate::cluster::diagnostics::SetupFocus;
 use crate::cluster::{self, Prepared, Target, control_plane, diagnostics, metrics_server, rollout};
 use crate::compile::cargo_executable;
-use crate::local::{CgroupDriver, CpuLimitMode, MemoryMode, SimCluster, SimSettings};
+use crate::local::{CargoBin, CgroupDriver, CpuLimitMode, MemoryMode, SimCluster, SimSettings};
 
 /// What setup produced: the workload deployed and ready for load (kind, cluster), or
 /// the service built and the CPU limits known (local).
@@ -28,8 +29,8 @@ pub struct Deployed {
     /// The objects as applied (the reset re-applies `prepared.hpa` with overrides).
     pub prepared: Prepared,
     pub settings: Settings,
-    /// The service executable (local).
-    pub server_bin: Option<PathBuf>,
+    /// The workspace binaries built for local containers (`cargo_bin`).
+    pub built: BTreeMap<CargoBin, PathBuf>,
     /// How replica CPU is limited (local).
     pub cpu_limit: Option<CpuLimitMode>,
     /// How replica memory is limited and measured (local).
@@ -128,7 +129,7 @@ pub async fn execute_with(
         client,
         prepared: plan.prepared.clone(),
         settings: settings.clone(),
-        server_bin: None,
+        built: BTreeMap::new(),
         cpu_limit: None,
         memory_limit: None,
         scenario_tests: None,
@@ -212,32 +213,37 @@ async fn run_step(
             deployed.scenario_tests = Some(exe);
             Ok(())
         }
-        Step::Build { package, bin } => {
+        Step::Build(cargo) => {
             let root = settings.root.clone();
-            let (package, bin) = (*package, *bin);
+            let (package, bin) = (cargo.package.clone(), cargo.bin().to_string());
+            let args = ["build", "--release", "-p", &package, "--bin", &bin].map(String::from);
+            let line = format!("cargo {}", args.join(" "));
             let built = tokio::task::spawn_blocking(move || {
-                cargo_executable(
-                    &root,
-                    &["build", "--release", "-p", package, "--bin", bin],
-                    bin,
-                )
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                cargo_executable(&root, &args, &bin)
             })
             .await
             .map_err(|e| BackendError::Invalid(format!("the build thread failed: {e}")))?;
             let exe = built.map_err(|e| BackendError::Command {
-                line: format!("cargo build --release -p {package} --bin {bin}"),
+                line,
                 reason: e.to_string(),
             })?;
-            deployed.server_bin = Some(exe);
+            deployed.built.insert(cargo.clone(), exe);
             Ok(())
         }
         Step::StartLocalCluster(timing) => {
-            let program = deployed.server_bin.clone().ok_or_else(|| {
-                BackendError::Invalid("the simulated cluster needs the service built first".into())
-            })?;
+            let mut containers = BTreeMap::new();
+            for (name, entry) in &settings.local_containers {
+                let program = entry.program(&deployed.built).ok_or_else(|| {
+                    BackendError::Invalid(format!(
+                        "[backend.local.containers.{name}]: its cargo_bin was not built first"
+                    ))
+                })?;
+                containers.insert(name.clone(), program);
+            }
             let cgroups = CgroupDriver::detect();
             let sim = SimCluster::start(SimSettings {
-                program,
+                containers,
                 cgroups,
                 log_dir: settings.log_dir.clone(),
                 timing: *timing,
@@ -397,7 +403,7 @@ fn setup_focus(step: &Step, plan: &Plan) -> Option<SetupFocus> {
         Step::Kube(KubeStep::VerifyHpaSyncPeriod(_)) => Some(SetupFocus::ControlPlane),
         Step::Run(_) => Some(SetupFocus::Cluster),
         Step::Preflight(_)
-        | Step::Build { .. }
+        | Step::Build(_)
         | Step::ProbeCpuLimits
         | Step::BuildScenarioTests
         | Step::StartLocalCluster(_) => None,

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{BackendError, BackendKind, image};
 use crate::cluster::KubeAccess;
-use crate::local::{Timing, TimingPreset};
+use crate::local::{LocalContainer, Timing, TimingPreset};
 
 /// kube-controller-manager's default `--horizontal-pod-autoscaler-sync-period`.
 pub const UPSTREAM_HPA_SYNC_PERIOD: Duration = Duration::from_secs(15);
@@ -107,6 +107,9 @@ pub struct Settings {
     pub seed: u64,
     /// Local: where container logs go.
     pub log_dir: PathBuf,
+    /// Local: how each container runs without a runtime, by container name, with
+    /// paths resolved against the stress config's directory.
+    pub local_containers: std::collections::BTreeMap<String, LocalContainer>,
 }
 
 impl Settings {
@@ -175,6 +178,7 @@ impl Settings {
             timing: Timing::preset(TimingPreset::Fast),
             seed: crate::local::phases::random_seed(),
             log_dir: root.join("target/scaleproof/logs"),
+            local_containers: Default::default(),
             root,
         })
     }

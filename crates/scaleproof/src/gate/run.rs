@@ -335,6 +335,7 @@ fn backend_settings(
     }
     settings.log_dir = options.root.join(&options.out).join("logs");
     settings.manifests_dir = config.manifests_dir();
+    settings.local_containers = config.local_containers();
     settings.build_tests = true;
     // A failed setup step leaves its evidence next to the other artifacts.
     settings.diagnostics_dir = options

@@ -81,8 +81,8 @@ pub enum TerminationOrder {
 /// What the kubelet needs to start containers.
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
-    /// The service executable (the image's entrypoint, built locally).
-    pub program: PathBuf,
+    /// What each container runs, by the container's name (the image's stand-in).
+    pub containers: std::collections::BTreeMap<String, super::LocalProgram>,
     pub cgroups: CgroupDriver,
     /// Where container logs go: `<pod>.<container>.<run>.log`.
     pub log_dir: PathBuf,
@@ -818,8 +818,16 @@ fn template_for(
         .next()
         .and_then(|p| u16::try_from(p.container_port).ok())
         .ok_or("the container declares no containerPort to serve on")?;
+    // The image's stand-in: a node would run the image's entrypoint (or the
+    // manifest's command, a path inside the image) with the manifest's args.
+    let program = config.containers.get(&container.name).ok_or_else(|| {
+        super::program::missing_entry_help(
+            &container.name,
+            container.image.as_deref().unwrap_or("(none)"),
+        )
+    })?;
     let template = ReplicaTemplate {
-        program: config.program.clone(),
+        program: program.clone(),
         args: container.args.clone().unwrap_or_default(),
         container_port,
         env,

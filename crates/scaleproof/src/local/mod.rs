@@ -29,6 +29,7 @@ pub mod nodeport;
 pub mod phases;
 pub mod podnet;
 pub mod probe;
+pub mod program;
 pub mod replica;
 pub mod sweep;
 pub mod timing;
@@ -45,6 +46,7 @@ pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
 pub use kubelet::TerminationOrder;
 pub use phases::Phases;
 pub use podnet::PodNetwork;
+pub use program::{CargoBin, LocalContainer, LocalProgram};
 pub use timing::{Housekeeping, StartDelay, Timing, TimingPreset};
 
 use api::resource::Resource;
@@ -73,8 +75,9 @@ pub enum LocalError {
 /// What the simulated cluster is made of.
 #[derive(Debug, Clone)]
 pub struct SimSettings {
-    /// The service executable: what the container image runs.
-    pub program: PathBuf,
+    /// What each container runs, by the container's name: the program that stands
+    /// for its image (`[backend.local.containers]`).
+    pub containers: std::collections::BTreeMap<String, LocalProgram>,
     pub cgroups: CgroupDriver,
     /// Where container logs go (`<pod>.<container>.<run>.log`).
     pub log_dir: PathBuf,
@@ -160,7 +163,7 @@ impl SimCluster {
 
         let kubelet = Kubelet::new(
             KubeletConfig {
-                program: settings.program.clone(),
+                containers: settings.containers.clone(),
                 cgroups: settings.cgroups.clone(),
                 log_dir: settings.log_dir.clone(),
                 timing: settings.timing,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 use super::cgroup::{CgroupDriver, CgroupError, ReplicaCgroup};
 use super::podnet::PodNet;
+use super::program::LocalProgram;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -42,8 +43,9 @@ pub enum ReplicaError {
 /// How to start a replica: the container's command line, read from the Deployment.
 #[derive(Debug, Clone)]
 pub struct ReplicaTemplate {
-    /// The service executable (the container image's entrypoint, built locally).
-    pub program: PathBuf,
+    /// What stands for the container's image: its executable and leading args, and
+    /// its working directory (`[backend.local.containers]`).
+    pub program: LocalProgram,
     /// The container's args, as written in a pod network namespace; on loopback,
     /// `--host` and `--port` are rewritten per replica.
     pub args: Vec<String>,
@@ -125,7 +127,7 @@ impl Replica {
         cgroups: &CgroupDriver,
         net: Option<&PodNet>,
     ) -> Result<Self, ReplicaError> {
-        let (addr, mut args, prefix) = match net {
+        let (addr, args, prefix) = match net {
             Some(net) => (
                 SocketAddr::from((net.ip, template.container_port)),
                 template.args.clone(),
@@ -162,23 +164,28 @@ impl Replica {
         };
         // The shell would report a missing program as its own exit 127; a runtime
         // refuses to start the container instead, and so does this.
-        let program = &template.program;
-        if program.components().count() > 1 && !program.is_file() {
+        let executable = template.program.executable_path().to_string();
+        if executable.is_empty() || (executable.contains('/') && !Path::new(&executable).is_file())
+        {
             return Err(ReplicaError::Spawn {
-                program: program.display().to_string(),
+                program: executable,
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
+        // The image's entrypoint words come before the manifest's args.
+        let mut words: Vec<String> = template.program.command[1..].to_vec();
+        words.extend(args);
+        let mut args = words;
         // In a namespace: `ip netns exec NAME PROGRAM ARGS`, which becomes the program.
         let program: std::ffi::OsString = match prefix.split_first() {
             Some((ip, rest)) => {
                 let mut all: Vec<String> = rest.to_vec();
-                all.push(template.program.display().to_string());
+                all.push(executable.clone());
                 all.append(&mut args);
                 args = all;
                 ip.into()
             }
-            None => template.program.clone().into_os_string(),
+            None => executable.clone().into(),
         };
         let mut command = match &cgroup {
             // The runtime's order: the process is in its groups before it executes a
@@ -204,16 +211,22 @@ impl Replica {
                 c
             }
         };
+        if let Some(dir) = &template.program.workdir {
+            command.current_dir(dir);
+        }
+        command.env_clear();
+        // The image's PATH, which a manifest's own PATH replaces: here, the harness's.
+        if !template.env.contains_key("PATH") {
+            command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        }
         let child = command
-            .env_clear()
             .envs(template.env.iter())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .map_err(|source| ReplicaError::Spawn {
-                program: template.program.display().to_string(),
+                program: executable.clone(),
                 source,
             })?;
         let replica = Replica {
@@ -343,7 +356,7 @@ mod tests {
 
     fn template(args: &[&str]) -> ReplicaTemplate {
         ReplicaTemplate {
-            program: PathBuf::from("/bin/true"),
+            program: LocalProgram::executable("/bin/true"),
             args: args.iter().map(|s| s.to_string()).collect(),
             container_port: 8000,
             env: BTreeMap::new(),
@@ -367,6 +380,49 @@ mod tests {
         assert_eq!(
             t.args_for(4242),
             vec!["--verbose", "--host", "127.0.0.1", "--port", "4242"]
+        );
+    }
+
+    // The entry stands for the image: its words first, then the manifest's args, in
+    // its workdir, with the manifest's env (PATH included when the manifest sets it).
+    #[test]
+    fn the_programs_words_come_before_the_manifests_args_in_its_workdir() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut t = template(&["--port", "8000", "two words"]);
+        t.program = LocalProgram {
+            command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                r#"{ pwd; printf '%s|' "$@"; echo; echo "$PATH"; } > seen"#.into(),
+                "entry".into(),
+            ],
+            workdir: Some(dir.path().to_path_buf()),
+        };
+        t.env.insert("PATH".into(), "/manifest/bin:/bin".into());
+        let cgroups = CgroupDriver::uncapped("a unit test");
+        let mut replica = Replica::spawn(&t, "words", &cgroups, None).expect("spawns");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while replica.exit_status().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let seen = std::fs::read_to_string(dir.path().join("seen")).expect("the script wrote");
+        let lines: Vec<&str> = seen.lines().collect();
+        assert_eq!(
+            std::path::Path::new(lines[0]).canonicalize().ok(),
+            dir.path().canonicalize().ok(),
+            "{seen}"
+        );
+        // On loopback the kubelet rewrites --host/--port (said in the report); the
+        // rest of the args arrive as written, after the entry's words.
+        let port = replica.addr.port();
+        assert_eq!(
+            lines[1],
+            format!("two words|--host|127.0.0.1|--port|{port}|"),
+            "{seen}"
+        );
+        assert_eq!(
+            lines[2], "/manifest/bin:/bin",
+            "the manifest's PATH wins: {seen}"
         );
     }
 

@@ -244,6 +244,10 @@ pub struct BackendSettings {
     /// housekeeping waits, pod start delays). Default: a new one each run, printed
     /// and written to report.json, so a run can be repeated with its phases.
     pub seed: Option<u64>,
+    /// Local: how each container of the Deployment runs without a container runtime,
+    /// by the container's name (`[backend.local.containers.<name>]`).
+    #[serde(default)]
+    pub containers: BTreeMap<String, crate::local::LocalContainer>,
 }
 
 impl Backends {
@@ -600,6 +604,60 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// `[backend.*.containers]`: only the local backend runs containers itself; each
+/// entry names one program, in exactly one way.
+fn validate_containers(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
+    for (name, settings) in [("kind", &backends.kind), ("cluster", &backends.cluster)] {
+        if let Some(container) = settings.containers.keys().next() {
+            return Err(at.error(
+                None,
+                &format!("backend.{name}.containers.{container}"),
+                "a cluster runs the container's image; only [backend.local.containers] \
+                 says how a container runs without one (the image is built from the \
+                 Dockerfile or given with --image)",
+            ));
+        }
+    }
+    for (name, container) in &backends.local.containers {
+        let key = format!("backend.local.containers.{name}");
+        match (&container.command, &container.cargo_bin) {
+            (Some(_), Some(_)) => {
+                return Err(at.error(
+                    None,
+                    &key,
+                    "has both `command` and `cargo_bin`: give one way to run the container",
+                ));
+            }
+            (None, None) => {
+                return Err(at.error(
+                    None,
+                    &key,
+                    "says neither `command` (a program and its leading args) nor \
+                     `cargo_bin` (a binary of this workspace): give one",
+                ));
+            }
+            (Some(command), None) if command.first().is_none_or(|c| c.trim().is_empty()) => {
+                return Err(at.error(
+                    None,
+                    &format!("{key}.command"),
+                    "is empty: its first word is the program to run",
+                ));
+            }
+            (None, Some(cargo))
+                if cargo.package.trim().is_empty() || cargo.bin().trim().is_empty() =>
+            {
+                return Err(at.error(
+                    None,
+                    &format!("{key}.cargo_bin"),
+                    "needs a package (and optionally a bin) name",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl StressConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -656,6 +714,7 @@ impl StressConfig {
                 ));
             }
         }
+        validate_containers(&at, &raw.backend)?;
         // On kind these periods belong to the cluster (k8s/kind.yaml and the
         // metrics-server flags), not to a run: refuse them rather than accept a setting
         // that would silently do nothing. On an existing cluster `sync_period_s` states
@@ -750,6 +809,18 @@ impl StressConfig {
             compare,
             baseline,
         })
+    }
+
+    /// `[backend.local.containers]` with its paths resolved against the config
+    /// file's directory.
+    pub fn local_containers(&self) -> BTreeMap<String, crate::local::LocalContainer> {
+        let base = self.path.parent().unwrap_or_else(|| Path::new("."));
+        self.backend
+            .local
+            .containers
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.resolved(base)))
+            .collect()
     }
 
     /// The manifests directory, resolved against the config file's directory.

@@ -672,3 +672,71 @@ fn the_kind_scale_in_load_stays_between_twice_the_target_and_one_pods_capacity()
         at += stage.duration.as_secs_f64();
     }
 }
+
+#[test]
+fn local_containers_say_one_way_to_run_and_only_on_the_local_backend() {
+    let with = |table: &str| parse(&format!("{table}\n{MINIMAL}"));
+    let config =
+        with("[backend.local.containers.web]\ncommand = [\"bin/web\", \"--x\"]\nworkdir = \"app\"")
+            .expect("a command and a workdir");
+    let resolved = config.local_containers();
+    assert_eq!(
+        resolved["web"].command.as_deref(),
+        Some(&["bin/web".to_string(), "--x".to_string()][..]),
+        "relative to the config file's directory (here the current one)"
+    );
+    assert_eq!(
+        resolved["web"].workdir,
+        Some(std::path::PathBuf::from("app"))
+    );
+    with("[backend.local.containers.web]\ncargo_bin = { package = \"iris-server\" }")
+        .expect("a workspace binary");
+
+    for (table, words) in [
+        (
+            "[backend.local.containers.web]\nworkdir = \".\"",
+            "neither `command`",
+        ),
+        (
+            "[backend.local.containers.web]\ncommand = [\"x\"]\ncargo_bin = { package = \"y\" }",
+            "both `command` and `cargo_bin`",
+        ),
+        ("[backend.local.containers.web]\ncommand = []", "is empty"),
+        (
+            "[backend.kind.containers.web]\ncommand = [\"x\"]",
+            "a cluster runs the container's image",
+        ),
+        (
+            "[backend.local.containers.web]\nimage = \"x\"",
+            "unknown field `image`",
+        ),
+    ] {
+        let err = with(table).expect_err(table).to_string();
+        assert!(err.contains(words), "{table}: {err}");
+        assert!(
+            err.contains("containers") || err.contains("stress.toml:2:"),
+            "names the key or its line: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_repository_config_runs_k8s_containers_on_the_local_backend() {
+    let config = StressConfig::load(&repo_config()).expect("stress.toml");
+    let manifests = crate::manifests::Manifests::load(&config.manifests_dir()).expect("k8s/");
+    let containers = &manifests
+        .deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("a pod template")
+        .containers;
+    let entries = config.local_containers();
+    for container in containers {
+        assert!(
+            entries.contains_key(&container.name),
+            "k8s/ container {} has no [backend.local.containers] entry",
+            container.name
+        );
+    }
+}

@@ -14,6 +14,15 @@ pub fn manifests() -> Manifests {
     Manifests::load(&dir).expect("k8s/ parses")
 }
 
+/// What the simulated kubelet runs for k8s/'s container: iris-server, as
+/// stress.toml's `[backend.local.containers.iris-server]` says.
+pub fn iris_containers() -> std::collections::BTreeMap<String, scaleproof::local::LocalProgram> {
+    std::collections::BTreeMap::from([(
+        "iris-server".to_string(),
+        scaleproof::local::LocalProgram::executable(iris_server()),
+    )])
+}
+
 /// The iris-server executable of this workspace, built once per test binary in the
 /// profile the tests run in. (A dev-dependency gives the library, not the binary.)
 pub fn iris_server() -> PathBuf {

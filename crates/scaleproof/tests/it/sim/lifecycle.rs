@@ -309,7 +309,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
     // The next run sweeps what the dead one left: processes, cgroups, registry.
     let cgroups = CgroupDriver::detect();
     let next = SimCluster::start(SimSettings {
-        program: crate::support::iris_server(),
+        containers: crate::support::iris_containers(),
         cgroups: cgroups.clone(),
         log_dir: dir.path().join("next-logs"),
         timing: Timing::preset(TimingPreset::Fast),

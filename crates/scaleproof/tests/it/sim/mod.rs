@@ -79,7 +79,7 @@ impl Sim {
         }
         .expect("temp dir");
         let cluster = SimCluster::start(SimSettings {
-            program: crate::support::iris_server(),
+            containers: crate::support::iris_containers(),
             cgroups: options.cgroups,
             log_dir: dir.path().join("logs"),
             timing: options.timing,
