@@ -71,6 +71,18 @@ mod tests {
             "env.KIND_VERSION in {} must be {KIND_VERSION} (backend/versions.rs)",
             path.display()
         );
+        // The stress job hands it to the repository's action, whose default is what
+        // other repositories get.
+        assert!(text.contains("kind-version: ${{ env.KIND_VERSION }}"));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../action.yml");
+        let text = std::fs::read_to_string(&path).expect("action.yml is readable");
+        let action: serde_json::Value = serde_norway::from_str(&text).expect("action.yml is YAML");
+        assert_eq!(
+            action["inputs"]["kind-version"]["default"].as_str(),
+            Some(KIND_VERSION),
+            "the default kind-version in {} must be {KIND_VERSION}",
+            path.display()
+        );
     }
 
     #[test]

@@ -1,29 +1,71 @@
-//! The GitHub workflows, read as data: the properties the gate's first real runs
-//! depend on (no machine here can run them; `.ci/static-checks` lints them too).
+//! The GitHub workflows and the repository's composite action (`action.yml`), read as
+//! data: the properties the gate's first real runs depend on (no machine here can run
+//! them; `.ci/static-checks` lints them too).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-fn workflow(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.github/workflows")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// The workflows, and the action they use, relative to the repository root.
+const FILES: [&str; 3] = [
+    ".github/workflows/ci.yml",
+    ".github/workflows/stress.yml",
+    "action.yml",
+];
+
+fn path_of(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(file)
 }
 
-fn raw(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.github/workflows")
-        .join(name);
-    std::fs::read_to_string(path).expect("workflow")
+fn raw(file: &str) -> String {
+    let path = path_of(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml(file: &str) -> Value {
+    serde_norway::from_str(&raw(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn workflow(name: &str) -> Value {
+    yaml(&format!(".github/workflows/{name}"))
 }
 
 fn steps<'a>(workflow: &'a Value, job: &str) -> &'a Vec<Value> {
     workflow["jobs"][job]["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("job {job} has steps"))
+}
+
+/// Every list of steps in a workflow (per job) or a composite action.
+fn step_lists(file: &str) -> Vec<(String, Vec<Value>)> {
+    let doc = yaml(file);
+    if let Some(steps) = doc["runs"]["steps"].as_array() {
+        return vec![("runs".into(), steps.clone())];
+    }
+    doc["jobs"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{file} has jobs or runs.steps"))
+        .iter()
+        .map(|(job, j)| {
+            (
+                job.clone(),
+                j["steps"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn action() -> Value {
+    yaml("action.yml")
+}
+
+fn named<'a>(steps: &'a [Value], prefix: &str) -> &'a Value {
+    steps
+        .iter()
+        .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("no step named {prefix}..."))
 }
 
 fn uses(step: &Value) -> &str {
@@ -79,11 +121,14 @@ const PINNED: [(&str, &str, &str); 8] = [
 
 #[test]
 fn every_action_is_a_node24_release_pinned_by_sha_with_its_tag() {
-    for name in ["ci.yml", "stress.yml"] {
+    for name in FILES {
         for line in raw(name).lines() {
             let Some((_, rest)) = line.split_once("uses: ") else {
                 continue;
             };
+            if rest.trim() == "./" {
+                continue; // the repository's own action.yml, checked below
+            }
             let (action, tail) = rest.split_once('@').expect("action@sha");
             let (sha, comment) = tail.split_once(" # ").unwrap_or((tail, ""));
             let known = PINNED
@@ -103,10 +148,9 @@ fn every_action_is_a_node24_release_pinned_by_sha_with_its_tag() {
 
 #[test]
 fn caches_survive_a_failed_run() {
-    for name in ["ci.yml", "stress.yml"] {
-        let w = workflow(name);
-        for (job, _) in w["jobs"].as_object().expect("jobs") {
-            for step in steps(&w, job) {
+    for name in FILES {
+        for (job, steps) in step_lists(name) {
+            for step in &steps {
                 if uses(step).starts_with("Swatinem/rust-cache@") {
                     assert_eq!(
                         step["with"]["cache-on-failure"], true,
@@ -144,16 +188,24 @@ fn the_image_is_built_with_a_layer_cache_before_the_gate_runs() {
     assert_eq!(with["provenance"], false);
     let gate = steps
         .iter()
-        .position(|s| {
-            s["run"]
-                .as_str()
-                .is_some_and(|r| r.contains("cargo xtask stress"))
-        })
-        .expect("the gate step");
+        .position(|s| uses(s) == "./")
+        .expect("the gate step uses the repository's action");
     assert!(build < gate);
-    let run = steps[gate]["run"].as_str().unwrap_or("");
+    assert_eq!(steps[gate]["with"]["backend"], "kind");
+    assert_eq!(
+        steps[gate]["with"]["image"], with["tags"],
+        "the gate deploys the image just built"
+    );
+    // The action hands a kind image over as prebuilt: it never builds one itself.
+    let action = action();
+    let run = named(
+        action["runs"]["steps"].as_array().expect("steps"),
+        "scaleproof stress",
+    )["run"]
+        .as_str()
+        .unwrap_or("");
     assert!(
-        run.contains("--image-prebuilt") && run.contains("--image"),
+        run.contains(r#"kind) args+=(--image "$IMAGE" --image-prebuilt)"#),
         "{run}"
     );
 }
@@ -198,40 +250,69 @@ fn prs_are_judged_against_the_baseline_main_publishes() {
         "the gate's token only reads: {perms}"
     );
 
-    let steps = steps(&w, "stress");
-    let find = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
-            .unwrap_or_else(|| panic!("no step {name}"))
-    };
+    let stress = steps(&w, "stress");
+    let gate = stress.iter().find(|s| uses(s) == "./").expect("uses: ./");
+    assert_ne!(gate["with"]["judge-against-main"], "false", "{gate}");
+    assert_eq!(gate["with"]["out"], "target/scaleproof", "{gate}");
+
     let artifact =
         scaleproof::baseline_fetch::artifact_name(scaleproof::backend::BackendKind::Kind);
-
-    let fetch = find("Main's baseline");
-    assert_eq!(fetch["if"], "github.event_name == 'pull_request'");
+    let action = action();
+    assert_eq!(action["inputs"]["judge-against-main"]["default"], "true");
+    let steps = action["runs"]["steps"].as_array().expect("steps");
+    let fetch = named(steps, "Main's baseline");
+    assert!(
+        fetch["if"]
+            .as_str()
+            .is_some_and(|c| c.contains("github.event_name == 'pull_request'")),
+        "{fetch}"
+    );
     assert_eq!(
         fetch["continue-on-error"], true,
         "no baseline is never a failure"
     );
     let fetch_run = fetch["run"].as_str().unwrap();
+    let written = "$RUNNER_TEMP/scaleproof-baseline/report.json";
     assert!(
-        fetch_run.contains("baseline fetch --backend kind --out target/baseline/report.json"),
+        fetch_run.contains("cargo xtask baseline fetch --backend \"$BACKEND\"")
+            && fetch_run.contains(&format!("--out \"{written}\"")),
         "{fetch_run}"
     );
 
-    let gate = find("cargo xtask stress");
+    let gate = named(steps, "scaleproof stress");
     let gate_run = gate["run"].as_str().unwrap();
     assert!(
-        gate_run.contains("[ -f target/baseline/report.json ]")
-            && gate_run.contains("--baseline target/baseline/report.json"),
+        gate_run.contains(&format!("baseline=\"{written}\""))
+            && gate_run.contains(r#"[ -f "$baseline" ] && args+=(--baseline "$baseline")"#),
         "the gate reads what the fetch wrote, when it wrote it: {gate_run}"
     );
 
-    let publish = find("Publish the baseline");
-    assert_eq!(publish["if"], "success() && github.event_name == 'push'");
-    assert_eq!(publish["with"]["name"], artifact.as_str());
-    assert_eq!(publish["with"]["path"], "target/scaleproof/report.json");
+    let publish = named(steps, "Publish the baseline");
+    let condition = publish["if"].as_str().unwrap();
+    assert!(
+        condition.starts_with("success()") && condition.contains("github.event_name == 'push'"),
+        "{condition}"
+    );
+    assert_eq!(
+        publish["with"]["name"]
+            .as_str()
+            .unwrap()
+            .replace("${{ inputs.backend }}", "kind"),
+        artifact
+    );
+    assert_eq!(publish["with"]["path"], "${{ steps.gate.outputs.report }}");
     let position = |step: &Value| steps.iter().position(|s| s == step).unwrap();
     assert!(position(fetch) < position(gate) && position(gate) < position(publish));
+}
+
+/// zizmor flags template expansion inside a script; the action passes every input
+/// through env instead, so a crafted input cannot become shell.
+#[test]
+fn the_actions_scripts_never_expand_inputs_in_place() {
+    let action = action();
+    for step in action["runs"]["steps"].as_array().expect("steps") {
+        if let Some(run) = step["run"].as_str() {
+            assert!(!run.contains("${{"), "{}: {run}", step["name"]);
+        }
+    }
 }
