@@ -47,6 +47,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// One pod's capacity at its CPU limit and the scenario numbers that follow:
+    /// `scaleproof calibrate ARGS...` (`cargo xtask calibrate --help` shows how).
+    #[command(disable_help_flag = true)]
+    Calibrate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Stress { args } => scaleproof(&root, "stress", &args),
         Command::Cluster { args } => scaleproof(&root, "cluster", &args),
         Command::Baseline { args } => scaleproof(&root, "baseline", &args),
+        Command::Calibrate { args } => scaleproof(&root, "calibrate", &args),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod baseline_fetch;
+pub mod calibrate;
 pub mod cluster;
 pub mod compile;
 pub mod gate;

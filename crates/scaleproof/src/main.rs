@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod cli {
     pub mod baseline;
+    pub mod calibrate;
     pub mod cluster;
     pub mod load;
     pub mod stress;
@@ -38,6 +39,10 @@ enum Command {
     /// Main's newest usable report.json, for `stress --baseline` in the PR workflow:
     /// `baseline fetch --backend kind`
     Baseline(cli::baseline::BaselineArgs),
+    /// Measure one pod's capacity at its CPU limit (an open-loop staircase through the
+    /// gate) and propose the scenario numbers that follow from it, with their
+    /// arithmetic
+    Calibrate(Box<cli::calibrate::CalibrateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Load(args) => cli::load::main(*args),
         Command::Stress(args) => cli::stress::main(*args),
         Command::Baseline(args) => cli::baseline::main(args),
+        Command::Calibrate(args) => cli::calibrate::main(*args),
         Command::Cluster(args) => {
             let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
             match cli::cluster::run(args, root) {

@@ -9,31 +9,35 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[backend.local.containers.<name>]` as written in `stress.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalContainer {
     /// The program and its leading arguments: the image's entrypoint (and the
     /// manifest's `command`, which names paths inside the image). A first word with a
     /// `/` is a path relative to the config file's directory; without one it is
     /// looked up on `PATH`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// Or: a binary of this Cargo workspace, built with `cargo build --release` before
     /// the cluster starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cargo_bin: Option<CargoBin>,
     /// The working directory (the image's `WORKDIR`), relative to the config file's
     /// directory. Default: the repository root.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workdir: Option<PathBuf>,
 }
 
 /// A binary of the workspace: `cargo build --release -p <package> --bin <bin>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CargoBin {
     pub package: String,
     /// Default: the package's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bin: Option<String>,
 }
 
