@@ -4,15 +4,84 @@
 //! would try to pull an image that only exists in its node; a reused tag would let a
 //! node keep running a stale build.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
 use xshell::{Shell, cmd};
 
 use super::BackendError;
 
 /// The image repository the service is built as.
 pub const REPOSITORY: &str = "iris-server";
+
+/// This repository's service image: its Dockerfile, built from the repository root.
+pub const DOCKERFILE: &str = "crates/iris-server/Dockerfile";
+
+/// `[backend.kind.image]`: how kind builds the service image (another service's
+/// Dockerfile), instead of this repository's iris-server. The image replaces the
+/// Deployment's first container's; `--image` with `--image-prebuilt` skips the build.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBuild {
+    /// The Dockerfile, relative to the config file's directory.
+    pub dockerfile: PathBuf,
+    /// The build context, relative to the config file's directory (default: that
+    /// directory).
+    #[serde(default)]
+    pub context: Option<PathBuf>,
+    /// The image's name; the tag is the git commit as for iris-server
+    /// (default: the Deployment's name).
+    #[serde(default)]
+    pub repository: Option<String>,
+}
+
+/// The image build a kind run does, paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedBuild {
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub repository: String,
+}
+
+impl Default for ResolvedBuild {
+    /// iris-server's, from the repository root (paths relative to it).
+    fn default() -> Self {
+        ResolvedBuild {
+            dockerfile: PathBuf::from(DOCKERFILE),
+            context: PathBuf::from("."),
+            repository: REPOSITORY.to_string(),
+        }
+    }
+}
+
+impl ImageBuild {
+    /// Paths against `base` (the config's directory), shown relative to `root` (the
+    /// directory commands run in) where they lie under it.
+    pub fn resolved(&self, base: &Path, root: &Path, deployment: &str) -> ResolvedBuild {
+        let shown = |path: PathBuf| match path.strip_prefix(root) {
+            Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => path,
+        };
+        ResolvedBuild {
+            dockerfile: shown(base.join(&self.dockerfile)),
+            context: shown(base.join(self.context.as_deref().unwrap_or(Path::new(".")))),
+            repository: self
+                .repository
+                .clone()
+                .unwrap_or_else(|| deployment.to_string()),
+        }
+    }
+}
+
+/// `tag` (as [`tag_for`] makes it) under another repository name.
+pub fn with_repository(tag: &str, repository: &str) -> String {
+    match tag.split_once(':') {
+        Some((_, version)) => format!("{repository}:{version}"),
+        None => tag.to_string(),
+    }
+}
 
 /// `iris-server:<sha>`, or `iris-server:<sha>-dirty-<unix seconds>` when the work tree
 /// has uncommitted changes (each build of a dirty tree is different).
@@ -66,8 +135,7 @@ mod tests {
     #[test]
     fn the_dockerfile_copies_and_stubs_every_workspace_member() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let dockerfile =
-            std::fs::read_to_string(root.join(super::super::plan::DOCKERFILE)).expect("Dockerfile");
+        let dockerfile = std::fs::read_to_string(root.join(DOCKERFILE)).expect("Dockerfile");
         let workspace: toml::Table =
             toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml"))
                 .expect("workspace manifest");
@@ -108,6 +176,33 @@ mod tests {
                 "crates/iris-server/Dockerfile does not stub {member}'s sources"
             );
         }
+    }
+
+    #[test]
+    fn another_services_build_resolves_against_its_config_and_shows_relative_paths() {
+        let build = ImageBuild {
+            dockerfile: "Dockerfile".into(),
+            context: None,
+            repository: None,
+        };
+        let resolved = build.resolved(
+            Path::new("/repo/examples/app"),
+            Path::new("/repo"),
+            "iris-fastapi",
+        );
+        assert_eq!(
+            resolved.dockerfile,
+            PathBuf::from("examples/app/Dockerfile")
+        );
+        assert_eq!(resolved.context, PathBuf::from("examples/app"));
+        assert_eq!(resolved.repository, "iris-fastapi");
+        // Outside the root (the action runs scaleproof from its own checkout).
+        let elsewhere = build.resolved(Path::new("/work/app"), Path::new("/action"), "d");
+        assert_eq!(elsewhere.dockerfile, PathBuf::from("/work/app/Dockerfile"));
+        assert_eq!(
+            with_repository("iris-server:abc1234-dirty-9", "iris-fastapi"),
+            "iris-fastapi:abc1234-dirty-9"
+        );
     }
 
     #[test]

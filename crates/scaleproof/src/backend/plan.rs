@@ -20,7 +20,6 @@ use crate::local::{CargoBin, LocalContainer};
 use crate::manifests::Manifests;
 
 /// The Dockerfile of the service, relative to the repository root.
-pub const DOCKERFILE: &str = "crates/iris-server/Dockerfile";
 /// The kind cluster config, relative to the repository root.
 pub const KIND_CONFIG: &str = "k8s/kind.yaml";
 /// The host port kind maps to the Service's NodePort.
@@ -222,7 +221,7 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                 if settings.image_prebuilt {
                     Check::LocalImage(image.to_string())
                 } else {
-                    Check::File(PathBuf::from(DOCKERFILE))
+                    Check::File(settings.image_build.dockerfile.clone())
                 },
                 Check::File(PathBuf::from(KIND_CONFIG)),
                 Check::NoKindCluster(name.to_string()),
@@ -239,6 +238,9 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                 // `--provenance=false`: no attestation manifest, which `kind load`'s
                 // `ctr import --all-platforms` cannot import from Docker's containerd
                 // image store (kind issue #4236).
+                let build = &settings.image_build;
+                let dockerfile = build.dockerfile.display().to_string();
+                let context = build.context.display().to_string();
                 setup.push(Step::Run(ExternalCommand::new(
                     "docker",
                     &[
@@ -247,10 +249,10 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                         "--load",
                         "--provenance=false",
                         "-f",
-                        DOCKERFILE,
+                        &dockerfile,
                         "-t",
                         image,
-                        ".",
+                        &context,
                     ],
                     "build the service image under a unique tag (before the cluster: fail fast)",
                 )));
@@ -695,6 +697,7 @@ mod tests {
             namespace: "scaleproof".to_string(),
             keep_cluster,
             image_prebuilt: false,
+            image_build: Default::default(),
             build_tests: true,
             dry_run: true,
             wait_timeout: Duration::from_secs(180),
@@ -721,6 +724,33 @@ mod tests {
                 },
             )]),
         }
+    }
+
+    /// Another service's image: its Dockerfile, context and name, from
+    /// `[backend.kind.image]`, checked first and built before the cluster exists.
+    #[test]
+    fn kind_builds_another_services_image_from_its_config() {
+        let mut s = settings(
+            BackendKind::Kind,
+            Some("kind-scaleproof"),
+            "iris-fastapi:abc1234",
+            false,
+        );
+        s.image_build = crate::backend::image::ResolvedBuild {
+            dockerfile: "examples/fastapi-iris/Dockerfile".into(),
+            context: "examples/fastapi-iris".into(),
+            repository: "iris-fastapi".into(),
+        };
+        let text = plan(&s).expect("plan").to_string();
+        assert!(
+            text.contains(
+                "$ docker buildx build --load --provenance=false -f examples/fastapi-iris/Dockerfile \
+                 -t iris-fastapi:abc1234 examples/fastapi-iris"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("examples/fastapi-iris/Dockerfile"), "{text}");
+        assert!(!text.contains("crates/iris-server/Dockerfile"), "{text}");
     }
 
     #[test]

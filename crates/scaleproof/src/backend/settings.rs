@@ -83,6 +83,8 @@ pub struct Settings {
     pub keep_cluster: bool,
     /// kind: the image exists in the local Docker already; no `docker build`.
     pub image_prebuilt: bool,
+    /// kind: how the image is built (`[backend.kind.image]`, else iris-server's).
+    pub image_build: image::ResolvedBuild,
     /// Compile the scenario tests as a setup step (`stress` does; `cluster up` not).
     pub build_tests: bool,
     pub dry_run: bool,
@@ -162,6 +164,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
             keep_cluster: options.keep_cluster,
             image_prebuilt: options.image_prebuilt,
+            image_build: Default::default(),
             build_tests: false,
             dry_run: options.dry_run,
             wait_timeout: Duration::from_secs(options.wait_timeout_s),

@@ -261,6 +261,9 @@ pub fn dry_run(options: &StressOptions) -> Result<String, InputError> {
 fn load_config(options: &StressOptions) -> Result<StressConfig, InputError> {
     let path = options.root.join(&options.config);
     let config = read_config(&path, &options.sets)?;
+    for deprecation in &config.deprecations {
+        tracing::warn!("{deprecation}");
+    }
     let dir = config.manifests_dir();
     let manifests = Manifests::load(&dir).map_err(|e| InputError::Manifests {
         path: dir.clone(),
@@ -336,6 +339,20 @@ fn backend_settings(
     settings.log_dir = options.root.join(&options.out).join("logs");
     settings.manifests_dir = config.manifests_dir();
     settings.local_containers = config.local_containers();
+    if kind == BackendKind::Kind
+        && let Some(build) = &config.backend.kind.image
+    {
+        let base = config.path.parent().unwrap_or(Path::new("."));
+        settings.image_build = build.resolved(base, &options.root, &config.target.deployment);
+        // The git tag, under the service's own name (unless --image named it).
+        if options.cluster.image.is_none()
+            && let Some(tag) = &settings.image
+        {
+            let renamed =
+                crate::backend::image::with_repository(tag, &settings.image_build.repository);
+            settings.image = Some(renamed);
+        }
+    }
     settings.build_tests = true;
     // A failed setup step leaves its evidence next to the other artifacts.
     settings.diagnostics_dir = options

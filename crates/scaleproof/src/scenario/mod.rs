@@ -65,6 +65,9 @@ pub struct StressConfig {
     pub scenarios: Vec<Scenario>,
     pub compare: Vec<Comparison>,
     pub baseline: BaselineMargins,
+    /// Keys that still work but will go, each with what to write instead; the gate
+    /// logs them.
+    pub deprecations: Vec<String>,
 }
 
 /// `[baseline]`: how much worse than the baseline (`--baseline`, main's last run
@@ -219,10 +222,10 @@ pub struct Backends {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSettings {
-    /// The service's simulated model cost (`IRIS_CPU_COST_MS`), overriding k8s/.
+    /// Deprecated: iris-server's `IRIS_CPU_COST_MS` under another name. Still applied
+    /// (with a warning) for one release; write `env.IRIS_CPU_COST_MS` instead.
     pub cpu_cost_ms: Option<f64>,
-    /// The service's simulated model memory per in-flight request
-    /// (`IRIS_MEMORY_COST_MIB`), overriding k8s/.
+    /// Deprecated, as `cpu_cost_ms`: `env.IRIS_MEMORY_COST_MIB`.
     pub memory_cost_mib: Option<f64>,
     /// How often CPU usage is sampled (metrics-server `--metric-resolution`).
     pub metric_resolution_s: Option<f64>,
@@ -248,6 +251,9 @@ pub struct BackendSettings {
     /// by the container's name (`[backend.local.containers.<name>]`).
     #[serde(default)]
     pub containers: BTreeMap<String, crate::local::LocalContainer>,
+    /// kind: how to build the service image (`[backend.kind.image]`), when it is not
+    /// this repository's iris-server.
+    pub image: Option<crate::backend::image::ImageBuild>,
 }
 
 impl Backends {
@@ -261,7 +267,21 @@ impl Backends {
     }
 }
 
+/// The deprecated knobs and the env var each one stands for.
+const DEPRECATED_KNOBS: [(&str, &str); 2] = [
+    ("cpu_cost_ms", "IRIS_CPU_COST_MS"),
+    ("memory_cost_mib", "IRIS_MEMORY_COST_MIB"),
+];
+
 impl BackendSettings {
+    fn knob(&self, key: &str) -> Option<f64> {
+        match key {
+            "cpu_cost_ms" => self.cpu_cost_ms,
+            "memory_cost_mib" => self.memory_cost_mib,
+            _ => None,
+        }
+    }
+
     /// The env overrides this backend applies to the service.
     pub fn env_overrides(&self) -> BTreeMap<String, String> {
         let mut env = self.env.clone();
@@ -606,6 +626,49 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// `[backend.*.containers]`: only the local backend runs containers itself; each
 /// entry names one program, in exactly one way.
+fn validate_image(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
+    for (name, settings, why) in [
+        (
+            "local",
+            &backends.local,
+            "the local backend runs no images: [backend.local.containers] says which \
+             program stands for each container",
+        ),
+        (
+            "cluster",
+            &backends.cluster,
+            "scaleproof builds images only into kind; give an existing cluster an image \
+             its nodes can pull with --image",
+        ),
+    ] {
+        if settings.image.is_some() {
+            return Err(at.error(None, &format!("backend.{name}.image"), why));
+        }
+    }
+    if let Some(build) = &backends.kind.image {
+        if build.dockerfile.as_os_str().is_empty() {
+            return Err(at.error(
+                None,
+                "backend.kind.image.dockerfile",
+                "is empty: the Dockerfile's path, relative to this file",
+            ));
+        }
+        if let Some(repository) = &build.repository
+            && (repository.is_empty() || repository.contains(':') || repository.contains('@'))
+        {
+            return Err(at.error(
+                None,
+                "backend.kind.image.repository",
+                format!(
+                    "{repository:?} is not an image name: the tag is scaleproof's (the git \
+                     commit), so give the name without `:tag` or `@digest`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_containers(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
     for (name, settings) in [("kind", &backends.kind), ("cluster", &backends.cluster)] {
         if let Some(container) = settings.containers.keys().next() {
@@ -715,6 +778,7 @@ impl StressConfig {
             }
         }
         validate_containers(&at, &raw.backend)?;
+        validate_image(&at, &raw.backend)?;
         // On kind these periods belong to the cluster (k8s/kind.yaml and the
         // metrics-server flags), not to a run: refuse them rather than accept a setting
         // that would silently do nothing. On an existing cluster `sync_period_s` states
@@ -793,6 +857,35 @@ impl StressConfig {
                 min_ratio: c.min_ratio.map(Spanned::into_inner),
             });
         }
+        // The cost knobs were iris-server's env vars promoted to config keys; they
+        // are plain container env now. Both spellings at once would be ambiguous.
+        let mut deprecations = Vec::new();
+        for (name, settings) in [
+            ("local", &raw.backend.local),
+            ("kind", &raw.backend.kind),
+            ("cluster", &raw.backend.cluster),
+        ] {
+            for (key, var) in DEPRECATED_KNOBS {
+                let Some(value) = settings.knob(key) else {
+                    continue;
+                };
+                if settings.env.contains_key(var) {
+                    return Err(at.error(
+                        None,
+                        &format!("backend.{name}.{key}"),
+                        format!(
+                            "set twice: `{key}` is the deprecated name of `env.{var}`, which \
+                             is set too; keep `[backend.{name}.env] {var}` only"
+                        ),
+                    ));
+                }
+                deprecations.push(format!(
+                    "{}: backend.{name}.{key} is deprecated and goes away in the next release: \
+                     it is the container env var {var}; write `[backend.{name}.env] {var} = \"{value}\"`",
+                    path.display()
+                ));
+            }
+        }
         let raw_target = raw.target;
         Ok(StressConfig {
             path: path.to_path_buf(),
@@ -808,6 +901,7 @@ impl StressConfig {
             scenarios,
             compare,
             baseline,
+            deprecations,
         })
     }
 

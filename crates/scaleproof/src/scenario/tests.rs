@@ -223,6 +223,44 @@ fn set_overrides_an_expectation_with_the_same_validation() {
     assert!(config.apply_set("garbage").is_err());
 }
 
+/// iris-server's model cost on kind: the env var `[backend.kind.env]` sets.
+fn kind_cost_ms(config: &StressConfig) -> f64 {
+    config.backend.kind.env_overrides()["IRIS_CPU_COST_MS"]
+        .parse()
+        .expect("kind sets IRIS_CPU_COST_MS to a number")
+}
+
+#[test]
+fn the_repository_config_uses_no_deprecated_key() {
+    let config = StressConfig::load(&repo_config()).unwrap();
+    assert_eq!(config.deprecations, Vec::<String>::new());
+}
+
+#[test]
+fn a_deprecated_knob_still_works_says_what_to_write_and_cannot_be_set_twice() {
+    let config = parse(&format!("[backend.kind]\ncpu_cost_ms = 10.0\n{MINIMAL}")).unwrap();
+    assert_eq!(
+        config.backend.kind.env_overrides()["IRIS_CPU_COST_MS"],
+        "10"
+    );
+    assert_eq!(config.deprecations.len(), 1);
+    assert!(
+        config.deprecations[0].contains(
+            "backend.kind.cpu_cost_ms is deprecated and goes away in the next release: it is the \
+             container env var IRIS_CPU_COST_MS; write `[backend.kind.env] IRIS_CPU_COST_MS = \"10\"`"
+        ),
+        "{}",
+        config.deprecations[0]
+    );
+    let err = parse(&format!(
+        "[backend.local]\ncpu_cost_ms = 5.0\nenv = {{ IRIS_CPU_COST_MS = \"6\" }}\n{MINIMAL}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("backend.local.cpu_cost_ms"), "{err}");
+    assert!(err.contains("set twice"), "{err}");
+}
+
 #[test]
 fn backend_env_overrides_include_the_cost_knob() {
     let config = parse(&format!(
@@ -354,11 +392,7 @@ fn on_kind_scaling_scenarios_outlast_the_detection_chain_twice() {
     let config = StressConfig::load(&repo_config()).unwrap();
     let manifests = crate::manifests::Manifests::load(&config.manifests_dir()).unwrap();
     let limit_m = manifests.workload().unwrap().cpu_limit_millicores as f64;
-    let cost_ms = config
-        .backend
-        .kind
-        .cpu_cost_ms
-        .expect("kind sets the cost knob");
+    let cost_ms = kind_cost_ms(&config);
     let one_pod_per_s = limit_m / cost_ms; // 200m / 10 ms = 20 req/s
     let mut checked = 0;
     for scenario in &config.scenarios {
@@ -638,7 +672,7 @@ fn the_kind_scale_in_load_stays_between_twice_the_target_and_one_pods_capacity()
         workload.cpu_request_millicores,
     )
     .unwrap() as f64;
-    let cost_ms = config.backend.kind.cpu_cost_ms.unwrap();
+    let cost_ms = kind_cost_ms(&config);
     let scenario = config
         .scenario("scale-in-graceful")
         .unwrap()
@@ -739,4 +773,65 @@ fn the_repository_config_runs_k8s_containers_on_the_local_backend() {
             container.name
         );
     }
+}
+
+#[test]
+fn an_image_build_is_a_kind_setting_and_names_a_dockerfile() {
+    let config = parse(&format!(
+        "[backend.kind.image]\ndockerfile = \"app/Dockerfile\"\nrepository = \"my-app\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    let build = config.backend.kind.image.as_ref().expect("image");
+    assert_eq!(build.dockerfile, Path::new("app/Dockerfile"));
+    for (text, key, words) in [
+        (
+            "[backend.local.image]\ndockerfile = \"Dockerfile\"\n",
+            "backend.local.image",
+            "[backend.local.containers]",
+        ),
+        (
+            "[backend.cluster.image]\ndockerfile = \"Dockerfile\"\n",
+            "backend.cluster.image",
+            "--image",
+        ),
+        (
+            "[backend.kind.image]\ndockerfile = \"\"\n",
+            "backend.kind.image.dockerfile",
+            "is empty",
+        ),
+        (
+            "[backend.kind.image]\ndockerfile = \"D\"\nrepository = \"app:v1\"\n",
+            "backend.kind.image.repository",
+            "without `:tag`",
+        ),
+        (
+            "[backend.kind.image]\ndockerfile = \"D\"\nbuild_args = 1\n",
+            "build_args",
+            "unknown field",
+        ),
+    ] {
+        let err = parse(&format!("{text}{MINIMAL}")).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(words), "{text}: {err}");
+    }
+}
+
+/// The example builds its own image on kind, from a Dockerfile that exists.
+#[test]
+fn the_example_builds_its_own_image_on_kind() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fastapi-iris/stress.toml");
+    let config = StressConfig::load(&path).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = std::path::absolute(&root).unwrap();
+    let base = std::path::absolute(path.parent().unwrap()).unwrap();
+    let build = config
+        .backend
+        .kind
+        .image
+        .as_ref()
+        .expect("[backend.kind.image]")
+        .resolved(&base, &root, &config.target.deployment);
+    assert!(root.join(&build.dockerfile).is_file(), "{build:?}");
+    assert_eq!(build.repository, "iris-fastapi");
+    assert!(config.deprecations.is_empty());
 }

@@ -107,6 +107,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
         namespace: "scaleproof".into(),
         keep_cluster: true, // the stand-in for `kind create` below must not arm the guard
         image_prebuilt: false,
+        image_build: Default::default(),
         build_tests: false,
         dry_run: false,
         wait_timeout: Duration::from_millis(300),
