@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::LoadError;
 use super::client::Client;
 use super::config::{Stages, Stop};
-use super::engine::{RunContext, join_workers};
+use super::context::{RunContext, join_workers};
 use super::recorder::{Batch, Outcome};
 
 /// Runs `concurrency` workers until `stop` (or cancellation).

@@ -1,15 +1,14 @@
 //! Runs a load: sets up the shared context, starts the closed or open loop and
 //! the progress display, and turns the tally into a [`LoadResult`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::RequestTemplate;
 use super::config::{LoadConfig, Mode, Progress, Ramped, Stages, Stop};
+use super::context::RunContext;
 use super::open::Dropped;
 use super::progress::ProgressTask;
 use super::recorder::Recorder;
@@ -18,39 +17,6 @@ use super::result::{LoadMode, LoadResult, Promised, StageResult};
 use super::schedule::Schedule;
 use super::targets::Targets;
 use super::{LoadError, closed, open};
-
-/// What every worker of a run shares.
-pub(crate) struct RunContext {
-    pub(crate) start: Instant,
-    pub(crate) config: LoadConfig,
-    pub(crate) targets: Targets,
-    pub(crate) template: Arc<RequestTemplate>,
-    pub(crate) recorder: Arc<Recorder>,
-    pub(crate) cancel: CancellationToken,
-    /// Mirrors `cancel` for the request path: `CancellationToken::is_cancelled`
-    /// takes a mutex, an atomic load does not.
-    stopping: AtomicBool,
-    /// When the cancellation was seen.
-    stopped_at: OnceLock<Instant>,
-}
-
-impl RunContext {
-    /// Whether the run was cancelled (workers then send nothing new).
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
-    }
-
-    /// When the run was cancelled, if it was.
-    pub(crate) fn stopped_at(&self) -> Option<Instant> {
-        self.stopped_at.get().copied()
-    }
-
-    fn stop(&self) {
-        // Only the first stop counts; a later one changes nothing.
-        let _ = self.stopped_at.set(Instant::now());
-        self.stopping.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Sends load to `targets` as `config` says, until its stop condition or until
 /// `cancel` is cancelled; requests in flight then complete and are counted.
@@ -68,16 +34,14 @@ pub async fn run(
     let recorder = Arc::new(Recorder::new(config.timeout * 2));
     let promised = promised(config);
     let start = Instant::now();
-    let context = Arc::new(RunContext {
+    let context = Arc::new(RunContext::new(
         start,
-        config: config.clone(),
-        targets: targets.clone(),
+        config.clone(),
+        targets.clone(),
         template,
-        recorder: Arc::clone(&recorder),
-        cancel: cancel.clone(),
-        stopping: AtomicBool::new(false),
-        stopped_at: OnceLock::new(),
-    });
+        Arc::clone(&recorder),
+        cancel.clone(),
+    ));
     if cancel.is_cancelled() {
         context.stop();
     }
@@ -263,18 +227,4 @@ fn promised(config: &LoadConfig) -> Promised {
         }
     }
     promised
-}
-
-/// Waits for every worker; a panicked worker is an engine bug, reported as such.
-pub(crate) async fn join_workers(mut workers: JoinSet<()>) -> Result<(), LoadError> {
-    let mut failure = None;
-    while let Some(joined) = workers.join_next().await {
-        if let Err(e) = joined {
-            failure.get_or_insert_with(|| e.to_string());
-        }
-    }
-    match failure {
-        Some(message) => Err(LoadError::Worker(message)),
-        None => Ok(()),
-    }
 }

@@ -35,6 +35,7 @@ mod client;
 mod closed;
 mod config;
 mod connection;
+mod context;
 mod engine;
 mod open;
 mod progress;

@@ -22,7 +22,7 @@ use tokio::time::{Instant, sleep_until};
 use super::LoadError;
 use super::client::Client;
 use super::config::{Stages, Stop};
-use super::engine::RunContext;
+use super::context::RunContext;
 use super::recorder::{Batch, Outcome};
 use super::schedule::Schedule;
 

@@ -12,7 +12,6 @@ pub mod calibrate;
 pub mod cluster;
 pub mod compile;
 pub mod gate;
-pub mod local;
 pub mod logging;
 pub mod manifests;
 pub mod report;

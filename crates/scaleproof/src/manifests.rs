@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Container, Service};
+use scaleproof_sim::api::apply::first_lost_key;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -438,41 +439,10 @@ where
     Ok((name, typed))
 }
 
-/// The dotted path of the first key (or value) in `raw` that `typed` lost.
-pub(crate) fn first_lost_key(raw: &Value, typed: &Value, at: String) -> Option<String> {
-    match (raw, typed) {
-        (Value::Object(raw), Value::Object(typed)) => raw.iter().find_map(|(key, value)| {
-            let here = if at.is_empty() {
-                key.clone()
-            } else {
-                format!("{at}.{key}")
-            };
-            match typed.get(key) {
-                Some(typed_value) => first_lost_key(value, typed_value, here),
-                // `key: null` / `key: []` in YAML legitimately vanish on re-serialization.
-                None if value.is_null() || value.as_array().is_some_and(Vec::is_empty) => None,
-                None => Some(here),
-            }
-        }),
-        (Value::Array(raw), Value::Array(typed)) => raw
-            .iter()
-            .zip(typed)
-            .enumerate()
-            .find_map(|(i, (r, t))| first_lost_key(r, t, format!("{at}[{i}]"))),
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
-        (a, b) if a == b => None,
-        _ => Some(at),
-    }
-}
-
-/// Parses a Kubernetes CPU quantity (`100m`, `0.5`, `2`) into millicores.
+/// Parses a Kubernetes CPU quantity (`100m`, `0.5`, `2`) into millicores, rounded up
+/// like Kubernetes' `MilliValue()` (the HPA port's parser, so both read alike).
 pub fn parse_cpu_millicores(quantity: &str) -> Option<u64> {
-    let q = quantity.trim();
-    if let Some(milli) = q.strip_suffix('m') {
-        return milli.parse::<u64>().ok();
-    }
-    let cores: f64 = q.parse().ok()?;
-    (cores.is_finite() && cores >= 0.0).then(|| (cores * 1000.0).round() as u64)
+    scaleproof_hpa::parse_milli(quantity)
 }
 
 #[cfg(test)]

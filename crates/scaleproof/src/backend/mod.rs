@@ -12,7 +12,7 @@
 //!    cluster is deleted by a drop guard whatever happens.
 //!
 //! The prepared backend is handed to the scenario tests as a
-//! [`crate::gate::handover::Target`]; nothing else crosses the process boundary.
+//! [`Target`] inside the hand-over file; nothing else crosses the process boundary.
 
 pub mod image;
 pub mod plan;
@@ -33,9 +33,23 @@ pub use interrupts::Interrupts;
 pub use provision::Deployed;
 pub use settings::Settings;
 
-use crate::gate::handover;
-use crate::local::{CpuLimitMode, MemoryMode};
-use crate::report::SetupStep;
+use crate::cluster::KubeAccess;
+use scaleproof_sim::{CpuLimitMode, MemoryMode};
+
+/// How a scenario reaches the prepared backend: the same on every backend (the
+/// local one is a simulated cluster).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// How to reach the Kubernetes API.
+    pub access: KubeAccess,
+    /// Where the workload is deployed.
+    pub namespace: String,
+    /// Where load goes (kind: the NodePort on loopback; local: the simulated NodePort).
+    pub url: String,
+    /// The cluster's HPA sync period (the reset keeps a deleted HPA away for two).
+    pub hpa_sync_period_s: f64,
+}
 
 /// Which engine runs the workload. The one backend type of the harness: the command
 /// line, the hand-over to the scenario tests and `report.json` all use it.
@@ -134,27 +148,41 @@ impl BackendError {
 /// The setup steps of a run as they happen, for `report.json` and `junit.xml`.
 #[derive(Debug, Default)]
 pub struct SetupLog {
-    pub steps: Vec<SetupStep>,
+    pub steps: Vec<StepRecord>,
+}
+
+/// One setup step as it went; the report turns it into a `setup` testcase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// What the step did, e.g. `kind create cluster`.
+    pub name: String,
+    /// Wall time of the step.
+    pub duration_s: f64,
+    /// Why it failed; `None` when it passed.
+    pub error: Option<String>,
 }
 
 impl SetupLog {
     pub fn pass(&mut self, name: &str, since: Instant) {
         tracing::info!("setup: {name}: ok ({:.1} s)", since.elapsed().as_secs_f64());
-        self.steps
-            .push(SetupStep::passed_step(name, since.elapsed().as_secs_f64()));
+        self.steps.push(StepRecord {
+            name: name.into(),
+            duration_s: since.elapsed().as_secs_f64(),
+            error: None,
+        });
     }
 
     pub fn fail(&mut self, name: &str, since: Instant, error: &dyn std::fmt::Display) {
         tracing::error!("setup: {name}: {error}");
-        self.steps.push(SetupStep::failed_step(
-            name,
-            since.elapsed().as_secs_f64(),
-            error.to_string(),
-        ));
+        self.steps.push(StepRecord {
+            name: name.into(),
+            duration_s: since.elapsed().as_secs_f64(),
+            error: Some(error.to_string()),
+        });
     }
 
     pub fn failed(&self) -> bool {
-        self.steps.iter().any(|s| !s.passed())
+        self.steps.iter().any(|s| s.error.is_some())
     }
 }
 
@@ -215,8 +243,8 @@ impl Backend {
     }
 
     /// What the scenario tests need to reach this backend.
-    pub fn handover_target(&self) -> handover::Target {
-        handover::Target {
+    pub fn handover_target(&self) -> Target {
+        Target {
             access: self.deployed.kube_access(),
             namespace: self.deployed.settings.namespace.clone(),
             url: self.url.clone().unwrap_or_default(),
@@ -225,7 +253,7 @@ impl Backend {
     }
 
     /// Local: the simulated control plane's timing.
-    pub fn timing(&self) -> Option<crate::local::Timing> {
+    pub fn timing(&self) -> Option<scaleproof_sim::Timing> {
         self.deployed.sim.as_ref().map(|sim| *sim.timing())
     }
 
@@ -243,7 +271,7 @@ impl Backend {
     }
 
     /// Local: where the simulated control plane's loops stood at `at`.
-    pub fn phases_at(&self, at: std::time::SystemTime) -> Option<crate::local::Phases> {
+    pub fn phases_at(&self, at: std::time::SystemTime) -> Option<scaleproof_sim::Phases> {
         self.deployed.sim.as_ref().map(|sim| sim.phases_at(at))
     }
 

@@ -15,9 +15,9 @@ use super::versions::{
 };
 use super::{BackendError, BackendKind};
 use crate::cluster::{HpaOverrides, Prepared, Target, metrics_server};
-use crate::local::timing::Timing;
-use crate::local::{CargoBin, LocalContainer};
 use crate::manifests::Manifests;
+use scaleproof_sim::timing::Timing;
+use scaleproof_sim::{CargoBin, LocalContainer};
 
 /// The Dockerfile of the service, relative to the repository root.
 /// The kind cluster config, relative to the repository root.
@@ -620,7 +620,7 @@ fn check_local_containers(
     for container in pod.map(|p| p.containers.as_slice()).unwrap_or_default() {
         let Some(entry) = containers.get(&container.name) else {
             return Err(BackendError::Invalid(
-                crate::local::program::missing_entry_help(
+                scaleproof_sim::program::missing_entry_help(
                     &container.name,
                     container.image.as_deref().unwrap_or("(none)"),
                 ),
@@ -705,7 +705,7 @@ mod tests {
             manifests_dir: root.join("k8s"),
             root,
             hpa_sync_period: std::time::Duration::from_secs(5),
-            timing: crate::local::Timing::preset(crate::local::TimingPreset::Fast),
+            timing: scaleproof_sim::Timing::preset(scaleproof_sim::TimingPreset::Fast),
             seed: 1,
             log_dir: std::path::PathBuf::from("target/scaleproof/logs"),
             env_overrides: std::collections::BTreeMap::from([(

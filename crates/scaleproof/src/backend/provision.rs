@@ -19,7 +19,7 @@ use crate::cluster::KubeAccess;
 use crate::cluster::diagnostics::SetupFocus;
 use crate::cluster::{self, Prepared, Target, control_plane, diagnostics, metrics_server, rollout};
 use crate::compile::cargo_executable;
-use crate::local::{CargoBin, CgroupDriver, CpuLimitMode, MemoryMode, SimCluster, SimSettings};
+use scaleproof_sim::{CargoBin, CgroupDriver, CpuLimitMode, MemoryMode, SimCluster, SimSettings};
 
 /// What setup produced: the workload deployed and ready for load (kind, cluster), or
 /// the service built and the CPU limits known (local).

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{BackendError, BackendKind, image};
 use crate::cluster::KubeAccess;
-use crate::local::{LocalContainer, Timing, TimingPreset};
+use scaleproof_sim::{LocalContainer, Timing, TimingPreset};
 
 /// kube-controller-manager's default `--horizontal-pod-autoscaler-sync-period`.
 pub const UPSTREAM_HPA_SYNC_PERIOD: Duration = Duration::from_secs(15);
@@ -179,7 +179,7 @@ impl Settings {
                 BackendKind::Cluster => UPSTREAM_HPA_SYNC_PERIOD,
             },
             timing: Timing::preset(TimingPreset::Fast),
-            seed: crate::local::phases::random_seed(),
+            seed: scaleproof_sim::phases::random_seed(),
             log_dir: root.join("target/scaleproof/logs"),
             local_containers: Default::default(),
             root,

@@ -35,6 +35,25 @@ pub fn hpa_sync_period() -> std::time::Duration {
 mod tests {
     use super::*;
 
+    /// The simulated cluster's kind preset is the kind gate's control plane: the HPA
+    /// sync period we pass to the controller manager, the metric resolution we pass to
+    /// metrics-server, the controller's default CPU initialization period.
+    #[test]
+    fn the_simulated_kind_preset_has_the_kind_gates_periods() {
+        use scaleproof_sim::{Timing, TimingPreset};
+        let kind = Timing::preset(TimingPreset::Kind);
+        assert_eq!(
+            format!("{}s", kind.hpa_sync_period.as_secs()),
+            HPA_SYNC_PERIOD
+        );
+        let resolution = format!("--metric-resolution={}s", kind.metric_resolution.as_secs());
+        assert!(crate::cluster::metrics_server::KIND_ARGS.contains(&resolution.as_str()));
+        assert_eq!(
+            kind.controller.cpu_initialization_period,
+            std::time::Duration::from_secs(300)
+        );
+    }
+
     fn kind_yaml() -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s/kind.yaml");
         std::fs::read_to_string(&path).expect("k8s/kind.yaml is readable")

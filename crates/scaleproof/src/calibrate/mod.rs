@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use crate::backend::BackendKind;
 use crate::gate::run::{self, StressOptions};
-use crate::local::TimingPreset;
 use crate::manifests::Manifests;
 use crate::report::Report;
 use crate::scenario::StressConfig;
+use scaleproof_sim::TimingPreset;
 
 use capacity::{Capacity, FollowRule};
 use derive::{Chain, Hpa, Pod, Proposal};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::local::program::LocalContainer;
+use scaleproof_sim::program::LocalContainer;
 
 /// The scenario's name, in the report and on the test binary's command line.
 pub const SCENARIO: &str = "calibrate";

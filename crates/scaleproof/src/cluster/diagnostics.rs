@@ -18,8 +18,8 @@ use serde::Serialize;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 
 use super::control_plane::{self, CONTROLLER_MANAGER_SELECTOR};
+use super::evidence::{decisive_line, recent_events};
 use super::objects::Target;
-use super::rollout::recent_events;
 use super::{ClusterError, describe_kube_error, metrics_server};
 
 /// Lines of each container log kept (the end, where failures are).
@@ -526,32 +526,6 @@ fn diagnose_setup(
         );
     }
     (None, None)
-}
-
-/// The line of a log that most likely says what went wrong: the last one that reads
-/// like an error, else the last line.
-pub fn decisive_line(log: &str) -> Option<String> {
-    const SIGNS: [&str; 8] = [
-        "error", "fatal", "panic", "fail", "refus", "denied", "invalid", "cannot",
-    ];
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| {
-            let lower = l.to_lowercase();
-            SIGNS.iter().any(|s| lower.contains(s))
-        })
-        .or(lines.last())?;
-    let mut quote: String = line.chars().take(400).collect();
-    if line.chars().count() > 400 {
-        quote.push('…');
-    }
-    Some(quote)
 }
 
 async fn write_index(bundle: &Bundle) -> Result<(), ClusterError> {

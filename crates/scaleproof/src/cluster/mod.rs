@@ -18,6 +18,7 @@
 pub mod apply;
 pub mod control_plane;
 pub mod diagnostics;
+pub mod evidence;
 pub mod metrics_server;
 pub mod objects;
 pub mod observer;

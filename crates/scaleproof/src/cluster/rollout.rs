@@ -16,6 +16,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use kube::{Api, Client};
 
+use super::evidence::{decisive_line, recent_events};
 use super::{ClusterError, describe_kube_error, describe_watch_error};
 
 /// How many recent events a diagnosis quotes.
@@ -340,7 +341,7 @@ pub async fn diagnose(
             };
             match pods_api.logs(&report.name, &params).await {
                 Ok(log) => {
-                    if let Some(line) = super::diagnostics::decisive_line(&log) {
+                    if let Some(line) = decisive_line(&log) {
                         report
                             .containers
                             .push(format!("container {exited}, last words: {line}"));
@@ -483,38 +484,6 @@ fn container_line(c: &ContainerStatus) -> String {
         c.ready,
         c.restart_count
     )
-}
-
-/// The last `count` events, oldest first, one line each.
-pub fn recent_events(mut events: Vec<Event>, count: usize) -> Vec<String> {
-    let when = |e: &Event| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| e.event_time.as_ref().map(|t| t.0))
-            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    };
-    events.sort_by_key(when);
-    let skip = events.len().saturating_sub(count);
-    events
-        .iter()
-        .skip(skip)
-        .map(|e| {
-            let object = &e.involved_object;
-            let times = match e.count {
-                Some(n) if n > 1 => format!(" (x{n})"),
-                _ => String::new(),
-            };
-            format!(
-                "{} {} {}/{}: {}{times}",
-                e.type_.as_deref().unwrap_or("Normal"),
-                e.reason.as_deref().unwrap_or("?"),
-                object.kind.as_deref().unwrap_or("?").to_lowercase(),
-                object.name.as_deref().unwrap_or("?"),
-                e.message.as_deref().unwrap_or("").trim()
-            )
-        })
-        .collect()
 }
 
 /// `the readiness probe httpGet /health on port 8080 (every 2s)`.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::cluster::KubeAccess;
+pub use crate::backend::Target;
 
 /// The environment variable that names the hand-over file. The only one.
 pub const VAR: &str = "SCALEPROOF_HANDOVER";
@@ -39,21 +39,6 @@ pub struct Handover {
     pub profile: BackendKind,
     /// How to reach the prepared backend.
     pub target: Target,
-}
-
-/// How a scenario reaches the prepared backend: the same on every backend (the
-/// local one is a simulated cluster).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Target {
-    /// How to reach the Kubernetes API.
-    pub access: KubeAccess,
-    /// Where the workload is deployed.
-    pub namespace: String,
-    /// Where load goes (kind: the NodePort on loopback; local: the simulated NodePort).
-    pub url: String,
-    /// The cluster's HPA sync period (the reset keeps a deleted HPA away for two).
-    pub hpa_sync_period_s: f64,
 }
 
 /// Why a hand-over could not be read or written.
@@ -151,6 +136,7 @@ impl Handover {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::KubeAccess;
 
     fn sample(out_dir: &Path) -> Handover {
         Handover {

@@ -70,6 +70,16 @@ impl GateError {
     }
 }
 
+/// The error as `report.json` records it.
+impl From<&GateError> for ScenarioError {
+    fn from(error: &GateError) -> Self {
+        ScenarioError {
+            kind: error.kind().to_string(),
+            message: error.message().to_string(),
+        }
+    }
+}
+
 /// A scenario test's view of the run: the hand-over, with the config and manifests
 /// it names read and validated.
 #[derive(Debug, Clone)]

@@ -27,7 +27,7 @@ use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, S
 use crate::manifests::Manifests;
 use crate::report::{
     self, LocalTimingReport, PhasesReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport,
-    VerdictReport, WorkloadReport, baseline,
+    SetupStep, VerdictReport, WorkloadReport, baseline,
 };
 use crate::scenario::{BaselineMargins, ConfigError, StressConfig};
 use crate::verdict;
@@ -414,10 +414,11 @@ async fn run_one(
             return ScenarioReport::failed(
                 name,
                 started.elapsed().as_secs_f64(),
-                &GateError::Setup(format!(
+                (&GateError::Setup(format!(
                     "cannot start the scenario test {}: {e}",
                     tests.display()
-                )),
+                )))
+                    .into(),
             );
         }
     };
@@ -431,15 +432,16 @@ async fn run_one(
         Err(_) if interrupted => ScenarioReport::failed(
             name,
             started.elapsed().as_secs_f64(),
-            &GateError::Interrupted("Ctrl-C before a result was written".into()),
+            (&GateError::Interrupted("Ctrl-C before a result was written".into())).into(),
         ),
         Err(e) => ScenarioReport::failed(
             name,
             started.elapsed().as_secs_f64(),
-            &GateError::Setup(format!(
+            (&GateError::Setup(format!(
                 "the scenario test exited ({}) without a result ({e}); its output above says why",
                 status.map_or_else(|| "status unknown".into(), |s| s.to_string())
-            )),
+            )))
+                .into(),
         ),
     }
 }
@@ -487,7 +489,7 @@ impl<'a> RunState<'a> {
                 hpa_sync_period_s: facts.hpa_sync_period_s,
                 metric_resolution_s: facts.metric_resolution_s,
             },
-            setup: self.log.steps,
+            setup: self.log.steps.into_iter().map(SetupStep::from).collect(),
             scenarios: self.scenarios,
             comparisons: Vec::new(),
             baseline: Vec::new(),

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BackendKind;
-use crate::gate::GateError;
+use crate::backend::{BackendKind, StepRecord};
 use crate::timeline::{Condition, MetricSample, ReplicaUsage, ScaleEvent, ScaleSample, Timeline};
 use crate::verdict::{self, ReplicaBounds, Verdict};
 use scaleproof_load::{
@@ -191,7 +190,7 @@ pub struct WorkloadReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LocalTimingReport {
     /// `fast` (a gate of minutes) or `kind` (a rehearsal of the kind gate's timing).
-    pub preset: crate::local::TimingPreset,
+    pub preset: scaleproof_sim::TimingPreset,
     /// Whose `[scenario.backend.*]` numbers the scenarios ran with: `local`, or
     /// `kind` when rehearsing kind.
     pub thresholds_of: BackendKind,
@@ -235,7 +234,7 @@ pub struct LocalTimingReport {
 
 impl LocalTimingReport {
     pub fn new(
-        timing: &crate::local::Timing,
+        timing: &scaleproof_sim::Timing,
         thresholds_of: BackendKind,
         seed: Option<u64>,
     ) -> Self {
@@ -286,22 +285,19 @@ impl SetupStep {
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
     }
+}
 
-    pub(crate) fn passed_step(name: &str, duration_s: f64) -> Self {
+impl From<StepRecord> for SetupStep {
+    fn from(step: StepRecord) -> Self {
         SetupStep {
-            name: name.into(),
-            outcome: Outcome::Pass,
-            duration_s,
-            message: None,
-        }
-    }
-
-    pub(crate) fn failed_step(name: &str, duration_s: f64, message: String) -> Self {
-        SetupStep {
-            name: name.into(),
-            outcome: Outcome::Error,
-            duration_s,
-            message: Some(message),
+            name: step.name,
+            outcome: if step.error.is_some() {
+                Outcome::Error
+            } else {
+                Outcome::Pass
+            },
+            duration_s: step.duration_s,
+            message: step.error,
         }
     }
 }
@@ -360,7 +356,7 @@ impl ScenarioReport {
     }
 
     /// A scenario that produced no measurement, only an error.
-    pub fn failed(name: &str, duration_s: f64, error: &GateError) -> Self {
+    pub fn failed(name: &str, duration_s: f64, error: ScenarioError) -> Self {
         ScenarioReport {
             name: name.to_string(),
             description: String::new(),
@@ -375,7 +371,7 @@ impl ScenarioReport {
             load_started_at: None,
             phases: None,
             verdicts: Vec::new(),
-            error: Some(ScenarioError::from(error)),
+            error: Some(error),
         }
     }
 }
@@ -396,7 +392,7 @@ pub struct PhasesReport {
 
 impl PhasesReport {
     /// The phases of `namespace`'s loops, the HPA named `hpa` among them.
-    pub fn new(phases: &crate::local::Phases, namespace: &str, hpa: &str) -> Self {
+    pub fn new(phases: &scaleproof_sim::Phases, namespace: &str, hpa: &str) -> Self {
         let prefix = format!("{namespace}/");
         PhasesReport {
             next_scrape_s: phases.next_scrape_s,
@@ -429,15 +425,6 @@ pub struct ScenarioError {
     pub kind: String,
     /// What happened, for people.
     pub message: String,
-}
-
-impl From<&GateError> for ScenarioError {
-    fn from(error: &GateError) -> Self {
-        ScenarioError {
-            kind: error.kind().to_string(),
-            message: error.message().to_string(),
-        }
-    }
 }
 
 impl std::fmt::Display for ScenarioError {

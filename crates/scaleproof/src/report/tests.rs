@@ -63,7 +63,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
             memory_limit: None,
             pod_network: None,
             local_timing: Some(LocalTimingReport::new(
-                &crate::local::Timing::preset(crate::local::TimingPreset::Fast),
+                &scaleproof_sim::Timing::preset(scaleproof_sim::TimingPreset::Fast),
                 crate::backend::BackendKind::Local,
                 Some(7),
             )),

@@ -24,7 +24,7 @@ pub fn parse(value: &toml::Value) -> Result<HorizontalPodAutoscalerBehavior, Str
     let typed: HorizontalPodAutoscalerBehavior =
         serde_json::from_value(raw.clone()).map_err(|e| e.to_string())?;
     let again = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    if let Some(key) = crate::manifests::first_lost_key(&raw, &again, String::new()) {
+    if let Some(key) = scaleproof_sim::api::apply::first_lost_key(&raw, &again, String::new()) {
         return Err(format!(
             "{key}: not a field of autoscaling/v2 HorizontalPodAutoscalerBehavior (scaleUp, \
              scaleDown; each: stabilizationWindowSeconds, selectPolicy, policies, tolerance)"

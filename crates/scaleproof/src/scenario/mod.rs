@@ -242,7 +242,7 @@ pub struct BackendSettings {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Local: the simulated control plane's timing preset (`fast` or `kind`).
-    pub timing: Option<crate::local::TimingPreset>,
+    pub timing: Option<scaleproof_sim::TimingPreset>,
     /// Local: the seed of the timing's random phases (metrics-server's scrape phase,
     /// housekeeping waits, pod start delays). Default: a new one each run, printed
     /// and written to report.json, so a run can be repeated with its phases.
@@ -250,7 +250,7 @@ pub struct BackendSettings {
     /// Local: how each container of the Deployment runs without a container runtime,
     /// by the container's name (`[backend.local.containers.<name>]`).
     #[serde(default)]
-    pub containers: BTreeMap<String, crate::local::LocalContainer>,
+    pub containers: BTreeMap<String, scaleproof_sim::LocalContainer>,
     /// kind: how to build the service image (`[backend.kind.image]`), when it is not
     /// this repository's iris-server.
     pub image: Option<crate::backend::image::ImageBuild>,
@@ -907,7 +907,7 @@ impl StressConfig {
 
     /// `[backend.local.containers]` with its paths resolved against the config
     /// file's directory.
-    pub fn local_containers(&self) -> BTreeMap<String, crate::local::LocalContainer> {
+    pub fn local_containers(&self) -> BTreeMap<String, scaleproof_sim::LocalContainer> {
         let base = self.path.parent().unwrap_or_else(|| Path::new("."));
         self.backend
             .local
@@ -983,9 +983,9 @@ impl StressConfig {
 
     /// The local backend's timing: the preset of `[backend.local] timing` (default
     /// `fast`), with `metric_resolution_s` and `sync_period_s` over it when given.
-    pub fn local_timing(&self) -> crate::local::Timing {
+    pub fn local_timing(&self) -> scaleproof_sim::Timing {
         let local = &self.backend.local;
-        let mut timing = crate::local::Timing::preset(local.timing.unwrap_or_default());
+        let mut timing = scaleproof_sim::Timing::preset(local.timing.unwrap_or_default());
         if let Some(s) = local.metric_resolution_s {
             timing.metric_resolution = Duration::from_secs_f64(s.max(0.1));
         }
@@ -1001,7 +1001,7 @@ impl StressConfig {
     /// `kind` timing rehearses kind, with kind's.
     pub fn profile(&self, backend: BackendKind) -> BackendKind {
         match (backend, self.backend.local.timing) {
-            (BackendKind::Local, Some(crate::local::TimingPreset::Kind)) => BackendKind::Kind,
+            (BackendKind::Local, Some(scaleproof_sim::TimingPreset::Kind)) => BackendKind::Kind,
             (backend, _) => backend,
         }
     }
@@ -1037,8 +1037,8 @@ impl StressConfig {
             .split_once('=')
             .ok_or_else(|| fail("expected SCENARIO.expect.KEY=VALUE".into()))?;
         if lhs.trim() == "backend.local.timing" {
-            let preset: crate::local::TimingPreset =
-                <crate::local::TimingPreset as clap::ValueEnum>::from_str(
+            let preset: scaleproof_sim::TimingPreset =
+                <scaleproof_sim::TimingPreset as clap::ValueEnum>::from_str(
                     value.trim().trim_matches('"'),
                     true,
                 )

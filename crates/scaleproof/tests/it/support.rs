@@ -16,10 +16,10 @@ pub fn manifests() -> Manifests {
 
 /// What the simulated kubelet runs for k8s/'s container: iris-server, as
 /// stress.toml's `[backend.local.containers.iris-server]` says.
-pub fn iris_containers() -> std::collections::BTreeMap<String, scaleproof::local::LocalProgram> {
+pub fn iris_containers() -> std::collections::BTreeMap<String, scaleproof_sim::LocalProgram> {
     std::collections::BTreeMap::from([(
         "iris-server".to_string(),
-        scaleproof::local::LocalProgram::executable(iris_server()),
+        scaleproof_sim::LocalProgram::executable(iris_server()),
     )])
 }
 

@@ -116,7 +116,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
         env_overrides: BTreeMap::new(),
         manifests_dir: dir.path().join("k8s"),
         hpa_sync_period: Duration::from_secs(5),
-        timing: scaleproof::local::Timing::preset(scaleproof::local::TimingPreset::Kind),
+        timing: scaleproof_sim::Timing::preset(scaleproof_sim::TimingPreset::Kind),
         seed: 1,
         log_dir: dir.path().join("logs"),
         local_containers: BTreeMap::new(),
@@ -188,7 +188,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
     // The setup testcase names the cause and quotes the line.
     let failed = log.steps.last().expect("a failed step");
     assert_eq!(failed.name, "roll out metrics-server");
-    let message = failed.message.as_deref().unwrap_or_default();
+    let message = failed.error.as_deref().unwrap_or_default();
     assert!(
         message.contains(&format!(
             "likely cause: container metrics-server of pod {CRASHING} keeps exiting (exit code 1, Error)"
@@ -218,7 +218,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             hpa_sync_period_s: Some(15.0),
             metric_resolution_s: Some(15.0),
         },
-        setup: log.steps.clone(),
+        setup: log.steps.iter().cloned().map(Into::into).collect(),
         scenarios: Vec::new(),
         comparisons: Vec::new(),
         baseline: Vec::new(),

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use scaleproof::local::api::Deny;
-use scaleproof::local::api::resource::Resource;
+use scaleproof_sim::api::Deny;
+use scaleproof_sim::api::resource::Resource;
 use serde_json::{Value, json};
 
 use super::{NS, SERIAL, Sim, SimOptions};

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, LogParams, Patch, PatchParams};
 use scaleproof::cluster::{self, rollout};
-use scaleproof::local::{CgroupDriver, SimCluster, SimSettings, Timing, TimingPreset};
 use scaleproof_load::{self as load, LoadConfig, Stop, Targets};
+use scaleproof_sim::{CgroupDriver, SimCluster, SimSettings, Timing, TimingPreset};
 use tokio_util::sync::CancellationToken;
 
 use super::{NS, SERIAL, Sim, SimOptions, pid_of};
@@ -410,7 +410,7 @@ fn container_args(sim: &mut super::Sim) -> &mut Vec<String> {
 /// Whether this machine gives pods network namespaces; prints why not.
 fn pod_namespaces_or_skip(sim: &super::Sim, test: &str) -> bool {
     match sim.cluster.pod_network() {
-        scaleproof::local::PodNetwork::Namespaces(_) => true,
+        scaleproof_sim::PodNetwork::Namespaces(_) => true,
         other => {
             eprintln!("!!! SKIPPED {test}: {} !!!", other.describe());
             false

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::api::ListParams;
-use scaleproof::local::CgroupDriver;
+use scaleproof_sim::CgroupDriver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{NS, SELECTOR, SERIAL, Sim, SimOptions};
@@ -23,7 +23,7 @@ use super::{NS, SELECTOR, SERIAL, Sim, SimOptions};
 /// Whether this machine lets us create memory cgroups; prints why not.
 fn memory_controller_or_skip(test: &str) -> bool {
     match CgroupDriver::detect().memory_mode() {
-        scaleproof::local::MemoryMode::Unavailable { reason } => {
+        scaleproof_sim::MemoryMode::Unavailable { reason } => {
             eprintln!(
                 "!!! SKIPPED {test}: no writable memory cgroup controller ({reason}); \
                  memory limits and the working set cannot be tested here !!!"

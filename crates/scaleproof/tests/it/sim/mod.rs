@@ -23,10 +23,10 @@ use scaleproof::backend::BackendKind;
 use scaleproof::cluster::{self, HpaOverrides, KubeAccess, Prepared, metrics_server, rollout};
 use scaleproof::gate::handover::{self, Handover};
 use scaleproof::gate::{self, ScenarioContext};
-use scaleproof::local::{
+use scaleproof::report::ScenarioReport;
+use scaleproof_sim::{
     CgroupDriver, SimCluster, SimSettings, TerminationOrder, Timing, TimingPreset,
 };
-use scaleproof::report::ScenarioReport;
 use tokio_util::sync::CancellationToken;
 
 /// Where the workload goes, as in the repository's stress.toml.

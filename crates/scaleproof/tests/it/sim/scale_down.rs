@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use scaleproof::local::TerminationOrder;
+use scaleproof_sim::TerminationOrder;
 
 use super::{SERIAL, Sim, SimOptions};
 

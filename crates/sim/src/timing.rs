@@ -211,21 +211,6 @@ impl std::fmt::Display for Timing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_kind_preset_has_the_kind_gates_periods() {
-        let kind = Timing::preset(TimingPreset::Kind);
-        assert_eq!(
-            format!("{}s", kind.hpa_sync_period.as_secs()),
-            crate::backend::versions::HPA_SYNC_PERIOD
-        );
-        let resolution = format!("--metric-resolution={}s", kind.metric_resolution.as_secs());
-        assert!(crate::cluster::metrics_server::KIND_ARGS.contains(&resolution.as_str()));
-        assert_eq!(
-            kind.controller.cpu_initialization_period,
-            Duration::from_secs(300)
-        );
-    }
-
     // kubernetes pkg/kubelet/cadvisor/cadvisor_linux.go (10 s base, 15 s maximum,
     // dynamic) and cadvisor manager/container.go (`nextHousekeepingInterval`,
     // `jitter(interval, 1.0)`): a busy container waits 10-20 s, an idle one

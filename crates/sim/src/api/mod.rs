@@ -1,5 +1,5 @@
 //! A Kubernetes API for exactly what the harness calls, served on loopback: the local
-//! backend's control plane speaks it, so the cluster code (`crate::cluster`) runs
+//! backend's control plane speaks it, so the cluster code (`scaleproof::cluster`) runs
 //! against it unchanged.
 //!
 //! Verbs: server-side apply (field manager, force, ownership conflicts, strict

@@ -1,8 +1,37 @@
-//! The local backend: a small simulated Kubernetes control plane whose pods are real
-//! local processes under real CPU limits, so the cluster backend's own code (apply,
-//! rollout wait, metrics wait, reset, observer, diagnostics) runs against it
-//! unchanged.
+//! A small simulated Kubernetes whose pods are real local processes under real CPU
+//! and memory limits: scaleproof's local backend. A Kubernetes client (kube-rs, the
+//! harness's cluster code, kubectl with a kubeconfig pointing at [`SimCluster::api_url`])
+//! applies a Deployment, a Service and an HPA to it and watches the pods scale, with
+//! no container runtime and no node.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), scaleproof_sim::LocalError> {
+//! use std::collections::BTreeMap;
+//! use scaleproof_sim::{CgroupDriver, LocalProgram, SimCluster, SimSettings, Timing, TimingPreset};
+//!
+//! let cluster = SimCluster::start(SimSettings {
+//!     // The program that stands for the image of each container, by container name.
+//!     containers: BTreeMap::from([(
+//!         "iris-server".to_string(),
+//!         LocalProgram::executable("target/release/iris-server"),
+//!     )]),
+//!     cgroups: CgroupDriver::detect(),
+//!     log_dir: "target/sim-logs".into(),
+//!     timing: Timing::preset(TimingPreset::Fast),
+//!     termination: Default::default(),
+//!     seed: 1,
+//!     pod_namespaces: true,
+//! })
+//! .await?;
+//! println!("API at {}, NodePort at {}", cluster.api_url(), cluster.load_url());
+//! // ... apply manifests through the API, send load to the NodePort ...
+//! cluster.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The parts, each doing what its Kubernetes counterpart does with the fields it is
+//! given (and saying loudly which it ignores):
 //! - [`api`]: the Kubernetes API the harness calls, on loopback;
 //! - [`deployments`]: Deployment → pods; [`kubelet`]: pods → processes
 //!   ([`replica`], [`probe`], [`cgroup`]), status, logs, termination in the kubelet's

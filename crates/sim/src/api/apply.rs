@@ -301,11 +301,7 @@ fn typed_check(key: &Key, body: &Value) -> Result<(), ApiError> {
     ) -> Result<Option<String>, String> {
         let typed: T = serde_json::from_value(body.clone()).map_err(|e| e.to_string())?;
         let again = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-        Ok(crate::manifests::first_lost_key(
-            body,
-            &again,
-            String::new(),
-        ))
+        Ok(first_lost_key(body, &again, String::new()))
     }
     let resource = key.resource;
     let outcome = match resource {
@@ -490,6 +486,35 @@ fn remove_at(value: &mut Value, path: &str) {
     }
     if let Some(o) = at.as_object_mut() {
         o.remove(*last);
+    }
+}
+
+/// The dotted path of the first key (or value) in `raw` that `typed` lost: what the
+/// API server reports for a field its schema does not know. The harness checks its
+/// manifests with the same function before anything is applied.
+pub fn first_lost_key(raw: &Value, typed: &Value, at: String) -> Option<String> {
+    match (raw, typed) {
+        (Value::Object(raw), Value::Object(typed)) => raw.iter().find_map(|(key, value)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match typed.get(key) {
+                Some(typed_value) => first_lost_key(value, typed_value, here),
+                // `key: null` / `key: []` in YAML legitimately vanish on re-serialization.
+                None if value.is_null() || value.as_array().is_some_and(Vec::is_empty) => None,
+                None => Some(here),
+            }
+        }),
+        (Value::Array(raw), Value::Array(typed)) => raw
+            .iter()
+            .zip(typed)
+            .enumerate()
+            .find_map(|(i, (r, t))| first_lost_key(r, t, format!("{at}[{i}]"))),
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (a, b) if a == b => None,
+        _ => Some(at),
     }
 }
 

@@ -36,7 +36,7 @@ use super::probe::{ProbeSpec, Prober};
 use super::replica::{Replica, ReplicaTemplate};
 use super::sweep::Registry;
 use super::timing::Timing;
-use crate::manifests::parse_cpu_millicores;
+use scaleproof_hpa::parse_milli as parse_cpu_millicores;
 
 /// How often the kubelet looks at its pods.
 const TICK: Duration = Duration::from_millis(100);

@@ -1,6 +1,6 @@
 //! The resources the simulated API serves, and how a request path names one.
 //!
-//! Exactly what the harness calls (`crate::cluster`): namespaces, Deployments (and
+//! Exactly what the harness calls (`scaleproof::cluster`): namespaces, Deployments (and
 //! their `scale` subresource), Services, HorizontalPodAutoscalers, Pods (and their
 //! `log`), Events, metrics.k8s.io PodMetrics and the metrics APIService.
 
