@@ -59,3 +59,12 @@ pub fn cargo_executable(root: &Path, args: &[&str], target: &str) -> Result<Path
             target: target.to_string(),
         })
 }
+
+/// Whether `root` is a workspace with scaleproof's scenario-test crate (`tests/`,
+/// package `stress-tests`): then the gate compiles it, so the scenarios run as this
+/// workspace's integration tests. Anywhere else the `scaleproof` binary runs them
+/// itself (`scaleproof scenario-tests`), so a released binary needs no toolchain.
+pub fn has_scenario_tests_crate(root: &Path) -> bool {
+    std::fs::read_to_string(root.join("tests/Cargo.toml"))
+        .is_ok_and(|manifest| manifest.contains("name = \"stress-tests\""))
+}

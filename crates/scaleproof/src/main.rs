@@ -43,6 +43,13 @@ enum Command {
     /// gate) and propose the scenario numbers that follow from it, with their
     /// arithmetic
     Calibrate(Box<cli::calibrate::CalibrateArgs>),
+    /// The scenario tests, run by `stress` itself outside this workspace (libtest
+    /// arguments: `--exact NAME`, `--list`); needs the hand-over `stress` writes
+    #[command(hide = true)]
+    ScenarioTests {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,10 @@ fn main() -> ExitCode {
         Command::Stress(args) => cli::stress::main(*args),
         Command::Baseline(args) => cli::baseline::main(args),
         Command::Calibrate(args) => cli::calibrate::main(*args),
+        Command::ScenarioTests { args } => scaleproof::gate::scenario_tests::main(
+            std::iter::once(std::ffi::OsString::from("scaleproof scenario-tests")).chain(args),
+            std::path::Path::new("stress.toml"),
+        ),
         Command::Cluster(args) => {
             let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
             match cli::cluster::run(args, root) {

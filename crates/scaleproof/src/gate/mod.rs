@@ -13,6 +13,7 @@
 
 pub mod handover;
 pub mod run;
+pub mod scenario_tests;
 pub mod session;
 
 use std::path::{Path, PathBuf};

@@ -142,7 +142,26 @@ pub async fn run(options: &StressOptions) -> Report {
             .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind), backend.seed())),
     };
 
-    let tests = backend.scenario_tests();
+    let tests = match backend.scenario_tests() {
+        Some(compiled) => Some(ScenarioTests {
+            program: compiled,
+            subcommand: None,
+        }),
+        None => match std::env::current_exe() {
+            Ok(program) => Some(ScenarioTests {
+                program,
+                subcommand: Some("scenario-tests"),
+            }),
+            Err(e) => {
+                run.log.fail(
+                    "find this binary to run the scenario tests",
+                    Instant::now(),
+                    &e,
+                );
+                None
+            }
+        },
+    };
     let handover = Handover {
         version: handover::VERSION,
         backend: backend_kind,
@@ -353,7 +372,14 @@ fn backend_settings(
             settings.image = Some(renamed);
         }
     }
-    settings.build_tests = true;
+    settings.build_tests = crate::compile::has_scenario_tests_crate(&options.root);
+    if !settings.build_tests {
+        tracing::info!(
+            "{} has no stress-tests crate: the scenarios run in this binary \
+             (`scaleproof scenario-tests`), nothing is compiled",
+            options.root.display()
+        );
+    }
     // A failed setup step leaves its evidence next to the other artifacts.
     settings.diagnostics_dir = options
         .root
@@ -370,9 +396,16 @@ fn backend_settings(
     Ok(settings)
 }
 
+/// The program that runs the scenario tests: the workspace's compiled test binary, or
+/// this binary's hidden `scenario-tests` subcommand (the same harness).
+struct ScenarioTests {
+    program: PathBuf,
+    subcommand: Option<&'static str>,
+}
+
 /// Runs one scenario test and collects its report (or explains why there is none).
 async fn run_one(
-    tests: &Path,
+    tests: &ScenarioTests,
     handover: &Path,
     options: &StressOptions,
     out: &Path,
@@ -385,8 +418,9 @@ async fn run_one(
     // The test binary itself, not `cargo test`: cargo exits at once on Ctrl-C, while
     // the test winds its backend down and writes its report; waiting for the test is
     // waiting for the report.
-    let mut cmd = tokio::process::Command::new(tests);
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+    let mut cmd = tokio::process::Command::new(&tests.program);
+    cmd.args(tests.subcommand)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(handover::VAR, handover)
         .current_dir(&options.root)
         .stdin(Stdio::null())
@@ -416,7 +450,7 @@ async fn run_one(
                 started.elapsed().as_secs_f64(),
                 (&GateError::Setup(format!(
                     "cannot start the scenario test {}: {e}",
-                    tests.display()
+                    tests.program.display()
                 )))
                     .into(),
             );

@@ -7,6 +7,7 @@ mod support;
 mod baseline_fetch;
 mod cluster_api;
 mod load_cli;
+mod outside_workspace;
 mod sim;
 
 mod manifests;
