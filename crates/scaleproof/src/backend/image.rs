@@ -19,8 +19,9 @@ pub const REPOSITORY: &str = "iris-server";
 pub const DOCKERFILE: &str = "crates/iris-server/Dockerfile";
 
 /// `[backend.kind.image]`: how kind builds the service image (another service's
-/// Dockerfile), instead of this repository's iris-server. The image replaces the
-/// Deployment's first container's; `--image` with `--image-prebuilt` skips the build.
+/// Dockerfile), instead of this repository's iris-server. The image replaces the image
+/// of the Deployment's container `container` (default: its first); `--image` with
+/// `--image-prebuilt` skips the build.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageBuild {
@@ -34,6 +35,10 @@ pub struct ImageBuild {
     /// (default: the Deployment's name).
     #[serde(default)]
     pub repository: Option<String>,
+    /// Which container of the Deployment runs the image (and gets `[backend.kind.env]`),
+    /// by name (default: the first). A pod with sidecars names its service here.
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 /// The image build a kind run does, paths resolved.
@@ -42,6 +47,8 @@ pub struct ResolvedBuild {
     pub dockerfile: PathBuf,
     pub context: PathBuf,
     pub repository: String,
+    /// The container the image replaces; `None`: the Deployment's first.
+    pub container: Option<String>,
 }
 
 impl Default for ResolvedBuild {
@@ -51,6 +58,7 @@ impl Default for ResolvedBuild {
             dockerfile: PathBuf::from(DOCKERFILE),
             context: PathBuf::from("."),
             repository: REPOSITORY.to_string(),
+            container: None,
         }
     }
 }
@@ -71,6 +79,7 @@ impl ImageBuild {
                 .repository
                 .clone()
                 .unwrap_or_else(|| deployment.to_string()),
+            container: self.container.clone(),
         }
     }
 }
@@ -184,6 +193,7 @@ mod tests {
             dockerfile: "Dockerfile".into(),
             context: None,
             repository: None,
+            container: None,
         };
         let resolved = build.resolved(
             Path::new("/repo/examples/app"),

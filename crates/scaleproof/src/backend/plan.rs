@@ -168,10 +168,15 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
         &manifests,
         &settings.namespace,
         settings.image(),
+        settings.image_build.container.as_deref(),
         &HpaOverrides::default(),
     )
     .map_err(|e| BackendError::Invalid(format!("preparing the objects of k8s/: {e}")))?;
-    crate::cluster::objects::set_env(&mut prepared.deployment, &settings.env_overrides);
+    crate::cluster::objects::set_env(
+        &mut prepared.deployment,
+        settings.image_build.container.as_deref(),
+        &settings.env_overrides,
+    );
     let target = prepared.target.clone();
     let wait_workload = Step::Kube(KubeStep::WaitRollout {
         namespace: target.namespace.clone(),
@@ -740,6 +745,7 @@ mod tests {
             dockerfile: "examples/fastapi-iris/Dockerfile".into(),
             context: "examples/fastapi-iris".into(),
             repository: "iris-fastapi".into(),
+            container: None,
         };
         let text = plan(&s).expect("plan").to_string();
         assert!(

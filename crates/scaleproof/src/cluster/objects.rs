@@ -82,18 +82,19 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Prepares `manifests` for `namespace`, running `image`, with the HPA changed by
-    /// `overrides`.
+    /// Prepares `manifests` for `namespace`, its service container (`container`, else
+    /// the first) running `image`, with the HPA changed by `overrides`.
     pub fn new(
         manifests: &Manifests,
         namespace: &str,
         image: &str,
+        container: Option<&str>,
         overrides: &HpaOverrides,
     ) -> Result<Self, ClusterError> {
         let target = Target::from_manifests(manifests, namespace)?;
         Ok(Prepared {
             namespace: namespace_object(namespace),
-            deployment: deployment_for(&manifests.deployment, namespace, image)?,
+            deployment: deployment_for(&manifests.deployment, namespace, image, container)?,
             service: placed(manifests.service.clone(), namespace),
             hpa: placed(overrides.apply_to(&manifests.hpa)?, namespace),
             target,
@@ -122,7 +123,8 @@ pub fn namespace_object(name: &str) -> Namespace {
     }
 }
 
-/// The Deployment of `k8s/` in `namespace`, its first container running `image`.
+/// The Deployment of `k8s/` in `namespace`, its service container (`container`, else
+/// the first) running `image`.
 ///
 /// `spec.replicas` is dropped: the HPA owns the replica count, and a re-apply that
 /// carried `replicas: 1` would scale a busy workload back down (new Deployments
@@ -131,6 +133,7 @@ pub fn deployment_for(
     deployment: &Deployment,
     namespace: &str,
     image: &str,
+    container: Option<&str>,
 ) -> Result<Deployment, ClusterError> {
     let mut deployment = placed(deployment.clone(), namespace);
     let name = deployment.metadata.name.clone().unwrap_or_default();
@@ -139,24 +142,49 @@ pub fn deployment_for(
         .as_mut()
         .ok_or_else(|| ClusterError::Invalid(format!("Deployment {name} has no spec")))?;
     spec.replicas = None;
-    let container = spec
+    let containers = spec
         .template
         .spec
         .as_mut()
-        .and_then(|pod| pod.containers.first_mut())
-        .ok_or_else(|| ClusterError::Invalid(format!("Deployment {name} has no container")))?;
-    container.image = Some(image.to_string());
+        .map(|pod| &mut pod.containers)
+        .ok_or_else(|| ClusterError::Invalid(format!("Deployment {name} has no pod spec")))?;
+    let names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+    let service = match container {
+        Some(wanted) => containers
+            .iter_mut()
+            .find(|c| c.name == wanted)
+            .ok_or_else(|| {
+                ClusterError::Invalid(format!(
+                    "[backend.kind.image] container = {wanted:?}: Deployment {name} has no such \
+                 container (it has: {})",
+                    names.join(", ")
+                ))
+            })?,
+        None => containers
+            .first_mut()
+            .ok_or_else(|| ClusterError::Invalid(format!("Deployment {name} has no container")))?,
+    };
+    service.image = Some(image.to_string());
     Ok(deployment)
 }
 
-/// Sets (or replaces) env vars of the Deployment's first container: the per-backend
-/// settings of the stress config, such as the cost knob, without editing k8s/.
-pub fn set_env(deployment: &mut Deployment, env: &BTreeMap<String, String>) {
+/// Sets (or replaces) env vars of the Deployment's service container (`container`,
+/// else the first): the per-backend settings of the stress config, such as the cost
+/// knob, without editing k8s/. A named container that does not exist was refused by
+/// [`deployment_for`] already.
+pub fn set_env(
+    deployment: &mut Deployment,
+    container: Option<&str>,
+    env: &BTreeMap<String, String>,
+) {
     let Some(container) = deployment
         .spec
         .as_mut()
         .and_then(|s| s.template.spec.as_mut())
-        .and_then(|pod| pod.containers.first_mut())
+        .and_then(|pod| match container {
+            Some(wanted) => pod.containers.iter_mut().find(|c| c.name == wanted),
+            None => pod.containers.first_mut(),
+        })
     else {
         return;
     };
@@ -230,6 +258,68 @@ mod tests {
         assert!(err.to_string().contains("min (3) <= max (2)"), "{err}");
     }
 
+    /// `[backend.kind.image] container`: in a pod with a sidecar, the named container
+    /// gets the image and the env; the sidecar keeps its own. A name the Deployment
+    /// does not have is refused with the names it has.
+    #[test]
+    fn the_named_container_gets_the_image_and_env_and_a_wrong_name_is_refused() {
+        let mut manifests = manifests();
+        let pod = manifests
+            .deployment
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut())
+            .expect("pod spec");
+        let mut sidecar = pod.containers[0].clone();
+        sidecar.name = "log-shipper".into();
+        sidecar.image = Some("shipper:1.0".into());
+        sidecar.env = None;
+        pod.containers.insert(0, sidecar);
+
+        let mut p = Prepared::new(
+            &manifests,
+            "sp",
+            "iris-server:abc123",
+            Some("iris-server"),
+            &HpaOverrides::default(),
+        )
+        .expect("prepared");
+        let env = BTreeMap::from([("IRIS_CPU_COST_MS".to_string(), "10".to_string())]);
+        set_env(&mut p.deployment, Some("iris-server"), &env);
+        let pod = p
+            .deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod");
+        let (shipper, service) = (&pod.containers[0], &pod.containers[1]);
+        assert_eq!(shipper.image.as_deref(), Some("shipper:1.0"));
+        assert!(shipper.env.is_none(), "the sidecar gets no env");
+        assert_eq!(service.image.as_deref(), Some("iris-server:abc123"));
+        assert!(
+            service
+                .env
+                .iter()
+                .flatten()
+                .any(|v| v.name == "IRIS_CPU_COST_MS" && v.value.as_deref() == Some("10"))
+        );
+
+        let err = Prepared::new(
+            &manifests,
+            "sp",
+            "iris-server:abc123",
+            Some("app"),
+            &HpaOverrides::default(),
+        )
+        .expect_err("no container app");
+        assert!(
+            err.to_string().contains(
+                "[backend.kind.image] container = \"app\": Deployment iris-classifier has no \
+                 such container (it has: log-shipper, iris-server)"
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn env_overrides_replace_or_add_container_env() {
         let mut d = manifests().deployment;
@@ -237,7 +327,7 @@ mod tests {
             ("IRIS_CPU_COST_MS".to_string(), "10".to_string()),
             ("EXTRA".to_string(), "1".to_string()),
         ]);
-        set_env(&mut d, &env);
+        set_env(&mut d, None, &env);
         let vars = d.spec.unwrap().template.spec.unwrap().containers[0]
             .env
             .clone()
@@ -257,6 +347,7 @@ mod tests {
             &manifests(),
             "sp",
             "iris-server:abc123",
+            None,
             &HpaOverrides::default(),
         )
         .expect("prepared");

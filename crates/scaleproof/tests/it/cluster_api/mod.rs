@@ -27,7 +27,7 @@ pub const SELECTOR_QUERY: &str = "labelSelector=app.kubernetes.io%2Fname%3Diris-
 pub fn prepared(overrides: &HpaOverrides) -> Prepared {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s");
     let manifests = Manifests::load(&dir).expect("k8s/ loads");
-    Prepared::new(&manifests, NS, IMAGE, overrides).expect("k8s/ prepares")
+    Prepared::new(&manifests, NS, IMAGE, None, overrides).expect("k8s/ prepares")
 }
 
 pub fn target() -> Target {

@@ -98,10 +98,11 @@ impl Sim {
             &crate::support::manifests(),
             NS,
             "iris-server:local",
+            None,
             &HpaOverrides::default(),
         )
         .expect("k8s/ prepares");
-        cluster::objects::set_env(&mut prepared.deployment, &options.env);
+        cluster::objects::set_env(&mut prepared.deployment, None, &options.env);
         let sim = Sim {
             cluster,
             client,
