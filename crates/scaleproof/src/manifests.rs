@@ -439,6 +439,19 @@ where
     Ok((name, typed))
 }
 
+/// The HPA's CPU utilization target in percent (`metrics[].resource` named `cpu`,
+/// `target.averageUtilization`), if it has one.
+pub fn cpu_utilization_target(hpa: &HorizontalPodAutoscaler) -> Option<i32> {
+    hpa.spec
+        .as_ref()?
+        .metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .find(|r| r.name == "cpu")
+        .and_then(|r| r.target.average_utilization)
+}
+
 /// Parses a Kubernetes CPU quantity (`100m`, `0.5`, `2`) into millicores, rounded up
 /// like Kubernetes' `MilliValue()` (the HPA port's parser, so both read alike).
 pub fn parse_cpu_millicores(quantity: &str) -> Option<u64> {

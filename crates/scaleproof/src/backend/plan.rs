@@ -592,14 +592,8 @@ fn write_apply(f: &mut fmt::Formatter<'_>, p: &Prepared) -> fmt::Result {
         ports.join(", ")
     )?;
     let spec = p.hpa.spec.clone().unwrap_or_default();
-    let target_pct = spec
-        .metrics
-        .iter()
-        .flatten()
-        .filter_map(|m| m.resource.as_ref())
-        .find(|r| r.name == "cpu")
-        .and_then(|r| r.target.average_utilization)
-        .map_or("?".to_string(), |u| u.to_string());
+    let target_pct =
+        crate::manifests::cpu_utilization_target(&p.hpa).map_or("?".to_string(), |u| u.to_string());
     writeln!(
         f,
         "       - HorizontalPodAutoscaler {}/{}: {} replicas {}..{}, cpu target {target_pct}%",

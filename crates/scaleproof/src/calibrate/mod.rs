@@ -123,19 +123,12 @@ fn read_target(config_path: &Path) -> Result<(String, Hpa, u64, u64), CalibrateE
         .workload()
         .map_err(|e| CalibrateError::Input(format!("{}: {e}", dir.display())))?;
     let spec = manifests.hpa.spec.clone().unwrap_or_default();
-    let target_pct = spec
-        .metrics
-        .iter()
-        .flatten()
-        .filter_map(|m| m.resource.as_ref())
-        .find(|r| r.name == "cpu")
-        .and_then(|r| r.target.average_utilization)
-        .ok_or_else(|| {
-            CalibrateError::Input(format!(
-                "{}: the HPA has no CPU utilization target; calibrate derives scenarios for one",
-                dir.display()
-            ))
-        })?;
+    let target_pct = crate::manifests::cpu_utilization_target(&manifests.hpa).ok_or_else(|| {
+        CalibrateError::Input(format!(
+            "{}: the HPA has no CPU utilization target; calibrate derives scenarios for one",
+            dir.display()
+        ))
+    })?;
     let hpa = Hpa {
         target_pct: u32::try_from(target_pct).unwrap_or(0),
         min_replicas: u32::try_from(spec.min_replicas.unwrap_or(1)).unwrap_or(1),

@@ -118,11 +118,7 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
         rule: FollowRule::default(),
         write: args.write,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match scaleproof::gate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

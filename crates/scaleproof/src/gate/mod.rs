@@ -71,6 +71,16 @@ impl GateError {
     }
 }
 
+/// The async runtime of the gate, the same in the orchestrator, `calibrate` and the
+/// scenario tests: two workers, so the load engine and the observer never wait for
+/// each other on this 2-core class of machine.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// The error as `report.json` records it.
 impl From<&GateError> for ScenarioError {
     fn from(error: &GateError) -> Self {

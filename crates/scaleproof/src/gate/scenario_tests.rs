@@ -88,11 +88,7 @@ fn run(ctx: &ScenarioContext, name: &str) -> Result<(), Failed> {
         .scenario(name)
         .ok_or_else(|| format!("no scenario {name} in {}", ctx.config.path.display()))?
         .clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = gate::runtime().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let report = runtime.block_on(async {
         // Ctrl-C or SIGTERM stops the load early; the backend still cleans up (no
         // replica or cgroup is left behind) and the partial result is written.
