@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// The workflows, and the action they use, relative to the repository root.
-const FILES: [&str; 3] = [
+const FILES: [&str; 4] = [
     ".github/workflows/ci.yml",
     ".github/workflows/stress.yml",
+    ".github/workflows/release.yml",
     "action.yml",
 ];
 
@@ -274,7 +275,7 @@ fn prs_are_judged_against_the_baseline_main_publishes() {
     let fetch_run = fetch["run"].as_str().unwrap();
     let written = "$RUNNER_TEMP/scaleproof-baseline/report.json";
     assert!(
-        fetch_run.contains("cargo xtask baseline fetch --backend \"$BACKEND\"")
+        fetch_run.contains(r#""${scaleproof[@]}" baseline fetch --backend "$BACKEND""#)
             && fetch_run.contains(&format!("--out \"{written}\"")),
         "{fetch_run}"
     );
@@ -305,14 +306,577 @@ fn prs_are_judged_against_the_baseline_main_publishes() {
     assert!(position(fetch) < position(gate) && position(gate) < position(publish));
 }
 
-/// zizmor flags template expansion inside a script; the action passes every input
-/// through env instead, so a crafted input cannot become shell.
+/// zizmor flags template expansion inside a script; the action and the workflows pass
+/// every input (and the tag's name) through env instead, so a crafted input cannot
+/// become shell.
 #[test]
-fn the_actions_scripts_never_expand_inputs_in_place() {
-    let action = action();
-    for step in action["runs"]["steps"].as_array().expect("steps") {
-        if let Some(run) = step["run"].as_str() {
-            assert!(!run.contains("${{"), "{}: {run}", step["name"]);
+fn no_script_expands_an_expression_in_place() {
+    for name in FILES {
+        for (job, steps) in step_lists(name) {
+            for step in &steps {
+                if let Some(run) = step["run"].as_str() {
+                    assert!(!run.contains("${{"), "{name}/{job}/{}: {run}", step["name"]);
+                }
+            }
         }
     }
+}
+
+// The release workflow and the action's `version` input: release.yml publishes
+// `scaleproof-<tag>-<arch>-unknown-linux-gnu.tar.gz` and SHA256SUMS, the action
+// downloads and checks them. Both halves are read as data, then their scripts are run
+// here end to end against a fake `curl` (no machine here can run the workflows).
+
+const TARGETS: [(&str, &str); 2] = [
+    ("x86_64-unknown-linux-gnu", "ubuntu-24.04"),
+    ("aarch64-unknown-linux-gnu", "ubuntu-24.04-arm"),
+];
+
+fn is_full_sha(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[test]
+fn releases_are_cut_from_v_tags_only() {
+    let w = workflow("release.yml");
+    let on = w["on"].as_object().expect("on: is a mapping");
+    assert_eq!(
+        on.keys().collect::<Vec<_>>(),
+        ["push"],
+        "no manual, PR or branch trigger: {on:?}"
+    );
+    assert_eq!(on["push"], serde_json::json!({ "tags": ["v*"] }));
+}
+
+#[test]
+fn both_linux_targets_are_built_natively() {
+    let w = workflow("release.yml");
+    let build = &w["jobs"]["build"];
+    assert_eq!(build["runs-on"], "${{ matrix.runner }}");
+    let include = build["strategy"]["matrix"]["include"]
+        .as_array()
+        .expect("matrix.include");
+    let pairs: Vec<(&str, &str)> = include
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or(""),
+                e["runner"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(pairs, TARGETS, "each target on a runner of its own arch");
+    let steps = steps(&w, "build");
+    for step in steps {
+        let run = step["run"].as_str().unwrap_or("");
+        assert!(
+            !run.contains("--target") && !run.contains("cross"),
+            "native builds need no cross toolchain: {run}"
+        );
+    }
+    let cargo = named(steps, "cargo build");
+    assert_eq!(
+        cargo["run"],
+        "cargo build --release --locked -p scaleproof --bin scaleproof"
+    );
+    // No build cache in a release: it could restore what another run saved.
+    assert!(
+        !steps
+            .iter()
+            .any(|s| uses(s).starts_with("Swatinem/rust-cache@")),
+        "{steps:?}"
+    );
+    let package = named(steps, "Package");
+    assert_eq!(package["env"]["TAG"], "${{ github.ref_name }}");
+    assert_eq!(package["env"]["TARGET"], "${{ matrix.target }}");
+    assert!(
+        package["run"]
+            .as_str()
+            .unwrap()
+            .contains(r#"name="scaleproof-${TAG}-${TARGET}""#),
+        "{package}"
+    );
+    let upload = steps
+        .iter()
+        .find(|s| uses(s).starts_with("actions/upload-artifact@"))
+        .expect("an upload step");
+    assert_eq!(upload["with"]["name"], "scaleproof-${{ matrix.target }}");
+    assert_eq!(upload["with"]["if-no-files-found"], "error");
+}
+
+/// Every `uses:` of every workflow and the action, read from the YAML rather than
+/// line by line: a full commit SHA (tags and branches move) and the release it is.
+#[test]
+fn every_uses_is_a_full_commit_sha() {
+    let mut seen = 0;
+    for name in FILES {
+        for (job, steps) in step_lists(name) {
+            for step in &steps {
+                let reference = uses(step);
+                if reference.is_empty() || reference == "./" {
+                    continue;
+                }
+                let (_, sha) = reference
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("{name}/{job}: {reference} has no @"));
+                assert!(is_full_sha(sha), "{name}/{job}: {reference}");
+                seen += 1;
+            }
+        }
+    }
+    let release = raw(".github/workflows/release.yml");
+    assert!(release.matches("uses: ").count() >= 3, "{release}");
+    assert!(seen >= 10, "{seen}");
+}
+
+#[test]
+fn only_the_release_job_may_write() {
+    let w = workflow("release.yml");
+    assert_eq!(
+        w["permissions"],
+        serde_json::json!({}),
+        "nothing at the top level"
+    );
+    let jobs = w["jobs"].as_object().expect("jobs");
+    for (name, job) in jobs {
+        let expected = if name == "release" {
+            serde_json::json!({ "contents": "write" })
+        } else {
+            serde_json::json!({ "contents": "read" })
+        };
+        assert_eq!(job["permissions"], expected, "job {name}");
+        assert!(
+            job["timeout-minutes"].as_u64().is_some_and(|m| m <= 60),
+            "job {name}"
+        );
+        for step in job["steps"].as_array().expect("steps") {
+            if uses(step).starts_with("actions/checkout@") {
+                assert_eq!(step["with"]["persist-credentials"], false, "job {name}");
+            }
+        }
+    }
+    assert!(jobs.contains_key("build") && jobs.contains_key("release"));
+    assert_eq!(w["jobs"]["release"]["needs"], "build");
+    let group = w["concurrency"]["group"].as_str().unwrap_or("");
+    assert!(group.contains("${{ github.ref }}"), "{group}");
+}
+
+#[test]
+fn the_release_attaches_sha256sums_with_gh() {
+    let w = workflow("release.yml");
+    let steps = steps(&w, "release");
+    for step in steps {
+        let action = uses(step);
+        assert!(
+            action.is_empty() || action.starts_with("actions/"),
+            "no third-party action near a writable token: {action}"
+        );
+    }
+    let download = steps
+        .iter()
+        .find(|s| uses(s).starts_with("actions/download-artifact@"))
+        .expect("a download step");
+    assert_eq!(download["with"]["pattern"], "scaleproof-*");
+    assert_eq!(download["with"]["merge-multiple"], true);
+    let sums = named(steps, "SHA256SUMS");
+    let sums_run = sums["run"].as_str().unwrap();
+    assert!(
+        sums_run.contains(r#"sha256sum -- "${tarballs[@]}" > SHA256SUMS"#),
+        "{sums_run}"
+    );
+    let create = named(steps, "gh release create");
+    assert_eq!(create["env"]["GH_TOKEN"], "${{ github.token }}");
+    assert_eq!(create["env"]["TAG"], "${{ github.ref_name }}");
+    assert_eq!(sums["working-directory"], create["working-directory"]);
+    let create_run = create["run"].as_str().unwrap();
+    assert!(
+        create_run.contains(r#"gh release create "$TAG" "#)
+            && create_run.contains("--verify-tag")
+            && create_run.ends_with("-- scaleproof-*.tar.gz SHA256SUMS\n"),
+        "{create_run}"
+    );
+}
+
+/// `version` set: the release's binary, checked, instead of a cargo build; empty: as
+/// before.
+#[test]
+fn the_action_runs_a_released_binary_when_given_a_version() {
+    let action = action();
+    let input = &action["inputs"]["version"];
+    assert_eq!(
+        input["default"], "",
+        "building from source stays the default"
+    );
+    let description = input["description"].as_str().unwrap_or("");
+    assert!(
+        description.contains("no Rust toolchain")
+            && description.contains("[backend.local.containers.*] command")
+            && description.contains("cargo_bin"),
+        "{description}"
+    );
+    let steps = action["runs"]["steps"].as_array().expect("steps");
+    let position = |step: &Value| steps.iter().position(|s| s == step).unwrap();
+    let check = named(steps, "Check the inputs");
+    assert_eq!(check["env"]["VERSION"], "${{ inputs.version }}");
+
+    let download = named(steps, "Download scaleproof");
+    assert_eq!(download["if"], "inputs.version != ''");
+    assert_eq!(download["id"], "bin");
+    assert_eq!(download["env"]["VERSION"], "${{ inputs.version }}");
+    assert_eq!(
+        download["env"]["ACTION_REPO"],
+        "${{ github.action_repository }}"
+    );
+    let run = download["run"].as_str().unwrap();
+    for needed in [
+        "uname -m",
+        r#"tarball="scaleproof-$VERSION-$arch-unknown-linux-gnu.tar.gz""#,
+        r#"base="https://github.com/$repo/releases/download/$VERSION""#,
+        "sha256sum --check --ignore-missing SHA256SUMS",
+        r#"echo "path=$dir/bin/scaleproof" >> "$GITHUB_OUTPUT""#,
+    ] {
+        assert!(run.contains(needed), "{needed} in {run}");
+    }
+    assert!(position(check) < position(download));
+
+    let toolchain = named(steps, "Rust toolchain");
+    let cache = steps
+        .iter()
+        .find(|s| uses(s).starts_with("Swatinem/rust-cache@"))
+        .expect("rust-cache");
+    for step in [toolchain, cache] {
+        assert_eq!(step["if"], "inputs.version == ''", "{step}");
+    }
+    // The cargo build happens inside `cargo xtask`: only when there is no binary.
+    for name in ["Main's baseline", "scaleproof stress"] {
+        let step = named(steps, name);
+        assert_eq!(
+            step["env"]["SCALEPROOF_BIN"],
+            "${{ steps.bin.outputs.path }}"
+        );
+        assert_eq!(
+            step["env"]["SCALEPROOF_ROOT"],
+            "${{ steps.bin.outputs.root }}"
+        );
+        let run = step["run"].as_str().unwrap();
+        assert!(
+            run.contains(
+                r#"if [ -n "$SCALEPROOF_BIN" ]; then cd "$SCALEPROOF_ROOT" || exit 2; scaleproof=("$SCALEPROOF_BIN"); else scaleproof=(cargo xtask); fi"#
+            ),
+            "{name}: {run}"
+        );
+        let code = run.lines().filter(|l| !l.trim_start().starts_with('#'));
+        assert_eq!(
+            code.map(|l| l.matches("cargo").count()).sum::<usize>(),
+            1,
+            "{name}: cargo only in the fallback: {run}"
+        );
+        assert!(position(download) < position(step));
+    }
+    let gate = named(steps, "scaleproof stress")["run"].as_str().unwrap();
+    assert!(
+        gate.contains(r#""${scaleproof[@]}" stress "${args[@]}" "${extra[@]}""#),
+        "{gate}"
+    );
+}
+
+/// Runs a step's script as the runner does (`shell: bash` on Linux) in `dir`, with
+/// `env` and `bin` first on PATH; every GitHub variable the scripts read is set here,
+/// not inherited from a CI run of these tests.
+fn run_step(
+    step: &Value,
+    dir: &Path,
+    env: &[(&str, &str)],
+    bin: Option<&Path>,
+) -> std::process::Output {
+    let script = step["run"].as_str().expect("a run step");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+        .current_dir(dir);
+    for var in [
+        "ACTION_REPO",
+        "GITHUB_ACTION_PATH",
+        "GITHUB_OUTPUT",
+        "GITHUB_REPOSITORY",
+        "GITHUB_WORKSPACE",
+        "RUNNER_TEMP",
+        "TAG",
+        "TARGET",
+        "VERSION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    if let Some(bin) = bin {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", bin.display()));
+    }
+    cmd.output().expect("bash runs")
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn write_executable(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(path, body).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn the_version_input_is_checked_before_it_reaches_a_url() {
+    let action = action();
+    let check = named(
+        action["runs"]["steps"].as_array().unwrap(),
+        "Check the inputs",
+    );
+    let root = path_of(".");
+    let root_s = root.display().to_string();
+    for (version, ok) in [
+        ("", true),
+        ("v0.2.0", true),
+        ("v1", true),
+        ("v1.2.3-rc.1", true),
+        ("0.2.0", false),
+        ("latest", false),
+        ("v1..2", false),
+        ("v1.2/../../x", false),
+        ("v1.2.0;id", false),
+        ("v1.2.0 ", false),
+    ] {
+        let out = run_step(
+            check,
+            &root,
+            &[
+                ("BACKEND", "local"),
+                ("IMAGE", ""),
+                ("URL", ""),
+                ("CONFIG", "stress.toml"),
+                ("GITHUB_WORKSPACE", &root_s),
+                ("VERSION", version),
+            ],
+            None,
+        );
+        let expected = if ok { Some(0) } else { Some(2) };
+        assert_eq!(out.status.code(), expected, "{version:?}: {}", text(&out));
+        if !ok {
+            assert!(
+                text(&out).contains("version must be a release tag"),
+                "{}",
+                text(&out)
+            );
+        }
+    }
+}
+
+/// release.yml's packaging and sums, then the action's download step against what
+/// they made: the names agree, the binary comes out runnable, and a tarball that does
+/// not match SHA256SUMS, or has no line in it, stops the action before it runs.
+#[test]
+fn the_action_downloads_and_checks_what_the_release_publishes() {
+    let release = workflow("release.yml");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let tag = "v9.8.7";
+    let runner_temp = tmp.path().join("runner-temp");
+    std::fs::create_dir_all(&runner_temp).unwrap();
+    let runner_temp_s = runner_temp.display().to_string();
+
+    // The build job, once per target, around a stand-in binary.
+    write_executable(
+        &work.join("target/release/scaleproof"),
+        "#!/bin/sh\necho 'scaleproof 9.8.7'\n",
+    );
+    std::fs::write(work.join("README.md"), "readme").unwrap();
+    std::fs::write(work.join("LICENSE-MIT"), "license").unwrap();
+    let package = named(steps(&release, "build"), "Package");
+    for (target, _) in TARGETS {
+        let env = [
+            ("TAG", tag),
+            ("TARGET", target),
+            ("RUNNER_TEMP", &runner_temp_s),
+        ];
+        let out = run_step(package, &work, &env, None);
+        assert!(out.status.success(), "{target}: {}", text(&out));
+        let listing = text(&out);
+        for file in ["scaleproof", "README.md", "LICENSE-MIT"] {
+            assert!(listing.contains(file), "{file} in {listing}");
+        }
+    }
+    // The tag must be the binary's version.
+    let env = [
+        ("TAG", "v1.0.0"),
+        ("TARGET", "x"),
+        ("RUNNER_TEMP", &runner_temp_s),
+    ];
+    let wrong = run_step(package, &work, &env, None);
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+
+    // The release job, on the tarballs the artifacts bring.
+    let dist = work.join("dist");
+    let sums = named(steps(&release, "release"), "SHA256SUMS");
+    let out = run_step(sums, &dist, &[], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let sums_text = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+    assert_eq!(sums_text.lines().count(), 2, "{sums_text}");
+    for (target, _) in TARGETS {
+        let line = format!("  scaleproof-{tag}-{target}.tar.gz\n");
+        assert!(sums_text.contains(&line), "{line:?} in {sums_text}");
+    }
+
+    // The action, with a curl that serves the release's files from `dist`.
+    let fake = tmp.path().join("fake-bin");
+    write_executable(
+        &fake.join("curl"),
+        &format!(
+            r#"#!/bin/sh
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in --output) out="$2"; shift 2 ;; --proto|--retry) shift 2 ;; -*) shift ;; *) url="$1"; shift ;; esac
+done
+echo "$url" >> '{log}'
+src='{dist}/'"${{url##*/}}"
+[ -f "$src" ] || {{ echo "curl: (22) 404 $url" >&2; exit 22; }}
+cp "$src" "$out"
+"#,
+            log = tmp.path().join("curl.log").display(),
+            dist = dist.display(),
+        ),
+    );
+    let output_file = tmp.path().join("github-output");
+    // The action's checkout as the runner lays it out, and another without the path.
+    let kind_yaml = raw("k8s/kind.yaml");
+    let installed = tmp.path().join("_actions/owner/scaleproof/v9.8.7");
+    let elsewhere = tmp.path().join("checkout-of-scaleproof");
+    for dir in [&installed, &elsewhere] {
+        std::fs::create_dir_all(dir.join("k8s")).unwrap();
+        std::fs::write(dir.join("k8s/kind.yaml"), &kind_yaml).unwrap();
+    }
+    let action = action();
+    let download = named(
+        action["runs"]["steps"].as_array().unwrap(),
+        "Download scaleproof",
+    );
+    let download_with = |action_repo: &str, action_path: &Path| {
+        std::fs::write(&output_file, "").unwrap();
+        let _ = std::fs::remove_file(tmp.path().join("curl.log"));
+        run_step(
+            download,
+            tmp.path(),
+            &[
+                ("VERSION", tag),
+                ("ACTION_REPO", action_repo),
+                ("GITHUB_ACTION_PATH", &action_path.display().to_string()),
+                ("GITHUB_WORKSPACE", &work.display().to_string()),
+                ("GITHUB_REPOSITORY", "someone/their-service"),
+                ("RUNNER_TEMP", &runner_temp_s),
+                ("GITHUB_OUTPUT", &output_file.display().to_string()),
+            ],
+            Some(&fake),
+        )
+    };
+
+    let arch = std::env::consts::ARCH;
+    if !matches!(arch, "x86_64" | "aarch64") {
+        let out = download_with("owner/scaleproof", &installed);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("built for x86_64 and aarch64 Linux"));
+        return;
+    }
+    let tarball = format!("scaleproof-{tag}-{arch}-unknown-linux-gnu.tar.gz");
+
+    // github.action_repository as given, and (the runner leaves it empty in a
+    // composite action) as the action's path says.
+    for (action_repo, action_path) in [("owner/scaleproof", &elsewhere), ("", &installed)] {
+        let out = download_with(action_repo, action_path);
+        assert!(out.status.success(), "{action_repo:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("{tarball}: OK")),
+            "{}",
+            text(&out)
+        );
+        let urls = std::fs::read_to_string(tmp.path().join("curl.log")).unwrap();
+        assert_eq!(
+            urls,
+            format!(
+                "https://github.com/owner/scaleproof/releases/download/{tag}/{tarball}\n\
+                 https://github.com/owner/scaleproof/releases/download/{tag}/SHA256SUMS\n"
+            )
+        );
+        let written = std::fs::read_to_string(&output_file).unwrap();
+        let outputs: std::collections::BTreeMap<&str, &str> =
+            written.lines().filter_map(|l| l.split_once('=')).collect();
+        assert_eq!(
+            outputs.keys().copied().collect::<Vec<_>>(),
+            ["path", "root"],
+            "{written}"
+        );
+        let bin = outputs["path"];
+        assert!(Path::new(bin).starts_with(&runner_temp), "{bin}");
+        // The binary compiles the scenarios when its root is scaleproof's workspace
+        // (as the action's checkout is); its own root has only the kind config.
+        let root = Path::new(outputs["root"]);
+        assert!(scaleproof::compile::has_scenario_tests_crate(&path_of(".")));
+        assert!(!scaleproof::compile::has_scenario_tests_crate(root));
+        assert_eq!(
+            std::fs::read_to_string(root.join("k8s/kind.yaml")).unwrap(),
+            kind_yaml
+        );
+        let version = std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&version.stdout),
+            "scaleproof 9.8.7\n"
+        );
+    }
+
+    // No repository to download from: a clear error, not a request.
+    let out = download_with("", &elsewhere);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot tell which repository"),
+        "{}",
+        text(&out)
+    );
+
+    // SHA256SUMS without the tarball's line: --ignore-missing alone would pass.
+    let good_sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+    let others: String = good_sums
+        .lines()
+        .filter(|l| !l.ends_with(&tarball))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dist.join("SHA256SUMS"), others).unwrap();
+    let out = download_with("owner/scaleproof", &installed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("has no line for {tarball}")),
+        "{}",
+        text(&out)
+    );
+    assert!(std::fs::read_to_string(&output_file).unwrap().is_empty());
+    std::fs::write(dist.join("SHA256SUMS"), &good_sums).unwrap();
+
+    // A tarball that is not the one summed.
+    let mut bytes = std::fs::read(dist.join(&tarball)).unwrap();
+    bytes.push(0);
+    std::fs::write(dist.join(&tarball), bytes).unwrap();
+    let out = download_with("owner/scaleproof", &installed);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not match the SHA256SUMS"),
+        "{}",
+        text(&out)
+    );
+    assert!(std::fs::read_to_string(&output_file).unwrap().is_empty());
 }
