@@ -23,6 +23,7 @@ pub mod metrics_server;
 pub mod objects;
 pub mod observer;
 pub mod reset;
+pub mod retry;
 pub mod rollout;
 
 use std::time::Duration;
@@ -86,6 +87,10 @@ impl ClusterError {
     }
 }
 
+/// What a "not now" status that outlasted the retries means.
+const TRANSIENT_HINT: &str = " (it persisted through scaleproof's bounded retries, at most 5 \
+     within 20 s: the cluster's API is failing or overloaded; infrastructure, not the service)";
+
 /// A readable one-line account of a kube error: the API's status code, reason and
 /// message (kube's own Display repeats the Debug form), with a hint for the two
 /// statuses users meet most.
@@ -100,6 +105,7 @@ pub fn describe_kube_error(error: &kube::Error) -> String {
                     " (the kubeconfig's user lacks RBAC permission for this; use a context with rights on the namespace)"
                 }
                 404 => " (not found: is the API or object there?)",
+                429 | 500 | 502 | 503 | 504 => TRANSIENT_HINT,
                 _ => "",
             };
             format!(
@@ -161,7 +167,19 @@ pub async fn connect(access: &KubeAccess) -> Result<kube::Client, ClusterError> 
             (config, format!("the API at {url}"))
         }
     };
-    kube::Client::try_from(config).map_err(ClusterError::kube(format!("build a client for {what}")))
+    // Our bounded retries instead of kube's (see `retry`): the inner client sends once.
+    let mut config = config;
+    config.default_retry = false;
+    let namespace = config.default_namespace.clone();
+    let inner = kube::Client::try_from(config)
+        .map_err(ClusterError::kube(format!("build a client for {what}")))?;
+    let service = tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(retry::BoundedRetry::default()))
+        .service(tower::service_fn(move |request| {
+            let inner = inner.clone();
+            async move { inner.send(request).await }
+        }));
+    Ok(kube::Client::new(service, namespace))
 }
 
 /// Whether `error` is the API server's 404 Not Found.
