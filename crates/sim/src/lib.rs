@@ -21,6 +21,7 @@
 //!     termination: Default::default(),
 //!     seed: 1,
 //!     pod_namespaces: true,
+//!     faults: Vec::new(),
 //! })
 //! .await?;
 //! println!("API at {}, NodePort at {}", cluster.api_url(), cluster.load_url());
@@ -71,6 +72,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use api::faults::ApiFault;
 pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
 pub use kubelet::TerminationOrder;
 pub use phases::Phases;
@@ -119,6 +121,9 @@ pub struct SimSettings {
     /// Give each pod a network namespace when this process may (root and `ip`);
     /// `false` keeps every pod on loopback with its host and port rewritten.
     pub pod_namespaces: bool,
+    /// Errors the API answers the harness's requests with, from the start
+    /// ([`api::faults`]).
+    pub faults: Vec<ApiFault>,
 }
 
 /// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
@@ -173,6 +178,9 @@ impl SimCluster {
         seed(&store, &settings.timing);
         let logs: LogFiles = Arc::default();
         let state = Arc::new(ApiState::new(Arc::clone(&store), Arc::clone(&logs)));
+        for fault in settings.faults.iter().cloned() {
+            state.faults.add(fault);
+        }
         let endpoints = Endpoints::default();
         let stats: Stats = Arc::default();
         let cancel = CancellationToken::new();
@@ -315,6 +323,21 @@ impl SimCluster {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(deny);
+    }
+
+    /// Makes the API answer matching requests with an error ([`api::faults`]).
+    pub fn inject(&self, fault: ApiFault) {
+        self.state.faults.add(fault);
+    }
+
+    /// Ends every fault in play.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// How many requests a fault has answered so far.
+    pub fn faults_played(&self) -> u64 {
+        self.state.faults.played()
     }
 
     /// Lifts every refusal [`SimCluster::deny`] set.

@@ -722,6 +722,7 @@ mod tests {
                     workdir: None,
                 },
             )]),
+            faults: Vec::new(),
         }
     }
 

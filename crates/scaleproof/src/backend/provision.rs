@@ -250,6 +250,7 @@ async fn run_step(
                 termination: Default::default(),
                 seed: settings.seed,
                 pod_namespaces: true,
+                faults: settings.faults.clone(),
             })
             .await
             .map_err(|e| BackendError::Invalid(e.to_string()))?;

@@ -112,6 +112,8 @@ pub struct Settings {
     /// Local: how each container runs without a runtime, by container name, with
     /// paths resolved against the stress config's directory.
     pub local_containers: std::collections::BTreeMap<String, LocalContainer>,
+    /// Local: errors the simulated API plays (`[[backend.local.faults]]`).
+    pub faults: Vec<scaleproof_sim::ApiFault>,
 }
 
 impl Settings {
@@ -182,6 +184,7 @@ impl Settings {
             seed: scaleproof_sim::phases::random_seed(),
             log_dir: root.join("target/scaleproof/logs"),
             local_containers: Default::default(),
+            faults: Vec::new(),
             root,
         })
     }

@@ -358,6 +358,14 @@ fn backend_settings(
     settings.log_dir = options.root.join(&options.out).join("logs");
     settings.manifests_dir = config.manifests_dir();
     settings.local_containers = config.local_containers();
+    settings.faults = config.backend.local.faults.clone();
+    if !settings.faults.is_empty() {
+        tracing::warn!(
+            "{} API fault(s) of [[backend.local.faults]] in play: this run rehearses a \
+             flaky cluster",
+            settings.faults.len()
+        );
+    }
     if kind == BackendKind::Kind
         && let Some(build) = &config.backend.kind.image
     {

@@ -251,6 +251,11 @@ pub struct BackendSettings {
     /// by the container's name (`[backend.local.containers.<name>]`).
     #[serde(default)]
     pub containers: BTreeMap<String, scaleproof_sim::LocalContainer>,
+    /// Local: errors the simulated API answers the harness with, to rehearse a flaky
+    /// cluster (`[[backend.local.faults]]`: status 429/500/503, optional verb,
+    /// resource, retry_after_s, times).
+    #[serde(default)]
+    pub faults: Vec<scaleproof_sim::ApiFault>,
     /// kind: how to build the service image (`[backend.kind.image]`), when it is not
     /// this repository's iris-server.
     pub image: Option<crate::backend::image::ImageBuild>,
@@ -669,6 +674,27 @@ fn validate_image(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// `[[backend.local.faults]]`: only the simulated API can play them, and each must be
+/// one it can play.
+fn validate_faults(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
+    for (name, settings) in [("kind", &backends.kind), ("cluster", &backends.cluster)] {
+        if !settings.faults.is_empty() {
+            return Err(at.error(
+                None,
+                &format!("backend.{name}.faults"),
+                "only the local backend's simulated API plays faults; a real cluster \
+                 brings its own",
+            ));
+        }
+    }
+    for (i, fault) in backends.local.faults.iter().enumerate() {
+        fault
+            .check()
+            .map_err(|why| at.error(None, &format!("backend.local.faults[{i}]"), why))?;
+    }
+    Ok(())
+}
+
 fn validate_containers(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
     for (name, settings) in [("kind", &backends.kind), ("cluster", &backends.cluster)] {
         if let Some(container) = settings.containers.keys().next() {
@@ -778,6 +804,7 @@ impl StressConfig {
             }
         }
         validate_containers(&at, &raw.backend)?;
+        validate_faults(&at, &raw.backend)?;
         validate_image(&at, &raw.backend)?;
         // On kind these periods belong to the cluster (k8s/kind.yaml and the
         // metrics-server flags), not to a run: refuse them rather than accept a setting

@@ -3,34 +3,15 @@
 //! own hidden `scenario-tests` subcommand, and a container runs the `command` its
 //! `[backend.local.containers.*]` entry gives.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::Value;
 
-use crate::support::iris_server;
+use crate::support::{run_stress_in, user_config};
 
 #[test]
 fn the_binary_runs_the_gate_in_a_directory_without_the_workspace() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = format!(
+    let config = user_config(
         r#"
-[target]
-namespace = "scaleproof"
-deployment = "iris-classifier"
-hpa = "iris-classifier-hpa"
-manifests = {manifests:?}
-
-[backend.local]
-timing = "fast"
-
-[backend.local.env]
-IRIS_CPU_COST_MS = "5"
-
-[backend.local.containers.iris-server]
-command = [{server:?}]
-
 [[scenario]]
 name = "outside-smoke"
 description = "a few requests, one pod"
@@ -40,17 +21,9 @@ duration_s = 4
 min_success_rate = 1.0
 max_peak_replicas = 1
 "#,
-        manifests = repo.join("k8s").display().to_string(),
-        server = iris_server().display().to_string(),
     );
     std::fs::write(dir.path().join("stress.toml"), config).expect("write stress.toml");
-
-    let output = Command::new(env!("CARGO_BIN_EXE_scaleproof"))
-        .args(["stress", "--backend", "local", "--out", "out"])
-        .current_dir(dir.path())
-        .env("CI", "true")
-        .output()
-        .expect("run the scaleproof binary");
+    let output = run_stress_in(dir.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
     assert!(

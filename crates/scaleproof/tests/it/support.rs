@@ -132,3 +132,40 @@ pub async fn closed_port() -> std::net::SocketAddr {
         .expect("bind a loopback port");
     listener.local_addr().expect("bound address")
 }
+
+/// A stress config as a user's repository has it: the repository's `k8s/` by path,
+/// iris-server as a `command` (no workspace needed), fast timing, then `extra`
+/// (faults, scenarios).
+pub fn user_config(extra: &str) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    format!(
+        r#"
+[target]
+namespace = "scaleproof"
+deployment = "iris-classifier"
+hpa = "iris-classifier-hpa"
+manifests = {manifests:?}
+
+[backend.local]
+timing = "fast"
+
+[backend.local.env]
+IRIS_CPU_COST_MS = "5"
+
+[backend.local.containers.iris-server]
+command = [{server:?}]
+{extra}"#,
+        manifests = repo.join("k8s").display().to_string(),
+        server = iris_server().display().to_string(),
+    )
+}
+
+/// Runs `scaleproof stress --backend local --out out` in `dir` as CI does.
+pub fn run_stress_in(dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scaleproof"))
+        .args(["stress", "--backend", "local", "--out", "out"])
+        .current_dir(dir)
+        .env("CI", "true")
+        .output()
+        .expect("run the scaleproof binary")
+}

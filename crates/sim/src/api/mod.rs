@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod defaults;
+pub mod faults;
 pub mod resource;
 pub mod status;
 pub mod store;
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub owners: Mutex<Owners>,
     pub logs: LogFiles,
     pub deny: Mutex<Vec<Deny>>,
+    /// Errors played on purpose (`[[backend.local.faults]]`).
+    pub faults: faults::Faults,
 }
 
 impl ApiState {
@@ -65,6 +68,7 @@ impl ApiState {
             owners: Mutex::new(Owners::default()),
             logs,
             deny: Mutex::new(Vec::new()),
+            faults: faults::Faults::default(),
         }
     }
 
@@ -164,6 +168,13 @@ async fn handle(
     };
     if let Some(refused) = denied(&state, verb, &target) {
         return error(refused);
+    }
+    if let Some(answer) =
+        state
+            .faults
+            .answer(verb, target.resource, target.name.as_deref().unwrap_or(""))
+    {
+        return answer;
     }
     let outcome = match (verb, target.subresource.as_deref()) {
         ("get", None) => get(&state, &target),

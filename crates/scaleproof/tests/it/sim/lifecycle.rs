@@ -316,6 +316,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
         termination: Default::default(),
         seed: 1,
         pod_namespaces: true,
+        faults: Vec::new(),
     })
     .await
     .expect("the next run starts");

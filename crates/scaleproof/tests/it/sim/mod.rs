@@ -7,6 +7,7 @@
 //! Its `stop` checks that every pod process and cgroup is gone.
 
 mod api;
+mod faults;
 mod lifecycle;
 mod memory;
 mod scale_down;
@@ -86,6 +87,7 @@ impl Sim {
             termination: options.termination,
             seed: 1,
             pod_namespaces: true,
+            faults: Vec::new(),
         })
         .await
         .expect("the simulated cluster starts");
