@@ -92,6 +92,9 @@ pub async fn observe(
     // Restart counts per pod and container, so a container that died mid-scenario
     // (OOM-killed, crashed, killed from outside) is an event of the timeline.
     let mut restarts: BTreeMap<(String, String), i32> = BTreeMap::new();
+    // Restarts that ended after this are the scenario's, even on a pod first seen
+    // after its container had already died and come back between two samples.
+    let watching_since = k8s_openapi::jiff::Timestamp::now();
     loop {
         tokio::select! {
             biased;
@@ -141,7 +144,7 @@ pub async fn observe(
                         None
                     }
                 };
-                for message in container_restarts(&mut restarts, &pod_list) {
+                for message in container_restarts(&mut restarts, &pod_list, watching_since) {
                     timeline.event(t_s, message);
                 }
                 let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
@@ -159,11 +162,16 @@ pub async fn observe(
 }
 
 /// A sentence for each container whose restart count grew since `seen` last saw its
-/// pod (its first sighting only records the count): which container of which pod,
+/// pod, or, at its first sighting, whose last run ended after `since` (a pod created,
+/// killed and restarted between two samples): which container of which pod,
 /// how its last run ended (reason, exit code and the signal it means) and how long
 /// it had run. A pod that dies and comes back between two samples would otherwise
 /// show only as a dip in the ready count.
-pub fn container_restarts(seen: &mut BTreeMap<(String, String), i32>, pods: &[Pod]) -> Vec<String> {
+pub fn container_restarts(
+    seen: &mut BTreeMap<(String, String), i32>,
+    pods: &[Pod],
+    since: k8s_openapi::jiff::Timestamp,
+) -> Vec<String> {
     let mut out = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -176,14 +184,22 @@ pub fn container_restarts(seen: &mut BTreeMap<(String, String), i32>, pods: &[Po
         for status in statuses {
             let key = (name.clone(), status.name.clone());
             let before = seen.insert(key, status.restart_count);
-            let Some(before) = before else { continue };
-            if status.restart_count <= before {
-                continue;
-            }
             let last = status
                 .last_state
                 .as_ref()
                 .and_then(|s| s.terminated.as_ref());
+            let new_restart = match before {
+                Some(before) => status.restart_count > before,
+                None => {
+                    status.restart_count > 0
+                        && last
+                            .and_then(|t| t.finished_at.as_ref())
+                            .is_some_and(|at| at.0 >= since)
+                }
+            };
+            if !new_restart {
+                continue;
+            }
             let how = match last {
                 Some(t) => {
                     let signal = if t.exit_code > 128 {

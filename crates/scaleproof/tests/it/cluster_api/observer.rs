@@ -316,15 +316,16 @@ fn a_container_restart_becomes_an_event_naming_how_it_ended() {
         }))
         .expect("a pod")
     };
+    let since: k8s_openapi::jiff::Timestamp = "2026-12-06T02:59:00Z".parse().expect("a time");
     let mut seen = Default::default();
-    // The first sighting records the count, whatever it is.
-    assert!(container_restarts(&mut seen, &[pod(0, json!({}))]).is_empty());
-    assert!(container_restarts(&mut seen, &[pod(0, json!({}))]).is_empty());
+    // The first sighting records the count.
+    assert!(container_restarts(&mut seen, &[pod(0, json!({}))], since).is_empty());
+    assert!(container_restarts(&mut seen, &[pod(0, json!({}))], since).is_empty());
     let killed = json!({"terminated": {
         "exitCode": 137, "reason": "OOMKilled",
         "startedAt": "2026-12-06T03:00:00Z", "finishedAt": "2026-12-06T03:00:42Z",
     }});
-    let said = container_restarts(&mut seen, &[pod(1, killed.clone())]);
+    let said = container_restarts(&mut seen, &[pod(1, killed.clone())], since);
     assert_eq!(
         said,
         [
@@ -333,11 +334,11 @@ fn a_container_restart_becomes_an_event_naming_how_it_ended() {
         ]
     );
     assert!(
-        container_restarts(&mut seen, &[pod(1, killed)]).is_empty(),
+        container_restarts(&mut seen, &[pod(1, killed.clone())], since).is_empty(),
         "said once"
     );
     let crashed = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
-    let said = container_restarts(&mut seen, &[pod(2, crashed)]);
+    let said = container_restarts(&mut seen, &[pod(2, crashed)], since);
     assert_eq!(
         said,
         [
@@ -345,4 +346,13 @@ fn a_container_restart_becomes_an_event_naming_how_it_ended() {
           Error, exit code 1"
         ]
     );
+
+    // A pod first seen after its container died and came back between two samples:
+    // said when the death came after the observation began, not for older restarts.
+    let mut fresh = Default::default();
+    let said = container_restarts(&mut fresh, &[pod(1, killed.clone())], since);
+    assert_eq!(said.len(), 1, "{said:?}");
+    let later: k8s_openapi::jiff::Timestamp = "2026-12-06T04:00:00Z".parse().expect("a time");
+    let mut old = Default::default();
+    assert!(container_restarts(&mut old, &[pod(1, killed)], later).is_empty());
 }

@@ -130,3 +130,76 @@ status = 500
         "the setup testcase names the API server's failure:\n{junit}"
     );
 }
+
+/// A replica SIGKILLed at the peak of a scale-up (as an eviction or a node's OOM
+/// killer would end it): the scenario still scales and passes, and the report says
+/// which container died, how (SIGKILL) and that it was restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_killed_at_peak_is_survived_and_reported() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    let ctx = sim.context(
+        r#"
+[[scenario]]
+name = "overload"
+requests = 1500
+concurrency = 24
+[scenario.expect]
+min_success_rate = 0.95
+min_peak_replicas = 2
+scale_up_within_s = 20
+"#,
+    );
+    let killer = async {
+        // When a second pod is ready, kill it (the first one carries the load alone
+        // until then); bounded: give up after 60 s.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let pods = sim.pods().await;
+            let ready: Vec<_> = pods
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .collect();
+            if ready.len() >= 2
+                && let Some(pid) = super::pid_of(ready[ready.len() - 1])
+            {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .expect("kill a replica");
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    let (report, killed) = tokio::join!(sim.run(&ctx, "overload"), killer);
+    assert!(killed, "a second pod became ready to be killed");
+
+    assert!(
+        report.passed(),
+        "{:#?}\n{:?}",
+        report.verdicts,
+        report.error
+    );
+    let said: Vec<&str> = report
+        .timeline
+        .events
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|m| m.contains("restarted"))
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("container iris-server of pod") && m.contains("SIGKILL")),
+        "the report names the killed container and the signal: {:#?}",
+        report.timeline.events
+    );
+    sim.stop().await;
+}
