@@ -87,26 +87,24 @@ impl ClusterError {
     }
 }
 
-/// What a "not now" status that outlasted the retries means.
-const TRANSIENT_HINT: &str = " (it persisted through scaleproof's bounded retries, at most 5 \
-     within 20 s: the cluster's API is failing or overloaded; infrastructure, not the service)";
-
 /// A readable one-line account of a kube error: the API's status code, reason and
 /// message (kube's own Display repeats the Debug form), with a hint for the two
-/// statuses users meet most.
+/// statuses users meet most, and for a "not now" status that outlasted
+/// [`retry`]'s bounds.
 pub fn describe_kube_error(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => {
+            let transient = http::StatusCode::from_u16(status.code).is_ok_and(retry::is_transient);
             let hint = match status.code {
+                _ if transient => retry::exhausted_hint(),
                 401 => {
-                    " (the kubeconfig's credentials were rejected: log in again or pick another --context)"
+                    " (the kubeconfig's credentials were rejected: log in again or pick another --context)".into()
                 }
                 403 => {
-                    " (the kubeconfig's user lacks RBAC permission for this; use a context with rights on the namespace)"
+                    " (the kubeconfig's user lacks RBAC permission for this; use a context with rights on the namespace)".into()
                 }
-                404 => " (not found: is the API or object there?)",
-                429 | 500 | 502 | 503 | 504 => TRANSIENT_HINT,
-                _ => "",
+                404 => " (not found: is the API or object there?)".into(),
+                _ => String::new(),
             };
             format!(
                 "API server answered {} {}: {}{hint}",

@@ -35,6 +35,15 @@ pub fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
+/// What a "not now" status that outlasted the retries means, with their bounds.
+pub fn exhausted_hint() -> String {
+    format!(
+        " (it persisted through scaleproof's bounded retries, at most {MAX_RETRIES} within {} s: \
+         the cluster's API is failing or overloaded; infrastructure, not the service)",
+        RETRY_BUDGET.as_secs()
+    )
+}
+
 /// The retry policy of every client the harness makes ([`super::connect`]).
 #[derive(Debug, Clone, Default)]
 pub struct BoundedRetry {
@@ -168,7 +177,7 @@ mod tests {
     /// The hint the final error carries states these bounds in words.
     #[test]
     fn the_error_hint_states_the_bounds() {
-        let hint = super::super::TRANSIENT_HINT;
+        let hint = exhausted_hint();
         assert!(hint.contains(&format!("at most {MAX_RETRIES}")), "{hint}");
         assert!(
             hint.contains(&format!("within {} s", RETRY_BUDGET.as_secs())),
