@@ -107,6 +107,7 @@ pub fn timeline(rows: &[(f64, u32, u32, Option<u32>)]) -> Timeline {
             })
             .collect(),
         events: Vec::new(),
+        metrics_gaps: Vec::new(),
     }
 }
 

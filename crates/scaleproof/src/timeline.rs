@@ -193,7 +193,38 @@ pub struct Timeline {
     pub samples: Vec<ScaleSample>,
     /// Rescales and replica incidents, with the reason the controller gave.
     pub events: Vec<ScaleEvent>,
+    /// Spans in which the metrics API could not be read: the samples in them carry
+    /// no per-pod usage (a gap, not zeros), and the HPA could not compute either.
+    pub metrics_gaps: Vec<MetricsGap>,
 }
+
+/// A span without metrics: the metrics API (metrics-server behind the aggregator)
+/// answered an error or did not answer in time, e.g. while metrics-server restarts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsGap {
+    /// The first sample that found the metrics API failing.
+    pub from_s: f64,
+    /// The first sample that found it serving again, or the last sample of the
+    /// scenario when it never came back.
+    pub to_s: f64,
+    /// The first failure, in the API's words.
+    pub cause: String,
+    /// Whether the metrics were back before the scenario ended.
+    pub recovered: bool,
+}
+
+impl MetricsGap {
+    pub fn duration_s(&self) -> f64 {
+        (self.to_s - self.from_s).max(0.0)
+    }
+}
+
+/// A share of a check's window without metrics from which on a failing scaling
+/// check is not held against the service: with a quarter of its window blind, the
+/// HPA lost about a detection chain (scrape, sync, pod start) of the time it had,
+/// so the check says nothing either way. A shorter gap leaves the verdict standing:
+/// a service that scales still scales through it (the fault matrix shows it does).
+pub const METRICS_GAP_EXCUSES: f64 = 0.25;
 
 /// Something the autoscaler or the replica set did, for people reading a report.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +235,10 @@ pub struct ScaleEvent {
     /// above target 60% (proposal 3); cpu utilization 4% of request is below target 50%
     /// (proposal 1)".
     pub message: String,
+    /// Something that happened to the scenario rather than by the autoscaler's
+    /// choice: a container that died and restarted, a metrics gap. The report lists
+    /// these as what the run rode through.
+    pub incident: bool,
 }
 
 impl Timeline {
@@ -215,6 +250,16 @@ impl Timeline {
         self.events.push(ScaleEvent {
             t_s,
             message: message.into(),
+            incident: false,
+        });
+    }
+
+    /// An event that happened to the scenario ([`ScaleEvent::incident`]).
+    pub fn incident(&mut self, t_s: f64, message: impl Into<String>) {
+        self.events.push(ScaleEvent {
+            t_s,
+            message: message.into(),
+            incident: true,
         });
     }
 
@@ -308,6 +353,40 @@ impl Timeline {
             }
         }
         windows
+    }
+
+    /// Seconds of `[from_s, to_s]` without metrics.
+    pub fn metrics_gap_within(&self, from_s: f64, to_s: f64) -> f64 {
+        self.metrics_gaps
+            .iter()
+            .map(|g| (g.to_s.min(to_s) - g.from_s.max(from_s)).max(0.0))
+            .sum()
+    }
+
+    /// When metrics were missing for at least [`METRICS_GAP_EXCUSES`] of `[0, to_s]`:
+    /// a sentence saying for how long and why, for a check that cannot be judged.
+    pub fn blind_for(&self, to_s: f64) -> Option<String> {
+        let blind = self.metrics_gap_within(0.0, to_s);
+        if to_s <= 0.0 || blind < to_s * METRICS_GAP_EXCUSES {
+            return None;
+        }
+        let spans: Vec<String> = self
+            .metrics_gaps
+            .iter()
+            .filter(|g| g.from_s < to_s)
+            .map(|g| format!("t={:.1}-{:.1} s: {}", g.from_s, g.to_s, g.cause))
+            .collect();
+        Some(format!(
+            "the metrics API was unavailable for {blind:.1} of the {to_s:.1} s this check \
+             covers ({}); the HPA could not see CPU, so this says nothing about the \
+             service: infrastructure",
+            spans.join("; ")
+        ))
+    }
+
+    /// The time of the last sample (0 without samples).
+    pub fn end_s(&self) -> f64 {
+        self.samples.last().map_or(0.0, |s| s.t_s)
     }
 
     /// How often the desired replica count turned around (up then down, or down
@@ -459,6 +538,7 @@ mod tests {
             start_replicas: Some(1),
             samples,
             events: Vec::new(),
+            metrics_gaps: Vec::new(),
         };
         // Up, down, up again: two turns.
         assert_eq!(timeline.direction_changes(), 2);
@@ -474,6 +554,7 @@ mod tests {
             start_replicas: Some(1),
             samples: vec![sample(1.0, 3, 1), sample(2.0, 3, 3)],
             events: Vec::new(),
+            metrics_gaps: Vec::new(),
         };
         assert_eq!(timeline.first_scale_up_s(), Some(1.0));
     }
@@ -489,6 +570,7 @@ mod tests {
             start_replicas: Some(1),
             samples: vec![before_sync, second, sample(5.0, 1, 1), sample(10.0, 1, 1)],
             events: Vec::new(),
+            metrics_gaps: Vec::new(),
         };
         assert_eq!(timeline.first_scale_up_s(), None);
         assert_eq!(timeline.peak_desired_replicas(), 1);
@@ -500,14 +582,43 @@ mod tests {
             start_replicas: Some(1),
             samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1), sample(2.0, 2, 1)],
             events: Vec::new(),
+            metrics_gaps: Vec::new(),
         };
         assert_eq!(later.first_scale_up_s(), Some(2.0));
         let flat = Timeline {
             start_replicas: Some(1),
             samples: vec![sample(0.0, 1, 1), sample(1.0, 1, 1)],
             events: Vec::new(),
+            metrics_gaps: Vec::new(),
         };
         assert_eq!(flat.first_scale_up_s(), None);
         assert_eq!(Timeline::default().first_scale_up_s(), None);
+    }
+
+    #[test]
+    fn metrics_gaps_count_within_a_window_and_a_quarter_blinds_a_check() {
+        let gap = |from_s: f64, to_s: f64| MetricsGap {
+            from_s,
+            to_s,
+            cause: "service unavailable".into(),
+            recovered: true,
+        };
+        let timeline = Timeline {
+            metrics_gaps: vec![gap(5.0, 10.0), gap(20.0, 40.0)],
+            ..Timeline::default()
+        };
+        assert_eq!(timeline.metrics_gap_within(0.0, 30.0), 15.0);
+        assert_eq!(timeline.metrics_gap_within(8.0, 22.0), 4.0);
+        // 5 s of the first 30 s is a sixth: the check stands.
+        let short = Timeline {
+            metrics_gaps: vec![gap(5.0, 10.0)],
+            ..Timeline::default()
+        };
+        assert_eq!(short.blind_for(30.0), None);
+        // 15 of 30 s is half: not judged, and the sentence says why.
+        let why = timeline.blind_for(30.0).expect("blind");
+        assert!(why.contains("15.0 of the 30.0 s"), "{why}");
+        assert!(why.contains("t=20.0-40.0 s: service unavailable"), "{why}");
+        assert!(why.ends_with("infrastructure"), "{why}");
     }
 }

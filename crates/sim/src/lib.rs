@@ -66,7 +66,7 @@ pub mod timing;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -138,6 +138,7 @@ pub struct SimCluster {
     seed: u64,
     phases: Arc<phases::PhaseLog>,
     network: PodNetwork,
+    metrics_restarts: tokio::sync::mpsc::UnboundedSender<Duration>,
     cpu_limit: CpuLimitMode,
     _registry: Arc<sweep::Registry>,
 }
@@ -183,6 +184,7 @@ impl SimCluster {
         }
         let endpoints = Endpoints::default();
         let stats: Stats = Arc::default();
+        let (metrics_restarts, restarts) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let epoch = SystemTime::now();
         let phase_log = Arc::new(phases::PhaseLog::default());
@@ -238,6 +240,7 @@ impl SimCluster {
                         .mul_f64(phases::Draws::new(settings.seed, phases::stream::SCRAPE).unit()),
                 },
                 Arc::clone(&phase_log),
+                restarts,
                 cancel.clone(),
             )),
         ];
@@ -274,6 +277,7 @@ impl SimCluster {
             phases: phase_log,
             network,
             cpu_limit,
+            metrics_restarts,
             _registry: registry,
         })
     }
@@ -338,6 +342,33 @@ impl SimCluster {
     /// How many requests a fault has answered so far.
     pub fn faults_played(&self) -> u64 {
         self.state.faults.played()
+    }
+
+    /// Ends every open watch stream, as an API server restart (or a proxy dropping
+    /// long requests) does. With `compact`, the history of changes is gone too, so a
+    /// client resuming from the last resourceVersion it saw gets `410 Gone` and must
+    /// list again (kube-apiserver's watch cache after its window moved on).
+    pub fn end_watches(&self, compact: bool) {
+        self.state.end_watches(compact);
+    }
+
+    /// Watch streams ended by [`SimCluster::end_watches`] so far, and watches
+    /// answered `410 Gone` (resumed from a resourceVersion no longer kept).
+    pub fn watches_ended(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.state.watches_ended.load(Relaxed),
+            self.state.watches_expired.load(Relaxed),
+        )
+    }
+
+    /// Restarts metrics-server: its APIService becomes unavailable (the metrics API
+    /// answers 503 as the aggregator does), every PodMetrics vanishes, and after
+    /// `down` the new process serves again once it has scraped twice, so the gap
+    /// is `down` plus one metric resolution.
+    pub fn restart_metrics_server(&self, down: Duration) {
+        // The scraper ends only with the cluster; a send after that has no one to stop.
+        let _ = self.metrics_restarts.send(down);
     }
 
     /// Lifts every refusal [`SimCluster::deny`] set.

@@ -40,12 +40,17 @@ pub struct Schedule {
     pub first_after: Duration,
 }
 
+/// Restarts asked for by a fault ([`crate::SimCluster::restart_metrics_server`]): how
+/// long metrics-server stays down before its new process starts scraping.
+pub type Restarts = tokio::sync::mpsc::UnboundedReceiver<Duration>;
+
 /// Runs the scraper until `cancel`.
 pub async fn run(
     store: Arc<Store>,
     stats: Stats,
     schedule: Schedule,
     phases: Arc<PhaseLog>,
+    mut restarts: Restarts,
     cancel: CancellationToken,
 ) {
     let resolution = schedule.resolution;
@@ -59,6 +64,20 @@ pub async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
+            Some(down) = restarts.recv() => {
+                // What a restart loses: the aggregator marks the APIService
+                // unavailable (no endpoints), the new process has no points, and
+                // serves again only after two scrapes, the first at its start.
+                go_down(&store);
+                points.clear();
+                scrapes = 0;
+                tracing::info!("metrics-server: restarting, down for {down:?}");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(down) => {}
+                }
+                tick.reset_immediately();
+            }
             _ = tick.tick() => {
                 scrape(&store, &stats, resolution, &mut points);
                 phases.scraped(std::time::SystemTime::now());
@@ -187,6 +206,27 @@ pub fn api_service(available: bool) -> Value {
         },
         "status": {"conditions": [condition]},
     })
+}
+
+/// metrics-server's pod is gone: its APIService unavailable, its PodMetrics with it.
+fn go_down(store: &Store) {
+    store.put(
+        &Key::new(Resource::ApiService, "", API_SERVICE),
+        api_service(false),
+    );
+    let (existing, _) = store.list(
+        Resource::PodMetrics,
+        None,
+        &Selector::default(),
+        &FieldSelector::default(),
+    );
+    for metric in existing {
+        store.delete(&Key::new(
+            Resource::PodMetrics,
+            metric["metadata"]["namespace"].as_str().unwrap_or(""),
+            metric["metadata"]["name"].as_str().unwrap_or(""),
+        ));
+    }
 }
 
 fn mark_available(store: &Store) {

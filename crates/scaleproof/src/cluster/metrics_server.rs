@@ -12,7 +12,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 
-use super::{ClusterError, describe_kube_error};
+use super::{ClusterError, describe_kube_error, describe_metrics_api_error};
 
 /// Where the upstream `components.yaml` installs metrics-server.
 pub const NAMESPACE: &str = "kube-system";
@@ -240,11 +240,15 @@ pub async fn wait_for_pod_metrics(
     let deadline = tokio::time::Instant::now() + wait.timeout;
     loop {
         let last_seen = match api_services.get(API_SERVICE).await {
-            Err(e) => give_up_or(e, &format!("APIService {API_SERVICE}"))?,
+            Err(e) => give_up_or(e, &format!("APIService {API_SERVICE}"), describe_kube_error)?,
             Ok(service) => match unavailable_reason(&service) {
                 Some(reason) => format!("APIService {API_SERVICE} not Available: {reason}"),
                 None => match pod_metrics.list(&params).await {
-                    Err(e) => give_up_or(e, &format!("PodMetrics of {selector}"))?,
+                    Err(e) => give_up_or(
+                        e,
+                        &format!("PodMetrics of {selector}"),
+                        describe_metrics_api_error,
+                    )?,
                     Ok(list) if list.items.iter().any(|m| !m.containers.is_empty()) => {
                         return Ok(());
                     }
@@ -271,13 +275,17 @@ pub async fn wait_for_pod_metrics(
 }
 
 /// A "not yet" error becomes the text of what was seen; others end the wait.
-fn give_up_or(error: kube::Error, what: &str) -> Result<String, ClusterError> {
+fn give_up_or(
+    error: kube::Error,
+    what: &str,
+    describe: fn(&kube::Error) -> String,
+) -> Result<String, ClusterError> {
     match &error {
         kube::Error::Api(status) if matches!(status.code, 401 | 403) => Err(ClusterError::Kube {
             what: format!("read {what}"),
             source: error,
         }),
-        _ => Ok(format!("{what}: {}", describe_kube_error(&error))),
+        _ => Ok(format!("{what}: {}", describe(&error))),
     }
 }
 

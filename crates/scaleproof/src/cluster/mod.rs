@@ -115,6 +115,26 @@ pub fn describe_kube_error(error: &kube::Error) -> String {
     }
 }
 
+/// [`describe_kube_error`] for a read of the metrics API, which is polled rather than
+/// retried ([`retry::is_polled`]): its 503 is the aggregator saying metrics-server is
+/// unavailable, not a status that outlasted retries.
+pub fn describe_metrics_api_error(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let hint = if status.code == 503 {
+                " (the aggregator cannot reach metrics-server: it is down, restarting or not ready)"
+            } else {
+                ""
+            };
+            format!(
+                "API server answered {} {}: {}{hint}",
+                status.code, status.reason, status.message
+            )
+        }
+        other => describe_kube_error(other),
+    }
+}
+
 /// A readable account of a watcher error, unwrapping the API status inside.
 pub fn describe_watch_error(error: &kube::runtime::watcher::Error) -> String {
     use kube::runtime::watcher::Error as W;

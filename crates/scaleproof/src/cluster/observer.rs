@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::objects::Target;
 use super::reset::is_ready;
-use super::{describe_kube_error, describe_watch_error};
+use super::{describe_kube_error, describe_metrics_api_error, describe_watch_error};
 use crate::timeline::{
-    Condition, MetricSample, ReplicaUsage, ScaleSample, Timeline, driving_metric,
+    Condition, MetricSample, MetricsGap, ReplicaUsage, ScaleSample, Timeline, driving_metric,
 };
 
 /// What to observe, and how often.
@@ -87,6 +87,7 @@ pub async fn observe(
     let mut ticks = tokio::time::interval(config.period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
+    let mut gaps = GapTracker::default();
     let mut watch_ended = false;
     let mut latest_hpa: Option<HorizontalPodAutoscaler> = None;
     // Restart counts per pod and container, so a container that died mid-scenario
@@ -116,10 +117,15 @@ pub async fn observe(
             _ = ticks.tick() => {
                 let Some(hpa) = &latest_hpa else { continue };
                 let t_s = Instant::now().saturating_duration_since(config.started).as_secs_f64();
+                // Both at once, the metrics bounded by one period: a metrics API that
+                // is down (retried by the client for up to its budget) must not hold
+                // up the HPA's and the pods' samples; that tick is a metrics gap.
+                let metrics_bound = config.period.max(METRICS_READ_MIN);
                 let read = async {
-                    let pods = pods.list(&params).await;
-                    let metrics = pod_metrics.list(&params).await;
-                    (pods, metrics)
+                    tokio::join!(
+                        pods.list(&params),
+                        tokio::time::timeout(metrics_bound, pod_metrics.list(&params)),
+                    )
                 };
                 // A read that completed is kept even if cancellation came with it.
                 let (pod_list, metrics) = tokio::select! {
@@ -135,17 +141,30 @@ pub async fn observe(
                     }
                 };
                 let metrics = match metrics {
-                    Ok(list) => Some(list.items),
-                    Err(e) => {
+                    Ok(Ok(list)) => {
+                        gaps.back(&mut timeline, t_s);
+                        Some(list.items)
+                    }
+                    Ok(Err(e)) => {
+                        let cause = describe_metrics_api_error(&e);
                         warnings.add(format!(
-                            "metrics API (PodMetrics): {}; samples carry no per-pod usage",
-                            describe_kube_error(&e)
+                            "metrics API (PodMetrics): {cause}; samples carry no per-pod usage"
                         ));
+                        gaps.missing(&mut timeline, t_s, cause);
+                        None
+                    }
+                    Err(_) => {
+                        let cause = format!(
+                            "no answer within {:.1} s",
+                            metrics_bound.as_secs_f64()
+                        );
+                        warnings.add(format!("metrics API (PodMetrics): {cause}"));
+                        gaps.missing(&mut timeline, t_s, cause);
                         None
                     }
                 };
                 for message in container_restarts(&mut restarts, &pod_list, watching_since) {
-                    timeline.event(t_s, message);
+                    timeline.incident(t_s, message);
                 }
                 let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
                 for message in changes(timeline.samples.last(), &next) {
@@ -155,9 +174,65 @@ pub async fn observe(
             }
         }
     }
+    let end_s = timeline.end_s();
+    gaps.close(&mut timeline, end_s);
     Observation {
         timeline,
         warnings: warnings.into_lines(),
+    }
+}
+
+/// The shortest wait for the metrics API in one sample.
+const METRICS_READ_MIN: Duration = Duration::from_secs(1);
+
+/// The metrics gap being observed: open from the first sample that could not read
+/// the metrics API until the first that could.
+#[derive(Debug, Default)]
+struct GapTracker {
+    open: Option<(f64, String)>,
+}
+
+impl GapTracker {
+    fn missing(&mut self, timeline: &mut Timeline, t_s: f64, cause: String) {
+        if self.open.is_none() {
+            timeline.incident(
+                t_s,
+                format!(
+                    "metrics API unavailable ({cause}): samples carry no usage until it is back"
+                ),
+            );
+            self.open = Some((t_s, cause));
+        }
+    }
+
+    fn back(&mut self, timeline: &mut Timeline, t_s: f64) {
+        if let Some((from_s, cause)) = self.open.take() {
+            timeline.incident(
+                t_s,
+                format!(
+                    "metrics API back after {:.1} s without metrics",
+                    t_s - from_s
+                ),
+            );
+            timeline.metrics_gaps.push(MetricsGap {
+                from_s,
+                to_s: t_s,
+                cause,
+                recovered: true,
+            });
+        }
+    }
+
+    /// A gap still open when the scenario ends lasts to its last sample.
+    fn close(&mut self, timeline: &mut Timeline, end_s: f64) {
+        if let Some((from_s, cause)) = self.open.take() {
+            timeline.metrics_gaps.push(MetricsGap {
+                from_s,
+                to_s: end_s.max(from_s),
+                cause,
+                recovered: false,
+            });
+        }
     }
 }
 

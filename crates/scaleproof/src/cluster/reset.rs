@@ -25,7 +25,7 @@ use kube::{Api, Client};
 use tokio::time::Instant;
 
 use super::objects::Target;
-use super::{ClusterError, apply, describe_kube_error, is_not_found};
+use super::{ClusterError, apply, describe_kube_error, describe_metrics_api_error, is_not_found};
 use crate::manifests::HpaOverrides;
 
 /// How long the reset may take, how often it looks, and the cluster's HPA sync period.
@@ -234,7 +234,7 @@ async fn wait_for_idle_cpu(
                 }
             }
             Err(e) if retryable(&e) || is_not_found(&e) => {
-                last_seen = format!("metrics API: {}", describe_kube_error(&e));
+                last_seen = format!("metrics API: {}", describe_metrics_api_error(&e));
             }
             Err(e) => {
                 return Err(ClusterError::kube(format!(

@@ -35,6 +35,15 @@ pub fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
+/// Requests that are not retried here: the metrics API's. Every reader of it polls
+/// on its own cadence (the observer each sample, the metrics and reset waits each
+/// second) and copes with a failed read; retrying inside one poll would only delay
+/// the next sample by up to the budget and swap the aggregator's words ("503
+/// ServiceUnavailable") for a timeout in the gap the timeline records.
+pub fn is_polled(path: &str) -> bool {
+    path.starts_with("/apis/metrics.k8s.io/")
+}
+
 /// What a "not now" status that outlasted the retries means, with their bounds.
 pub fn exhausted_hint() -> String {
     format!(
@@ -92,6 +101,9 @@ impl<Res> Policy<Request<kube::client::Body>, Response<Res>, kube::Error> for Bo
         request: &mut Request<kube::client::Body>,
         result: &mut Result<Response<Res>, kube::Error>,
     ) -> Option<Self::Future> {
+        if is_polled(request.uri().path()) {
+            return None;
+        }
         let (why, after) = match result {
             Ok(response) if is_transient(response.status()) => (
                 format!("answered {}", response.status()),
@@ -183,6 +195,15 @@ mod tests {
             hint.contains(&format!("within {} s", RETRY_BUDGET.as_secs())),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn the_polled_metrics_api_is_left_to_its_pollers() {
+        assert!(is_polled("/apis/metrics.k8s.io/v1beta1/namespaces/x/pods"));
+        assert!(!is_polled("/apis/apps/v1/namespaces/x/deployments/y"));
+        assert!(!is_polled(
+            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{BaselineComparison, BaselineMarginsReport, Delta, Outcome, VerdictReport};
-use super::{Report, ScenarioReport};
+use super::{EventReport, Report, ScenarioReport};
 
 pub fn render(report: &Report) -> String {
     let mut md = String::new();
@@ -138,6 +138,7 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
         );
     }
     verdict_table(md, s.verdicts.iter());
+    ridden_through(md, s);
     chart(md, s);
     if !s.timeline.events.is_empty() {
         let _ = writeln!(md, "<details><summary>Scaling events</summary>\n");
@@ -146,6 +147,40 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
         }
         let _ = writeln!(md, "\n</details>\n");
     }
+}
+
+/// What happened to the scenario rather than by the autoscaler's choice: containers
+/// that died, the metrics API gone. In plain sight, not folded away, because a reader
+/// has to know what a verdict rode through to trust it.
+fn ridden_through(md: &mut String, s: &ScenarioReport) {
+    let incidents: Vec<&EventReport> = s.timeline.events.iter().filter(|e| e.incident).collect();
+    if incidents.is_empty() && s.timeline.metrics_gaps.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "**Ridden through** (infrastructure, not the service):
+"
+    );
+    for e in incidents {
+        let _ = writeln!(md, "- `{:>6.1} s` {}", e.t_s, e.message);
+    }
+    for g in &s.timeline.metrics_gaps {
+        let _ = writeln!(
+            md,
+            "- metrics gap {:.1}-{:.1} s ({:.1} s{}): {}",
+            g.from_s,
+            g.to_s,
+            g.to_s - g.from_s,
+            if g.recovered {
+                ""
+            } else {
+                ", not back by the end"
+            },
+            g.cause
+        );
+    }
+    let _ = writeln!(md);
 }
 
 /// This run's headline figures next to the baseline's, with the change: what a

@@ -617,6 +617,10 @@ pub struct TimelineReport {
     /// Rescales with the controller's reason, replica incidents, readiness changes.
     #[serde(default)]
     pub events: Vec<EventReport>,
+    /// Spans without metrics; a failing check blind for a quarter of its window is
+    /// reported as not judged (infrastructure).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_gaps: Vec<MetricsGapReport>,
 }
 
 impl TimelineReport {
@@ -726,6 +730,24 @@ pub struct EventReport {
     /// target 60% (proposal 3); cpu utilization 4% of request is below target 50%
     /// (proposal 1)`: the metric named after `on` proposed the most replicas.
     pub message: String,
+    /// Happened to the scenario, not by the autoscaler's choice (a container that
+    /// died and restarted, the metrics API gone and back): what the run rode through.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incident: bool,
+}
+
+/// A span in which the metrics API could not be read: its samples carry no per-pod
+/// usage (a gap, not zeros).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricsGapReport {
+    /// Since the load started: the first sample that could not read it.
+    pub from_s: f64,
+    /// The first sample that could again, or the scenario's last sample.
+    pub to_s: f64,
+    /// The first failure, in the API's words.
+    pub cause: String,
+    /// Whether the metrics were back before the scenario ended.
+    pub recovered: bool,
 }
 
 /// One check: a JUnit testcase and a row of the summary table.
@@ -794,6 +816,16 @@ impl From<&Timeline> for TimelineReport {
             start_replicas: t.start_replicas,
             samples: t.samples.iter().map(SampleReport::from).collect(),
             events: t.events.iter().map(EventReport::from).collect(),
+            metrics_gaps: t
+                .metrics_gaps
+                .iter()
+                .map(|g| MetricsGapReport {
+                    from_s: g.from_s,
+                    to_s: g.to_s,
+                    cause: g.cause.clone(),
+                    recovered: g.recovered,
+                })
+                .collect(),
         }
     }
 }
@@ -855,6 +887,7 @@ impl From<&ScaleEvent> for EventReport {
         EventReport {
             t_s: e.t_s,
             message: e.message.clone(),
+            incident: e.incident,
         }
     }
 }

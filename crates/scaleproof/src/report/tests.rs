@@ -188,6 +188,41 @@ fn markdown_has_a_table_per_scenario_a_chart_and_escaped_cells() {
 }
 
 #[test]
+fn markdown_lists_what_a_scenario_rode_through_in_plain_sight() {
+    let clean = markdown::render(&report(vec![scenario("a", &[V::Pass])]));
+    assert!(!clean.contains("Ridden through"), "{clean}");
+
+    let mut tl = timeline(&[(0.0, 1, 1, Some(180)), (9.0, 3, 3, Some(90))]);
+    tl.incident(
+        4.0,
+        "container iris-server of pod p restarted (1 restart in all): killed by SIGKILL",
+    );
+    tl.metrics_gaps.push(crate::timeline::MetricsGap {
+        from_s: 1.0,
+        to_s: 3.5,
+        cause: "API server answered 503 ServiceUnavailable: service unavailable".into(),
+        recovered: true,
+    });
+    let mut s = scenario("a", &[V::Pass]);
+    s.timeline = TimelineReport::from(&tl);
+    let md = markdown::render(&report(vec![s.clone()]));
+    let section = md
+        .split("**Ridden through**")
+        .nth(1)
+        .expect("a section of its own");
+    assert!(section.contains("killed by SIGKILL"), "{md}");
+    assert!(
+        section.contains("metrics gap 1.0-3.5 s (2.5 s): API server answered 503"),
+        "{md}"
+    );
+    // report.json carries both, and reads back.
+    let json = serde_json::to_string(&s).expect("serialize");
+    let back: ScenarioReport = serde_json::from_str(&json).expect("read back");
+    assert_eq!(back.timeline.metrics_gaps.len(), 1);
+    assert!(back.timeline.events.iter().any(|e| e.incident));
+}
+
+#[test]
 fn chart_shows_the_starting_replicas_before_the_first_sample() {
     let mut late = scenario("late", &[]);
     for sample in &mut late.timeline.samples {

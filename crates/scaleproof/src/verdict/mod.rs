@@ -63,13 +63,34 @@ pub fn judge(
     timeline: &Timeline,
     bounds: ReplicaBounds,
 ) -> Vec<Verdict> {
-    let mut verdicts = vec![delivered(load), metrics_seen(timeline)];
-    verdicts.extend(
-        expectations
-            .iter()
-            .map(|e| check(e, load, timeline, bounds)),
-    );
+    let end_s = timeline.end_s();
+    let mut verdicts = vec![
+        delivered(load),
+        unless_blind(metrics_seen(timeline), timeline, end_s),
+    ];
+    verdicts.extend(expectations.iter().map(|e| {
+        let window_s = match *e {
+            Expectation::ScaleUpWithinS(within) => within.min(end_s),
+            _ => end_s,
+        };
+        unless_blind(check(e, load, timeline, bounds), timeline, window_s)
+    }));
     verdicts
+}
+
+/// A failing check whose window (load start to `window_s`) went without metrics for
+/// a quarter or more ([`crate::timeline::METRICS_GAP_EXCUSES`]) cannot be held against
+/// the service: the HPA was blind, so neither its scaling nor the load it should have
+/// absorbed says anything. It becomes an error (infrastructure, exit 2) that says
+/// so; a passing check stays passed, a shorter gap leaves the verdict as it is.
+fn unless_blind(mut verdict: Verdict, timeline: &Timeline, window_s: f64) -> Verdict {
+    if verdict.outcome == Outcome::Fail
+        && let Some(why) = timeline.blind_for(window_s)
+    {
+        verdict.outcome = Outcome::Error;
+        verdict.measured = format!("{}; not judged: {why}", verdict.measured);
+    }
+    verdict
 }
 
 fn delivered(load: &LoadResult) -> Verdict {

@@ -278,3 +278,71 @@ fn a_failed_scaling_check_quotes_the_hpas_own_reason() {
     let v = only(Expectation::MinPeakReplicas(1), &l, &stuck);
     assert!(!v.measured.contains("the HPA"), "{}", v.measured);
 }
+
+fn with_gap(mut t: Timeline, from_s: f64, to_s: f64) -> Timeline {
+    t.metrics_gaps.push(crate::timeline::MetricsGap {
+        from_s,
+        to_s,
+        cause: "API server answered 503 ServiceUnavailable: service unavailable".into(),
+        recovered: true,
+    });
+    t
+}
+
+/// A metrics gap is judged like a classifier: a blind window turns a failing scaling
+/// check into "not judged" (infrastructure) with the gap named; a short gap leaves a
+/// real failure red; a service that scaled through a gap stays green.
+#[test]
+fn a_metrics_gap_excuses_only_a_blind_window() {
+    let flat = timeline(&[
+        (0.0, 1, 1, None),
+        (10.0, 1, 1, None),
+        (20.0, 1, 1, None),
+        (40.0, 1, 1, Some(30)),
+    ]);
+    let load = load(100, 100, &[50, 50], 40.0);
+
+    // Blind from 5 to 35 s of a 40 s window: not judged, and it says why.
+    let blind = with_gap(flat.clone(), 5.0, 35.0);
+    let v = only(Expectation::MinPeakReplicas(2), &load, &blind);
+    assert_eq!(v.outcome, Outcome::Error, "{}", v.measured);
+    assert!(v.measured.contains("not judged"), "{}", v.measured);
+    assert!(v.measured.contains("30.0 of the 40.0 s"), "{}", v.measured);
+    assert!(
+        v.measured.contains("503 ServiceUnavailable"),
+        "{}",
+        v.measured
+    );
+
+    // 4 s of 40: the HPA had time; a service that did not scale is red.
+    let short_gap = with_gap(flat.clone(), 5.0, 9.0);
+    let v = only(Expectation::MinPeakReplicas(2), &load, &short_gap);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.measured);
+
+    // The scale-up window is its own: blind after it does not excuse a miss in it.
+    let late_gap = with_gap(flat, 25.0, 40.0);
+    let v = only(Expectation::ScaleUpWithinS(20.0), &load, &late_gap);
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.measured);
+
+    // Scaled through a long gap: passing checks stay passed.
+    let scaled = with_gap(scaling(), 0.5, 3.5);
+    let v = only(Expectation::MinPeakReplicas(3), &load, &scaled);
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.measured);
+}
+
+#[test]
+fn a_run_blind_throughout_is_infrastructure_not_a_missing_metric() {
+    let blind = with_gap(
+        timeline(&[(0.0, 1, 1, None), (10.0, 1, 1, None)]),
+        0.0,
+        10.0,
+    );
+    let verdicts = judge(&[], &load(10, 10, &[10], 10.0), &blind, BOUNDS);
+    assert_eq!(verdicts[1].check, "metrics_observed");
+    assert_eq!(
+        verdicts[1].outcome,
+        Outcome::Error,
+        "{}",
+        verdicts[1].measured
+    );
+}

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +60,13 @@ pub struct ApiState {
     pub deny: Mutex<Vec<Deny>>,
     /// Errors played on purpose (`[[backend.local.faults]]`).
     pub faults: faults::Faults,
+    /// Bumped to end every open watch stream at once (a fault: an API server
+    /// restarting or a load balancer dropping long requests).
+    pub watch_ends: tokio::sync::watch::Sender<u64>,
+    /// Watch streams ended by [`ApiState::end_watches`], and watches answered `410
+    /// Gone` (for tests to know the fault met a client).
+    pub watches_ended: AtomicU64,
+    pub watches_expired: AtomicU64,
 }
 
 impl ApiState {
@@ -69,7 +77,20 @@ impl ApiState {
             logs,
             deny: Mutex::new(Vec::new()),
             faults: faults::Faults::default(),
+            watch_ends: tokio::sync::watch::channel(0).0,
+            watches_ended: AtomicU64::new(0),
+            watches_expired: AtomicU64::new(0),
         }
+    }
+
+    /// Ends every open watch stream, as a restarting API server does; with
+    /// `compact`, the history is gone too, so a watch resumed from the last
+    /// resourceVersion its client saw gets `410 Gone`.
+    pub fn end_watches(&self, compact: bool) {
+        if compact {
+            self.store.compact();
+        }
+        self.watch_ends.send_modify(|n| *n += 1);
     }
 
     /// Sets a Deployment's `spec.replicas` through its `scale` subresource as
@@ -169,6 +190,11 @@ async fn handle(
     if let Some(refused) = denied(&state, verb, &target) {
         return error(refused);
     }
+    if target.resource == Resource::PodMetrics
+        && let Some(refused) = aggregated_api_unavailable(&state)
+    {
+        return error(refused);
+    }
     if let Some(answer) =
         state
             .faults
@@ -219,6 +245,25 @@ fn denied(state: &ApiState, verb: &str, target: &Target) -> Option<ApiError> {
                 &namespace,
             )
         })
+}
+
+/// The aggregator's answer for an APIService that is not `Available` (kube-aggregator
+/// `pkg/apiserver/handler_proxy.go`: `proxyError(w, req, "service unavailable",
+/// http.StatusServiceUnavailable)`, a `ServiceUnavailable` Status): metrics-server
+/// before its first two scrapes, or while it restarts.
+fn aggregated_api_unavailable(state: &ApiState) -> Option<ApiError> {
+    let service = state.store.get(&Key::new(
+        Resource::ApiService,
+        "",
+        crate::metrics::API_SERVICE,
+    ));
+    let available = service.as_ref().is_some_and(|s| {
+        s["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Available" && c["status"] == "True")
+        })
+    });
+    (!available).then(status::service_unavailable)
 }
 
 fn key_of(target: &Target) -> Key {
@@ -316,6 +361,9 @@ fn watch(state: &Arc<ApiState>, target: &Target, query: &BTreeMap<String, String
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let store = Arc::clone(&state.store);
     let target = target.clone();
+    let mut ended = state.watch_ends.subscribe();
+    ended.mark_unchanged();
+    let counts = Arc::clone(state);
     tokio::spawn(async move {
         let mut changed = store.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -345,6 +393,7 @@ fn watch(state: &Arc<ApiState>, target: &Target, query: &BTreeMap<String, String
         loop {
             match store.changes_since(last) {
                 Err(expired) => {
+                    counts.watches_expired.fetch_add(1, Ordering::Relaxed);
                     let _ = tx
                         .send(line(
                             "ERROR",
@@ -377,6 +426,10 @@ fn watch(state: &Arc<ApiState>, target: &Target, query: &BTreeMap<String, String
                 result = changed.changed() => if result.is_err() { return },
                 () = tokio::time::sleep_until(deadline) => return,
                 () = tx.closed() => return,
+                _ = ended.changed() => {
+                    counts.watches_ended.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     });

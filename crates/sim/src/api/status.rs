@@ -285,6 +285,17 @@ pub fn internal(message: impl Into<String>) -> ApiError {
     status(500, None, message.into(), None)
 }
 
+/// apimachinery's `NewServiceUnavailable("service unavailable")`, what kube-aggregator
+/// answers for an APIService that is not available.
+pub fn service_unavailable() -> ApiError {
+    status(
+        503,
+        Some("ServiceUnavailable"),
+        "service unavailable".into(),
+        None,
+    )
+}
+
 /// The `Status` of a watch that starts too far back (`NewResourceExpired`): sent as
 /// one ERROR event, code 410, reason `Expired`.
 pub fn expired(requested: u64, oldest: u64) -> Value {

@@ -248,6 +248,13 @@ impl Store {
         Some(object)
     }
 
+    /// Forgets the history of changes, as an API server's watch cache does once its
+    /// window moved on (or etcd compacted): a watch resumed from any earlier
+    /// resourceVersion then gets `410 Gone` and has to list again.
+    pub fn compact(&self) {
+        self.lock().history.clear();
+    }
+
     /// The changes after `version`, in order; `Expired` when they are no longer kept.
     pub fn changes_since(&self, version: u64) -> Result<Vec<Change>, Expired> {
         let inner = self.lock();

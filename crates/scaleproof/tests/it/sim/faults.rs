@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use scaleproof::cluster::retry::{MAX_RETRIES, RETRY_BUDGET};
 use scaleproof_sim::ApiFault;
 
-use super::{SERIAL, Sim, SimOptions};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::Api;
+use scaleproof::report::{Outcome, ScenarioReport};
+
+use super::{NS, SERIAL, Sim, SimOptions};
 use crate::support::{run_stress_in, user_config};
 
 fn fault(verb: &str, resource: &str, status: u16, times: u32) -> ApiFault {
@@ -22,6 +26,9 @@ fn fault(verb: &str, resource: &str, status: u16, times: u32) -> ApiFault {
     }
 }
 
+/// The workload's HPA (k8s/hpa.yaml).
+const HPA: &str = "iris-classifier-hpa";
+
 const SHORT_LOAD: &str = r#"
 [[scenario]]
 name = "steady"
@@ -31,6 +38,52 @@ duration_s = 6
 min_success_rate = 1.0
 max_peak_replicas = 1
 "#;
+
+/// More than one pod can carry: the HPA has to scale up within 20 s.
+const OVERLOAD: &str = r#"
+[[scenario]]
+name = "overload"
+requests = 1500
+concurrency = 24
+[scenario.expect]
+min_success_rate = 0.95
+min_peak_replicas = 2
+scale_up_within_s = 20
+"#;
+
+/// Each check's name and whether it passed, to compare a faulted run with a clean one.
+fn outcomes(report: &ScenarioReport) -> Vec<(String, bool)> {
+    report
+        .verdicts
+        .iter()
+        .map(|v| (v.check.clone(), v.passed()))
+        .collect()
+}
+
+/// Waits (bounded) until the reset has applied the HPA again, i.e. the load is
+/// about to start: the HPA's uid is no longer `before`.
+async fn until_hpa_reapplied(sim: &Sim, before: Option<String>) {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(sim.client.clone(), NS);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Ok(Some(hpa)) = hpas.get_opt(HPA).await
+            && hpa.metadata.uid != before
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the reset did not apply the HPA again within 90 s");
+}
+
+async fn hpa_uid(sim: &Sim) -> Option<String> {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(sim.client.clone(), NS);
+    hpas.get_opt(HPA)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|h| h.metadata.uid)
+}
 
 /// Transient errors while the workload is applied and waited for (setup): 503 on the
 /// Deployment's apply, 429 with Retry-After on the list the rollout wait's watcher
@@ -138,18 +191,7 @@ status = 500
 async fn a_pod_killed_at_peak_is_survived_and_reported() {
     let _serial = SERIAL.lock().await;
     let sim = Sim::start(SimOptions::default()).await;
-    let ctx = sim.context(
-        r#"
-[[scenario]]
-name = "overload"
-requests = 1500
-concurrency = 24
-[scenario.expect]
-min_success_rate = 0.95
-min_peak_replicas = 2
-scale_up_within_s = 20
-"#,
-    );
+    let ctx = sim.context(OVERLOAD);
     let killer = async {
         // When a second pod is ready, kill it (the first one carries the load alone
         // until then); bounded: give up after 60 s.
@@ -200,6 +242,175 @@ scale_up_within_s = 20
             .any(|m| m.contains("container iris-server of pod") && m.contains("SIGKILL")),
         "the report names the killed container and the signal: {:#?}",
         report.timeline.events
+    );
+    sim.stop().await;
+}
+
+/// Watch streams ended under the harness, as an API server restart or a proxy
+/// dropping long requests ends them: during setup (the rollout wait's watch) and
+/// during a scenario (the observer's HPA watch), once plainly and once with the
+/// history compacted, so the resume gets `410 Gone` and kube's watcher lists again.
+/// Setup succeeds, the scenario keeps the clean run's verdicts, and its samples go
+/// on without a hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_watches_and_410_on_resume_are_ridden_through() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions {
+        deploy: false,
+        ..SimOptions::default()
+    })
+    .await;
+    // Setup: end every watch every 50 ms while the workload rolls out.
+    let deploy = sim.deploy();
+    let ender = async {
+        for _ in 0..1200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sim.cluster.end_watches(false);
+        }
+    };
+    tokio::select! {
+        () = deploy => {}
+        () = ender => panic!("the rollout did not finish within 60 s of ended watches"),
+    }
+    let (ended_in_setup, _) = sim.cluster.watches_ended();
+    assert!(ended_in_setup > 0, "a setup watch was ended");
+
+    let ctx = sim.context(SHORT_LOAD);
+    let clean = sim.run(&ctx, "steady").await;
+    assert!(clean.passed(), "without faults: {:#?}", clean.verdicts);
+
+    // Observation: every 1.5 s end the watches and compact the history (410 on resume).
+    let run = sim.run(&ctx, "steady");
+    let ender = async {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            sim.cluster.end_watches(true);
+        }
+    };
+    let faulted = tokio::select! {
+        report = run => report,
+        () = ender => panic!("the scenario did not end within 90 s"),
+    };
+    let (ended, expired) = sim.cluster.watches_ended();
+    assert!(ended > ended_in_setup, "an observation watch was ended");
+    assert!(expired > 0, "a resumed watch was answered 410 Gone");
+    assert!(faulted.error.is_none(), "{:?}", faulted.error);
+    assert_eq!(
+        outcomes(&faulted),
+        outcomes(&clean),
+        "{:#?}",
+        faulted.verdicts
+    );
+    let times: Vec<f64> = faulted.timeline.samples.iter().map(|s| s.t_s).collect();
+    let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(
+        widest < 3.0,
+        "samples every second go on through the resumed watches (widest hole {widest:.1} s)"
+    );
+    sim.stop().await;
+}
+
+/// metrics-server restarting as the load starts, down for 2 s (then two scrapes of
+/// 1 s before it serves): shorter than the HPA can bridge in a 20 s scale-up window.
+/// The scenario keeps the clean verdicts, its samples in the gap carry no usage
+/// (not zeros), and the report lists the gap as ridden through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_metrics_gap_is_ridden_through_and_reported() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    let ctx = sim.context(OVERLOAD);
+    let before = hpa_uid(&sim).await;
+    let restart = async {
+        until_hpa_reapplied(&sim, before).await;
+        sim.cluster.restart_metrics_server(Duration::from_secs(2));
+    };
+    let (report, ()) = tokio::join!(sim.run(&ctx, "overload"), restart);
+    assert!(
+        report.passed(),
+        "{:#?}\n{:?}",
+        report.verdicts,
+        report.error
+    );
+    let gaps = &report.timeline.metrics_gaps;
+    assert_eq!(gaps.len(), 1, "one gap: {gaps:#?}");
+    assert!(gaps[0].recovered, "{gaps:#?}");
+    assert!(
+        gaps[0].cause.contains("503") && gaps[0].cause.contains("service unavailable"),
+        "the aggregator's answer is the cause: {gaps:#?}"
+    );
+    let in_gap: Vec<_> = report
+        .timeline
+        .samples
+        .iter()
+        .filter(|s| s.t_s > gaps[0].from_s && s.t_s < gaps[0].to_s)
+        .collect();
+    assert!(
+        !in_gap.is_empty()
+            && in_gap.iter().all(|s| {
+                s.cpu_utilization_pct.is_none()
+                    && s.replicas.iter().all(|r| r.cpu_millicores.is_none())
+            }),
+        "samples in the gap carry no usage, not zeros: {in_gap:#?}"
+    );
+    assert!(
+        report
+            .timeline
+            .events
+            .iter()
+            .any(|e| e.incident && e.message.starts_with("metrics API back after")),
+        "{:#?}",
+        report.timeline.events
+    );
+    sim.stop().await;
+}
+
+/// metrics-server down for the whole scenario, from just before the load: the HPA
+/// cannot scale, and the scale-up checks are reported as not judged
+/// (infrastructure, exit 2), naming the gap, never as the service failing to scale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_gap_longer_than_the_hpa_can_bridge_is_infrastructure() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    let ctx = sim.context(OVERLOAD);
+    let before = hpa_uid(&sim).await;
+    let restart = async {
+        until_hpa_reapplied(&sim, before).await;
+        sim.cluster.restart_metrics_server(Duration::from_secs(120));
+    };
+    let (report, ()) = tokio::join!(sim.run(&ctx, "overload"), restart);
+    let gaps = &report.timeline.metrics_gaps;
+    assert!(
+        gaps.len() == 1 && !gaps[0].recovered,
+        "one gap to the end: {gaps:#?}"
+    );
+    let not_judged: Vec<&str> = report
+        .verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Error)
+        .map(|v| v.check.as_str())
+        .collect();
+    assert!(
+        not_judged.contains(&"min_peak_replicas") && not_judged.contains(&"scale_up_within_s"),
+        "the scale-up checks are not judged: {:#?}",
+        report.verdicts
+    );
+    assert!(
+        report.verdicts.iter().all(|v| v.outcome != Outcome::Fail),
+        "nothing is held against the service: {:#?}",
+        report.verdicts
+    );
+    let scale_up = report
+        .verdicts
+        .iter()
+        .find(|v| v.check == "scale_up_within_s")
+        .expect("scale_up_within_s");
+    assert!(
+        scale_up
+            .measured
+            .contains("the metrics API was unavailable for")
+            && scale_up.measured.contains("infrastructure"),
+        "{}",
+        scale_up.measured
     );
     sim.stop().await;
 }
