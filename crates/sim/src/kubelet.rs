@@ -33,6 +33,7 @@ use super::nodeport::Endpoints;
 use super::phases::{Draws, PhaseLog, stream};
 use super::podnet::{PodNet, PodNetwork};
 use super::probe::{ProbeSpec, Prober};
+use super::qos::QosClass;
 use super::replica::{Replica, ReplicaTemplate};
 use super::sweep::Registry;
 use super::timing::Timing;
@@ -123,6 +124,8 @@ struct HousekeepingState {
 struct PodRuntime {
     key: Key,
     object: Value,
+    /// `status.qosClass`, from the spec's requests and limits.
+    qos: &'static str,
     created: SystemTime,
     start_at: Instant,
     container: String,
@@ -380,6 +383,8 @@ impl Kubelet {
 impl PodRuntime {
     fn new(key: Key, object: Value, config: &KubeletConfig, start_delay: Duration) -> Self {
         let template = template_for(&object, config);
+        let qos = serde_json::from_value::<Pod>(object.clone())
+            .map_or("Burstable", |pod| QosClass::of(&pod).as_str());
         let container = object["spec"]["containers"][0]["name"]
             .as_str()
             .unwrap_or("main")
@@ -388,6 +393,7 @@ impl PodRuntime {
         PodRuntime {
             key,
             object,
+            qos,
             created: now,
             start_at: Instant::now() + start_delay,
             container,
@@ -753,7 +759,7 @@ impl PodRuntime {
             "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}],
             "startTime": created,
-            "qosClass": "Burstable",
+            "qosClass": self.qos,
             "containerStatuses": [container],
         })
     }
@@ -826,7 +832,12 @@ fn template_for(
             container.image.as_deref().unwrap_or("(none)"),
         )
     })?;
+    // The kubelet ranks the container for the OOM killer by its QoS class; the node's
+    // memory is this machine's.
+    let oom_score_adj = super::qos::node_memory_bytes()
+        .map(|capacity| super::qos::oom_score_adj(&typed, container, capacity));
     let template = ReplicaTemplate {
+        oom_score_adj,
         program: program.clone(),
         args: container.args.clone().unwrap_or_default(),
         container_port,

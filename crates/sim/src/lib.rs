@@ -60,6 +60,7 @@ pub mod phases;
 pub mod podnet;
 pub mod probe;
 pub mod program;
+pub mod qos;
 pub mod replica;
 pub mod sweep;
 pub mod timing;

@@ -62,6 +62,9 @@ pub struct ReplicaTemplate {
     pub readiness_path: String,
     /// Where each replica's stdout and stderr go (`<name>.log`); `None` discards them.
     pub log_dir: Option<PathBuf>,
+    /// The kubelet's `oom_score_adj` for the container ([`crate::qos`]); `None`
+    /// leaves the process at its parent's.
+    pub oom_score_adj: Option<i64>,
 }
 
 impl ReplicaTemplate {
@@ -100,6 +103,22 @@ while [ "$n" -gt 0 ]; do
   shift; n=$((n - 1))
 done
 exec "$@""#;
+
+/// Ranks the container's process for the OOM killer as the kubelet does. A score
+/// below 0 needs `CAP_SYS_RESOURCE`, which a sandbox may not grant: then the process
+/// keeps its parent's score and a warning says so (once per process of the harness),
+/// because the kernel may then pick another process of the cgroup first.
+fn set_oom_score_adj(pid: u32, adj: i64) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()) {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "cannot give containers the kubelet's oom_score_adj ({adj}): {e}; the \
+                 kernel's OOM killer ranks them as plain processes here"
+            );
+        });
+    }
+}
 
 /// A running (or exited) replica process.
 #[derive(Debug)]
@@ -229,6 +248,9 @@ impl Replica {
                 program: executable.clone(),
                 source,
             })?;
+        if let Some(adj) = template.oom_score_adj {
+            set_oom_score_adj(child.id(), adj);
+        }
         let replica = Replica {
             name: name.to_string(),
             addr,
@@ -364,6 +386,7 @@ mod tests {
             memory_limit_bytes: None,
             readiness_path: "/ready".into(),
             log_dir: None,
+            oom_score_adj: None,
         }
     }
 

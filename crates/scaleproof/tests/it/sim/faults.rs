@@ -414,3 +414,125 @@ async fn a_metrics_gap_longer_than_the_hpa_can_bridge_is_infrastructure() {
     );
     sim.stop().await;
 }
+
+/// The memory cgroup directory of process `pid` (v1 `memory` hierarchy, or the v2
+/// unified one), from `/proc/<pid>/cgroup`.
+fn memory_cgroup_of(pid: u32) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "memory") {
+            Some(std::path::Path::new("/sys/fs/cgroup/memory").join(path))
+        } else if controllers.is_empty() {
+            Some(std::path::Path::new("/sys/fs/cgroup").join(path))
+        } else {
+            None
+        }
+    })
+}
+
+/// Makes the kernel OOM-kill the container process `pid` under its own memory
+/// limit, as a burst inside the container does: a hog joins the container's memory
+/// cgroup and allocates past the limit. The kernel picks the container's process
+/// because the simulated kubelet gave it a Burstable container's `oom_score_adj`
+/// (`scaleproof_sim::qos`: 995 for 128Mi of 24 GiB), as a kubelet does; the hog
+/// keeps 0. The hog's process group is killed at the end; bounded by 30 s.
+/// Returns whether the container's process died.
+async fn oom_kill(pid: u32) -> bool {
+    use std::os::unix::process::CommandExt as _;
+    let Some(group) = memory_cgroup_of(pid) else {
+        return false;
+    };
+    let limit: u64 = ["memory.limit_in_bytes", "memory.max"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(group.join(f)).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(256 << 20);
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap_or_default();
+    assert!(
+        adj.trim().parse::<i64>().is_ok_and(|a| a > 900),
+        "the kubelet ranks a Burstable container for the OOM killer: {adj:?}"
+    );
+    let procs = group.join("cgroup.procs");
+    let script = format!(
+        "echo $$ > {} && {{ head -c {} /dev/zero; sleep 30; }} | tail > /dev/null",
+        procs.display(),
+        limit + (64 << 20)
+    );
+    let mut hog = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .process_group(0)
+        .spawn()
+        .expect("start the memory hog");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::support::is_running(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let group_id = nix::unistd::Pid::from_raw(i32::try_from(hog.id()).expect("pid"));
+    let _ = nix::sys::signal::killpg(group_id, nix::sys::signal::Signal::SIGKILL);
+    let _ = hog.wait();
+    !crate::support::is_running(pid)
+}
+
+/// A replica OOM-killed at the peak of a scale-up, by the kernel under the
+/// manifest's own memory limit (256Mi): the scenario's thresholds still hold, and
+/// the report names the container, `OOMKilled` and exit code 137 under "Ridden
+/// through", as the kubelet reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_oom_killed_at_peak_is_survived_and_reported() {
+    if !super::memory::memory_controller_or_skip("the OOM-at-peak row") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    let ctx = sim.context(OVERLOAD);
+    let killer = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let pods = sim.pods().await;
+            let ready: Vec<_> = pods
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .collect();
+            if ready.len() >= 2
+                && let Some(pid) = super::pid_of(ready[ready.len() - 1])
+            {
+                return oom_kill(pid).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    let (report, killed) = tokio::join!(sim.run(&ctx, "overload"), killer);
+    assert!(
+        killed,
+        "a second pod became ready and its process was OOM-killed"
+    );
+    assert!(
+        report.passed(),
+        "{:#?}\n{:?}",
+        report.verdicts,
+        report.error
+    );
+    let incidents: Vec<&str> = report
+        .timeline
+        .events
+        .iter()
+        .filter(|e| e.incident)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        incidents
+            .iter()
+            .any(|m| m.contains("OOMKilled, exit code 137") && m.contains("container iris-server")),
+        "the report names the OOM kill: {incidents:#?}"
+    );
+    sim.stop().await;
+}

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{NS, SELECTOR, SERIAL, Sim, SimOptions};
 
 /// Whether this machine lets us create memory cgroups; prints why not.
-fn memory_controller_or_skip(test: &str) -> bool {
+pub(super) fn memory_controller_or_skip(test: &str) -> bool {
     match CgroupDriver::detect().memory_mode() {
         scaleproof_sim::MemoryMode::Unavailable { reason } => {
             eprintln!(
