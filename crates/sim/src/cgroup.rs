@@ -1,5 +1,6 @@
 //! CPU and memory limits for local replicas, enforced by the kernel the way the kubelet
-//! does it: a cgroup per replica whose CFS quota equals the container's CPU limit and
+//! does it: a cgroup per replica whose CFS quota equals the container's CPU limit,
+//! whose CPU weight follows its CPU request (what it gets when the node is busy), and
 //! whose memory limit equals the container's (the kernel OOM-kills past it). The same
 //! groups give the usage metrics-server reports: CPU time, and the memory working set
 //! as cAdvisor computes it (usage minus inactive file pages).
@@ -94,6 +95,29 @@ impl MemoryMode {
     }
 }
 
+/// A container's CPU as its cgroup enforces it: the limit as a CFS quota, the
+/// request as its weight against everything else on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuResources {
+    pub limit_millicores: u64,
+    pub request_millicores: u64,
+}
+
+/// `cpu.shares` for a CPU request, as the kubelet computes it
+/// (`pkg/kubelet/cm/helpers_linux.go`, `MilliCPUToShares`: 1024 per CPU, at least
+/// `MinShares` 2, at most `MaxShares` 262144). Under contention this, not the limit,
+/// decides how much of a busy node's CPU a container gets.
+pub fn cpu_shares(request_millicores: u64) -> u64 {
+    (request_millicores * 1024 / 1000).clamp(2, 262_144)
+}
+
+/// The cgroup v2 `cpu.weight` runc writes for `shares` (runc
+/// `libcontainer/cgroups/utils.go`, `ConvertCPUSharesToCgroupV2Value`: the range
+/// 2..262144 mapped linearly onto 1..10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    1 + (shares.saturating_sub(2) * 9999) / 262_142
+}
+
 /// Creates and finds replica cgroups for one harness run.
 #[derive(Debug, Clone)]
 pub struct CgroupDriver {
@@ -154,11 +178,12 @@ impl CgroupDriver {
     pub fn create(
         &self,
         name: &str,
-        limit_millicores: u64,
+        cpu: CpuResources,
         memory_limit_bytes: Option<u64>,
     ) -> Result<Option<ReplicaCgroup>, CgroupError> {
         let group = format!("{}-{name}", self.run_tag);
-        let quota_us = (limit_millicores * CFS_PERIOD_US / 1000).max(1000);
+        let quota_us = (cpu.limit_millicores * CFS_PERIOD_US / 1000).max(1000);
+        let shares = cpu_shares(cpu.request_millicores);
         let mut cgroup = ReplicaCgroup {
             dirs: Vec::new(),
             usage: None,
@@ -173,6 +198,10 @@ impl CgroupDriver {
                 cgroup.dirs.push(dir.clone());
                 cgroup.usage = Some(UsageFile::V2(dir.join("cpu.stat")));
                 write(&dir.join("cpu.max"), &format!("{quota_us} {CFS_PERIOD_US}"))?;
+                write(
+                    &dir.join("cpu.weight"),
+                    &shares_to_weight(shares).to_string(),
+                )?;
             }
             CpuLimitMode::V1 { cpu, cpuacct } => {
                 let cpu_dir = cpu.join(&group);
@@ -189,6 +218,7 @@ impl CgroupDriver {
                     &CFS_PERIOD_US.to_string(),
                 )?;
                 write(&cpu_dir.join("cpu.cfs_quota_us"), &quota_us.to_string())?;
+                write(&cpu_dir.join("cpu.shares"), &shares.to_string())?;
             }
         }
         match &self.memory {
@@ -632,6 +662,43 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_cpu_request_becomes_the_kubelets_shares_and_runcs_weight() {
+        assert_eq!(cpu_shares(100), 102, "the repository's 100m request");
+        assert_eq!(cpu_shares(1000), 1024);
+        assert_eq!(cpu_shares(0), 2, "MinShares");
+        assert_eq!(shares_to_weight(1024), 39, "one CPU on cgroup v2");
+        assert_eq!(shares_to_weight(102), 4);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let driver = CgroupDriver {
+            mode: CpuLimitMode::V1 {
+                cpu: tmp.path().to_path_buf(),
+                cpuacct: tmp.path().to_path_buf(),
+            },
+            ..CgroupDriver::uncapped("test")
+        };
+        let group = driver
+            .create(
+                "p",
+                CpuResources {
+                    limit_millicores: 200,
+                    request_millicores: 100,
+                },
+                None,
+            )
+            .unwrap()
+            .expect("a group");
+        let dir = &group.dirs[0];
+        assert_eq!(
+            fs::read_to_string(dir.join("cpu.cfs_quota_us")).unwrap(),
+            "20000"
+        );
+        assert_eq!(fs::read_to_string(dir.join("cpu.shares")).unwrap(), "102");
     }
 
     #[test]

@@ -785,6 +785,14 @@ fn template_for(
         .and_then(|l| l.get("cpu"))
         .and_then(|q| parse_cpu_millicores(&q.0))
         .unwrap_or(0);
+    // Defaulted from the limit by the API server when the manifest has none.
+    let request = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|l| l.get("cpu"))
+        .and_then(|q| parse_cpu_millicores(&q.0))
+        .unwrap_or(0);
     let memory_limit = container
         .resources
         .as_ref()
@@ -843,6 +851,7 @@ fn template_for(
         container_port,
         env,
         cpu_limit_millicores: limit,
+        cpu_request_millicores: request,
         memory_limit_bytes: memory_limit,
         readiness_path: path,
         log_dir: Some(config.log_dir.clone()),

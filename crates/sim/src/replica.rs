@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::cgroup::{CgroupDriver, CgroupError, ReplicaCgroup};
+use super::cgroup::{CgroupDriver, CgroupError, CpuResources, ReplicaCgroup};
 use super::podnet::PodNet;
 use super::program::LocalProgram;
 
@@ -55,6 +55,9 @@ pub struct ReplicaTemplate {
     pub env: BTreeMap<String, String>,
     /// The container's CPU limit, enforced by the cgroup.
     pub cpu_limit_millicores: u64,
+    /// The container's CPU request (defaulted from the limit by the API server): its
+    /// weight under contention (`cpu.shares`, `cpu.weight`).
+    pub cpu_request_millicores: u64,
     /// The container's memory limit in bytes, enforced by the cgroup (the kernel
     /// OOM-kills the replica past it); `None`: no limit.
     pub memory_limit_bytes: Option<u64>,
@@ -164,7 +167,10 @@ impl Replica {
         // Create the group first: if that fails, nothing is running yet.
         let cgroup = cgroups.create(
             name,
-            template.cpu_limit_millicores,
+            CpuResources {
+                limit_millicores: template.cpu_limit_millicores,
+                request_millicores: template.cpu_request_millicores,
+            },
             template.memory_limit_bytes,
         )?;
         let (stdout, stderr) = match &template.log_dir {
@@ -383,6 +389,7 @@ mod tests {
             container_port: 8000,
             env: BTreeMap::new(),
             cpu_limit_millicores: 200,
+            cpu_request_millicores: 100,
             memory_limit_bytes: None,
             readiness_path: "/ready".into(),
             log_dir: None,
