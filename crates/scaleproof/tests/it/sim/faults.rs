@@ -424,6 +424,30 @@ async fn a_metrics_gap_longer_than_the_hpa_can_bridge_is_infrastructure() {
         "{}",
         scale_up.measured
     );
+    // As a run's report: exit 2, and junit.xml's testcase says why in words.
+    let run: scaleproof::report::Report = serde_json::from_value(serde_json::json!({
+        "schema_version": scaleproof::report::SCHEMA_VERSION,
+        "run": {"started_at": "2026-12-06T00:00:00Z", "ended_at": "2026-12-06T00:01:00Z",
+                "config": "stress.toml", "tool_versions": {}},
+        "setup": [],
+        "scenarios": [report],
+    }))
+    .expect("a report");
+    assert_eq!(
+        run.exit_status(),
+        scaleproof::report::ExitStatus::InfrastructureError
+    );
+    let junit = scaleproof::report::junit::render(&run).expect("junit.xml");
+    let line = junit
+        .lines()
+        .find(|l| l.contains("scale_up_within_s") && l.contains("not judged"))
+        .unwrap_or_default();
+    eprintln!("junit: {line}");
+    assert!(
+        line.contains("the metrics API was unavailable for")
+            && line.contains("503 ServiceUnavailable"),
+        "{junit}"
+    );
     sim.stop().await;
 }
 
