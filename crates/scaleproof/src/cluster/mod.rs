@@ -193,10 +193,28 @@ pub async fn connect(access: &KubeAccess) -> Result<kube::Client, ClusterError> 
         .map_err(ClusterError::kube(format!("build a client for {what}")))?;
     let service = tower::ServiceBuilder::new()
         .layer(tower::retry::RetryLayer::new(retry::BoundedRetry::default()))
-        .service(tower::service_fn(move |request| {
-            let inner = inner.clone();
-            async move { inner.send(request).await }
-        }));
+        .service(tower::service_fn(
+            move |request: http::Request<kube::client::Body>| {
+                let inner = inner.clone();
+                // Long-running requests (watches, followed logs) end when the server or
+                // the caller ends them; every other one gets an answer in time or is
+                // retried (`retry`), instead of waiting kube's 295 s read timeout.
+                let bound =
+                    (!retry::is_long_running(request.uri())).then_some(retry::REQUEST_TIMEOUT);
+                async move {
+                    match bound {
+                        None => inner.send(request).await,
+                        Some(bound) => tokio::time::timeout(bound, inner.send(request))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(kube::Error::Service(Box::new(retry::NoAnswer {
+                                    after: bound,
+                                })))
+                            }),
+                    }
+                }
+            },
+        ));
     Ok(kube::Client::new(service, namespace))
 }
 

@@ -25,6 +25,11 @@ pub const MAX_RETRIES: u32 = 5;
 pub const RETRY_BUDGET: Duration = Duration::from_secs(20);
 /// The longest `Retry-After` followed; a longer one is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long one request (not a watch) may wait for its answer before it counts as
+/// failed and is retried. Our requests are small (one namespace, a handful of
+/// objects) and kube-apiserver answers them in milliseconds; its own bound for
+/// non-long-running requests is `--request-timeout` 1 min. kube's client waits 295 s.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// The first backoff without `Retry-After`; it doubles each retry (0.25 .. 4 s).
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -42,6 +47,22 @@ pub fn is_transient(status: StatusCode) -> bool {
 /// ServiceUnavailable") for a timeout in the gap the timeline records.
 pub fn is_polled(path: &str) -> bool {
     path.starts_with("/apis/metrics.k8s.io/")
+}
+
+/// A request that got no answer within [`REQUEST_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {} s (the API server is overloaded or unreachable)", after.as_secs())]
+pub struct NoAnswer {
+    pub after: Duration,
+}
+
+/// Requests the API server holds open on purpose: watches and followed logs
+/// (kube-apiserver's long-running request check looks at the same verbs).
+pub fn is_long_running(uri: &http::Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| matches!(pair, "watch=true" | "watch=1" | "follow=true"))
+    })
 }
 
 /// What a "not now" status that outlasted the retries means, with their bounds.
@@ -195,6 +216,23 @@ mod tests {
             hint.contains(&format!("within {} s", RETRY_BUDGET.as_secs())),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn watches_and_followed_logs_are_not_timed_out() {
+        let uri = |u: &str| u.parse::<http::Uri>().expect("uri");
+        assert!(is_long_running(&uri(
+            "/apis/autoscaling/v2/namespaces/x/horizontalpodautoscalers?fieldSelector=metadata.name%3Dh&watch=true&timeoutSeconds=290"
+        )));
+        assert!(is_long_running(&uri(
+            "/api/v1/namespaces/x/pods/p/log?follow=true"
+        )));
+        assert!(!is_long_running(&uri(
+            "/api/v1/namespaces/x/pods?labelSelector=a%3Db"
+        )));
+        assert!(!is_long_running(&uri(
+            "/api/v1/namespaces/x/pods/p/log?container=c"
+        )));
     }
 
     #[test]

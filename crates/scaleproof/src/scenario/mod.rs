@@ -252,8 +252,8 @@ pub struct BackendSettings {
     #[serde(default)]
     pub containers: BTreeMap<String, scaleproof_sim::LocalContainer>,
     /// Local: errors the simulated API answers the harness with, to rehearse a flaky
-    /// cluster (`[[backend.local.faults]]`: status 429/500/503, optional verb,
-    /// resource, retry_after_s, times).
+    /// cluster (`[[backend.local.faults]]`: status 429/500/503 and/or delay_ms,
+    /// optional verb, resource, retry_after_s, times).
     #[serde(default)]
     pub faults: Vec<scaleproof_sim::ApiFault>,
     /// kind: how to build the service image (`[backend.kind.image]`), when it is not

@@ -38,8 +38,14 @@ pub struct ApiFault {
     /// every resource).
     #[serde(default)]
     pub resource: Option<String>,
-    /// 429, 500 or 503.
-    pub status: u16,
+    /// 429, 500 or 503; without it the request is served, late (`delay_ms`).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Answer only after this many milliseconds, as an overloaded API server or a
+    /// congested link does: the harness's client gives up on a request after
+    /// its timeout and tries again.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
     /// 429's `Retry-After` in seconds (the API server sends 1).
     #[serde(default)]
     pub retry_after_s: Option<u64>,
@@ -54,11 +60,16 @@ const VERBS: [&str; 5] = ["get", "list", "watch", "patch", "delete"];
 impl ApiFault {
     /// Whether the fault can be played; the message names the field and what it takes.
     pub fn check(&self) -> Result<(), String> {
-        if !STATUSES.contains(&self.status) {
-            return Err(format!(
-                "status = {}: a fault answers 429, 500 or 503",
-                self.status
-            ));
+        match self.status {
+            None if self.delay_ms.is_none() => {
+                return Err("a fault needs a status (429, 500 or 503), a delay_ms, or both".into());
+            }
+            Some(status) if !STATUSES.contains(&status) => {
+                return Err(format!(
+                    "status = {status}: a fault answers 429, 500 or 503"
+                ));
+            }
+            _ => {}
         }
         if let Some(verb) = &self.verb
             && !VERBS.contains(&verb.as_str())
@@ -71,7 +82,7 @@ impl ApiFault {
             let known: Vec<&str> = Resource::ALL.iter().map(|r| url_name(*r)).collect();
             return Err(format!("resource = {name:?}: one of {}", known.join(", ")));
         }
-        if self.retry_after_s.is_some() && self.status != 429 {
+        if self.retry_after_s.is_some() && self.status != Some(429) {
             return Err("retry_after_s: only a 429 carries Retry-After".into());
         }
         Ok(())
@@ -85,8 +96,10 @@ impl ApiFault {
                 .is_none_or(|name| resource_named(name) == Some(resource))
     }
 
-    fn answer(&self, target_name: &str) -> Response {
-        match self.status {
+    /// The error answer, when the fault has a status.
+    pub fn answer(&self, target_name: &str) -> Option<Response> {
+        let status = self.status?;
+        Some(match status {
             429 => {
                 let after = self.retry_after_s.unwrap_or(1).to_string();
                 Response::builder()
@@ -121,7 +134,12 @@ impl ApiFault {
                     "code": 503,
                 }),
             ),
-        }
+        })
+    }
+
+    /// How long to hold the request before answering (or serving) it.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        self.delay_ms.map(std::time::Duration::from_millis)
     }
 }
 
@@ -167,9 +185,9 @@ impl Faults {
         self.played.load(Ordering::Relaxed)
     }
 
-    /// The answer of the first fault matching the request, spending one of its
-    /// `times`; `None` when the request is to be served.
-    pub fn answer(&self, verb: &str, resource: Resource, name: &str) -> Option<Response> {
+    /// The first fault matching the request, spending one of its `times`; `None`
+    /// when the request is to be served as usual.
+    pub fn take(&self, verb: &str, resource: Resource) -> Option<ApiFault> {
         let mut active = self.lock();
         let index = active.iter().position(|f| f.matches(verb, resource))?;
         let fault = active[index].clone();
@@ -182,12 +200,8 @@ impl Faults {
         }
         drop(active);
         self.played.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(
-            "fault: {verb} {} answered {}",
-            url_name(resource),
-            fault.status
-        );
-        Some(fault.answer(name))
+        tracing::debug!("fault: {verb} {} met {fault:?}", url_name(resource));
+        Some(fault)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ApiFault>> {
@@ -203,10 +217,15 @@ mod tests {
         ApiFault {
             verb: Some("patch".into()),
             resource: Some("deployments".into()),
-            status,
+            status: Some(status),
+            delay_ms: None,
             retry_after_s: None,
             times: Some(2),
         }
+    }
+
+    fn answered(faults: &Faults, verb: &str, resource: Resource) -> Option<Response> {
+        faults.take(verb, resource).and_then(|f| f.answer("x"))
     }
 
     #[test]
@@ -214,21 +233,19 @@ mod tests {
         let faults = Faults::default();
         faults.add(fault(503));
         assert!(
-            faults.answer("get", Resource::Deployment, "x").is_none(),
+            answered(&faults, "get", Resource::Deployment).is_none(),
             "other verb"
         );
         assert!(
-            faults.answer("patch", Resource::Service, "x").is_none(),
+            answered(&faults, "patch", Resource::Service).is_none(),
             "other resource"
         );
         for _ in 0..2 {
-            let answer = faults
-                .answer("patch", Resource::Deployment, "x")
-                .expect("faulted");
+            let answer = answered(&faults, "patch", Resource::Deployment).expect("faulted");
             assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         }
         assert!(
-            faults.answer("patch", Resource::Deployment, "x").is_none(),
+            answered(&faults, "patch", Resource::Deployment).is_none(),
             "spent"
         );
         assert_eq!(faults.played(), 2);
@@ -241,9 +258,7 @@ mod tests {
             retry_after_s: Some(2),
             ..fault(429)
         });
-        let answer = faults
-            .answer("patch", Resource::Deployment, "x")
-            .expect("faulted");
+        let answer = answered(&faults, "patch", Resource::Deployment).expect("faulted");
         assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(answer.headers()[header::RETRY_AFTER], "2");
     }
@@ -253,7 +268,7 @@ mod tests {
         let cases = [
             (
                 ApiFault {
-                    status: 404,
+                    status: Some(404),
                     ..fault(500)
                 },
                 "status = 404",
@@ -285,6 +300,18 @@ mod tests {
             assert!(err.contains(named), "{err}");
         }
         assert_eq!(fault(429).check(), Ok(()));
+        let neither = ApiFault {
+            status: None,
+            ..fault(500)
+        };
+        assert!(neither.check().expect_err("refused").contains("delay_ms"));
+        let late = ApiFault {
+            status: None,
+            delay_ms: Some(20_000),
+            ..fault(500)
+        };
+        assert_eq!(late.check(), Ok(()));
+        assert!(late.answer("x").is_none(), "served, late");
         assert_eq!(resource_named("podmetrics"), Some(Resource::PodMetrics));
         assert_eq!(resource_named("pods"), Some(Resource::Pod));
     }

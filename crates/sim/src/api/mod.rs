@@ -195,12 +195,14 @@ async fn handle(
     {
         return error(refused);
     }
-    if let Some(answer) =
-        state
-            .faults
-            .answer(verb, target.resource, target.name.as_deref().unwrap_or(""))
-    {
-        return answer;
+    if let Some(fault) = state.faults.take(verb, target.resource) {
+        if let Some(delay) = fault.delay() {
+            // A client that gives up first drops this future: nothing is served.
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(answer) = fault.answer(target.name.as_deref().unwrap_or("")) {
+            return answer;
+        }
     }
     let outcome = match (verb, target.subresource.as_deref()) {
         ("get", None) => get(&state, &target),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use scaleproof::cluster::retry::{MAX_RETRIES, RETRY_BUDGET};
+use scaleproof::cluster::retry::{MAX_RETRIES, REQUEST_TIMEOUT, RETRY_BUDGET};
 use scaleproof_sim::ApiFault;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -20,7 +20,8 @@ fn fault(verb: &str, resource: &str, status: u16, times: u32) -> ApiFault {
     ApiFault {
         verb: Some(verb.into()),
         resource: Some(resource.into()),
-        status,
+        status: Some(status),
+        delay_ms: None,
         retry_after_s: (status == 429).then_some(1),
         times: Some(times),
     }
@@ -118,6 +119,33 @@ async fn transient_api_errors_during_setup_are_ridden_through() {
         started.elapsed() < Duration::from_secs(60),
         "{:?}",
         started.elapsed()
+    );
+    sim.stop().await;
+}
+
+/// An answer slower than the client waits: the Deployment's apply held for 20 s,
+/// once. The client gives up after `REQUEST_TIMEOUT` (15 s), retries, and the setup
+/// goes on, instead of waiting kube's 295 s read timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_is_cut_at_the_request_timeout_and_retried() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions {
+        deploy: false,
+        ..SimOptions::default()
+    })
+    .await;
+    sim.cluster.inject(ApiFault {
+        status: None,
+        delay_ms: Some(20_000),
+        ..fault("patch", "deployments", 500, 1)
+    });
+    let started = Instant::now();
+    sim.deploy().await;
+    let took = started.elapsed();
+    assert_eq!(sim.cluster.faults_played(), 1);
+    assert!(
+        took >= REQUEST_TIMEOUT && took < REQUEST_TIMEOUT + Duration::from_secs(15),
+        "cut at the request timeout, then done: {took:?}"
     );
     sim.stop().await;
 }
