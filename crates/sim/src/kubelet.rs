@@ -244,8 +244,22 @@ impl Kubelet {
             self.store.delete(&key);
         }
         for runtime in self.pods.values() {
-            let status = runtime.status();
-            self.store.update(&runtime.key, |p| p["status"] = status);
+            let mut status = runtime.status();
+            self.store.update(&runtime.key, |p| {
+                // Conditions others own survive the kubelet's write, as a status
+                // patch leaves them: the API server's DisruptionTarget on eviction.
+                let kept: Vec<Value> = p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["type"] == "DisruptionTarget")
+                    .cloned()
+                    .collect();
+                if let Some(conditions) = status["conditions"].as_array_mut() {
+                    conditions.extend(kept);
+                }
+                p["status"] = status;
+            });
         }
         self.publish_endpoints();
         self.publish_stats();

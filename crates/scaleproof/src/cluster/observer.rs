@@ -88,6 +88,8 @@ pub async fn observe(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
 
     let mut gaps = GapTracker::default();
+    // Pods already reported as evicted or otherwise disrupted.
+    let mut disrupted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut watch_ended = false;
     let mut latest_hpa: Option<HorizontalPodAutoscaler> = None;
     // Restart counts per pod and container, so a container that died mid-scenario
@@ -166,6 +168,9 @@ pub async fn observe(
                 for message in container_restarts(&mut restarts, &pod_list, watching_since) {
                     timeline.incident(t_s, message);
                 }
+                for message in disruptions(&mut disrupted, &pod_list) {
+                    timeline.incident(t_s, message);
+                }
                 let next = sample(t_s, hpa, &pod_list, metrics.as_deref());
                 for message in changes(timeline.samples.last(), &next) {
                     timeline.event(t_s, message);
@@ -180,6 +185,44 @@ pub async fn observe(
         timeline,
         warnings: warnings.into_lines(),
     }
+}
+
+/// A sentence for each pod newly seen disrupted from outside: the `DisruptionTarget`
+/// condition the API server, the kubelet, the scheduler or the taint manager sets
+/// before deleting a pod (reasons `EvictionByEvictionAPI`, `TerminationByKubelet`,
+/// `PreemptionByScheduler`, `DeletionByTaintManager`), or a pod the kubelet failed
+/// with reason `Evicted` (node pressure). Without it such a pod is only a dip in the
+/// ready count.
+pub fn disruptions(seen: &mut std::collections::BTreeSet<String>, pods: &[Pod]) -> Vec<String> {
+    let mut out = Vec::new();
+    for pod in pods {
+        let Some(name) = pod.metadata.name.as_deref() else {
+            continue;
+        };
+        let status = pod.status.as_ref();
+        let condition = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+            })
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("DisruptionTarget"),
+                    c.message.as_deref().unwrap_or("")
+                )
+            });
+        let evicted = status
+            .filter(|s| s.reason.as_deref() == Some("Evicted"))
+            .map(|s| format!("Evicted: {}", s.message.as_deref().unwrap_or("")));
+        if let Some(why) = condition.or(evicted)
+            && seen.insert(name.to_string())
+        {
+            out.push(format!("pod {name} disrupted from outside ({why})"));
+        }
+    }
+    out
 }
 
 /// The shortest wait for the metrics API in one sample.
@@ -602,6 +645,41 @@ impl Warnings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_evicted_pod_is_reported_once_with_its_reason() {
+        let pod = |name: &str, status: serde_json::Value| -> Pod {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": name}, "status": status}),
+            )
+            .expect("a pod")
+        };
+        let pods = [
+            pod(
+                "calm",
+                serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            pod(
+                "api",
+                serde_json::json!({"conditions": [{"type": "DisruptionTarget", "status": "True",
+                "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}),
+            ),
+            pod(
+                "pressure",
+                serde_json::json!({"phase": "Failed", "reason": "Evicted",
+                "message": "The node was low on resource: memory."}),
+            ),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        assert_eq!(
+            super::disruptions(&mut seen, &pods),
+            [
+                "pod api disrupted from outside (EvictionByEvictionAPI: Eviction API: evicting)",
+                "pod pressure disrupted from outside (Evicted: The node was low on resource: memory.)",
+            ]
+        );
+        assert!(super::disruptions(&mut seen, &pods).is_empty(), "once");
+    }
+
     use super::*;
 
     fn at(desired: u32, ready: u32, utilization: Option<u32>, limited: bool) -> ScaleSample {

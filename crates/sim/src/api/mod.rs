@@ -223,6 +223,7 @@ async fn handle(
         ("get", Some("log")) if target.resource == Resource::Pod => {
             return logs(&state, &target, &query);
         }
+        ("create", Some("eviction")) if target.resource == Resource::Pod => evict(&state, &target),
         ("patch", None) => patch(&state, &target, &query, &headers, &body),
         ("delete", None) => delete(&state, &target),
         (action, _) => Err(status::method_not_supported(target.resource, action)),
@@ -574,6 +575,43 @@ fn patch_body(headers: &HeaderMap, body: &Bytes, accepted: &[&str]) -> Result<Va
         serde_json::from_slice(body).map_err(|e| e.to_string())
     };
     parsed.map_err(|e| status::bad_request(format!("error decoding patch: {e}")))
+}
+
+/// `POST .../pods/{name}/eviction`: the Eviction API without PodDisruptionBudgets
+/// (none here). As the API server does (`pkg/registry/core/pod/storage/eviction.go`):
+/// the pod gets the `DisruptionTarget` condition (reason `EvictionByEvictionAPI`,
+/// "Eviction API: evicting"), is deleted gracefully, and the answer is a `Success`
+/// Status with code 201.
+fn evict(state: &ApiState, target: &Target) -> Result<(StatusCode, Value), ApiError> {
+    let key = key_of(target);
+    if state.store.get(&key).is_none() {
+        return Err(status::not_found(Resource::Pod, &key.name));
+    }
+    let now = store::now_rfc3339();
+    state.store.update(&key, |pod| {
+        let condition = json!({
+            "type": "DisruptionTarget", "status": "True",
+            "lastTransitionTime": now,
+            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
+        });
+        match pod["status"]["conditions"].as_array_mut() {
+            Some(conditions) => {
+                conditions.retain(|c| c["type"] != "DisruptionTarget");
+                conditions.push(condition);
+            }
+            None => pod["status"]["conditions"] = json!([condition]),
+        }
+    });
+    let pod_target = Target {
+        subresource: None,
+        ..target.clone()
+    };
+    delete(state, &pod_target)?;
+    Ok((
+        StatusCode::CREATED,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+               "status": "Success", "code": 201}),
+    ))
 }
 
 fn delete(state: &ApiState, target: &Target) -> Result<(StatusCode, Value), ApiError> {

@@ -479,6 +479,60 @@ async fn a_metrics_gap_longer_than_the_hpa_can_bridge_is_infrastructure() {
     sim.stop().await;
 }
 
+/// A replica evicted through the Eviction API as soon as a second pod is ready (as
+/// a node drain or a cluster autoscaler does): the Deployment replaces it, the
+/// scenario's thresholds hold, and "Ridden through" names the pod and
+/// `EvictionByEvictionAPI`, the API server's DisruptionTarget reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_evicted_at_peak_is_survived_and_reported() {
+    let _serial = SERIAL.lock().await;
+    let sim = Sim::start(SimOptions::default()).await;
+    let ctx = sim.context(OVERLOAD_10S);
+    let evicter = async {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(sim.client.clone(), NS);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let ready: Vec<String> = sim
+                .pods()
+                .await
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            if ready.len() >= 2 {
+                let name = &ready[ready.len() - 1];
+                pods.evict(name, &kube::api::EvictParams::default())
+                    .await
+                    .expect("the Eviction API answers");
+                return Some(name.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    };
+    let (report, evicted) = tokio::join!(sim.run(&ctx, "overload"), evicter);
+    let evicted = evicted.expect("a second pod became ready to be evicted");
+    assert!(
+        report.passed(),
+        "{:#?}\n{:?}",
+        report.verdicts,
+        report.error
+    );
+    assert!(
+        report.timeline.events.iter().any(|e| e.incident
+            && e.message.contains(&evicted)
+            && e.message.contains("EvictionByEvictionAPI")),
+        "the report names the evicted pod: {:#?}",
+        report.timeline.events
+    );
+    sim.stop().await;
+}
+
 /// The memory cgroup directory of process `pid` (v1 `memory` hierarchy, or the v2
 /// unified one), from `/proc/<pid>/cgroup`.
 fn memory_cgroup_of(pid: u32) -> Option<std::path::PathBuf> {
