@@ -22,6 +22,7 @@
 //!     seed: 1,
 //!     pod_namespaces: true,
 //!     faults: Vec::new(),
+//!     disruptions: Vec::new(),
 //! })
 //! .await?;
 //! println!("API at {}, NodePort at {}", cluster.api_url(), cluster.load_url());
@@ -52,6 +53,7 @@ pub mod api;
 mod autoscaler;
 pub mod cgroup;
 mod deployments;
+pub mod disruptions;
 mod events;
 pub mod kubelet;
 mod metrics;
@@ -75,6 +77,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::faults::ApiFault;
 pub use cgroup::{CgroupDriver, CpuLimitMode, MemoryMode};
+pub use disruptions::{Disruption, DisruptionKind};
 pub use kubelet::TerminationOrder;
 pub use phases::Phases;
 pub use podnet::PodNetwork;
@@ -125,6 +128,8 @@ pub struct SimSettings {
     /// Errors the API answers the harness's requests with, from the start
     /// ([`api::faults`]).
     pub faults: Vec<ApiFault>,
+    /// Disruptions played after each scenario's load starts ([`disruptions`]).
+    pub disruptions: Vec<Disruption>,
 }
 
 /// The simulated cluster, running until [`SimCluster::stop`] (or dropped).
@@ -220,6 +225,14 @@ impl SimCluster {
         );
         let kubelet = tokio::spawn(kubelet.run(cancel.clone()));
         let controllers = vec![
+            tokio::spawn(disruptions::run(
+                settings.disruptions.clone(),
+                disruptions::Targets {
+                    state: Arc::clone(&state),
+                    metrics_restarts: metrics_restarts.clone(),
+                },
+                cancel.clone(),
+            )),
             tokio::spawn(deployments::run(Arc::clone(&store), cancel.clone())),
             tokio::spawn(autoscaler::run(
                 Arc::clone(&state),

@@ -723,6 +723,7 @@ mod tests {
                 },
             )]),
             faults: Vec::new(),
+            disruptions: Vec::new(),
         }
     }
 

@@ -251,6 +251,7 @@ async fn run_step(
                 seed: settings.seed,
                 pod_namespaces: true,
                 faults: settings.faults.clone(),
+                disruptions: settings.disruptions.clone(),
             })
             .await
             .map_err(|e| BackendError::Invalid(e.to_string()))?;

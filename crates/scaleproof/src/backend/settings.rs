@@ -114,6 +114,9 @@ pub struct Settings {
     pub local_containers: std::collections::BTreeMap<String, LocalContainer>,
     /// Local: errors the simulated API plays (`[[backend.local.faults]]`).
     pub faults: Vec<scaleproof_sim::ApiFault>,
+    /// Local: disruptions played after each scenario's load starts
+    /// (`[[backend.local.disruptions]]`).
+    pub disruptions: Vec<scaleproof_sim::Disruption>,
 }
 
 impl Settings {
@@ -185,6 +188,7 @@ impl Settings {
             log_dir: root.join("target/scaleproof/logs"),
             local_containers: Default::default(),
             faults: Vec::new(),
+            disruptions: Vec::new(),
             root,
         })
     }

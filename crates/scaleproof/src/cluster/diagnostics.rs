@@ -20,7 +20,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use super::control_plane::{self, CONTROLLER_MANAGER_SELECTOR};
 use super::evidence::{decisive_line, recent_events};
 use super::objects::Target;
-use super::{ClusterError, describe_kube_error, metrics_server};
+use super::{ClusterError, describe_kube_error, describe_metrics_api_error, metrics_server};
 
 /// Lines of each container log kept (the end, where failures are).
 const LOG_TAIL_LINES: i64 = 5000;
@@ -108,11 +108,18 @@ pub async fn write_bundle(
         Err(e) => bundle.record("logs/metrics-server", Err(describe_kube_error(&e))),
     }
 
-    let metrics = Api::<PodMetrics>::namespaced(client.clone(), ns)
+    // The metrics API is polled, not retried: its error has no retry hint.
+    match Api::<PodMetrics>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&target.selector))
         .await
-        .map(|l| l.items);
-    bundle.yaml("pod-metrics.yaml", metrics).await;
+    {
+        Ok(list) => bundle.yaml("pod-metrics.yaml", Ok(list.items)).await,
+        Err(e) => {
+            bundle
+                .write("pod-metrics.yaml", Err(describe_metrics_api_error(&e)))
+                .await
+        }
+    }
 
     write_index(&bundle).await?;
     Ok(BundleReport {

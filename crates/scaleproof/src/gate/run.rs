@@ -359,11 +359,13 @@ fn backend_settings(
     settings.manifests_dir = config.manifests_dir();
     settings.local_containers = config.local_containers();
     settings.faults = config.backend.local.faults.clone();
-    if !settings.faults.is_empty() {
+    settings.disruptions = config.backend.local.disruptions.clone();
+    if !settings.faults.is_empty() || !settings.disruptions.is_empty() {
         tracing::warn!(
-            "{} API fault(s) of [[backend.local.faults]] in play: this run rehearses a \
-             flaky cluster",
-            settings.faults.len()
+            "{} API fault(s) of [[backend.local.faults]] and {} disruption(s) of \
+             [[backend.local.disruptions]] in play: this run rehearses a flaky cluster",
+            settings.faults.len(),
+            settings.disruptions.len()
         );
     }
     if kind == BackendKind::Kind

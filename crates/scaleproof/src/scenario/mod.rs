@@ -256,6 +256,11 @@ pub struct BackendSettings {
     /// optional verb, resource, retry_after_s, times).
     #[serde(default)]
     pub faults: Vec<scaleproof_sim::ApiFault>,
+    /// Local: disruptions played after each scenario's load starts
+    /// (`[[backend.local.disruptions]]`: kind `metrics-server-restart` with `down_s`,
+    /// `end-watches`, `end-watches-410`; `after_s`).
+    #[serde(default)]
+    pub disruptions: Vec<scaleproof_sim::Disruption>,
     /// kind: how to build the service image (`[backend.kind.image]`), when it is not
     /// this repository's iris-server.
     pub image: Option<crate::backend::image::ImageBuild>,
@@ -678,19 +683,29 @@ fn validate_image(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigErr
 /// one it can play.
 fn validate_faults(at: &Locator<'_>, backends: &Backends) -> Result<(), ConfigError> {
     for (name, settings) in [("kind", &backends.kind), ("cluster", &backends.cluster)] {
-        if !settings.faults.is_empty() {
-            return Err(at.error(
-                None,
-                &format!("backend.{name}.faults"),
-                "only the local backend's simulated API plays faults; a real cluster \
-                 brings its own",
-            ));
+        for (key, given) in [
+            ("faults", !settings.faults.is_empty()),
+            ("disruptions", !settings.disruptions.is_empty()),
+        ] {
+            if given {
+                return Err(at.error(
+                    None,
+                    &format!("backend.{name}.{key}"),
+                    "only the local backend's simulated cluster plays faults; a real \
+                     cluster brings its own",
+                ));
+            }
         }
     }
     for (i, fault) in backends.local.faults.iter().enumerate() {
         fault
             .check()
             .map_err(|why| at.error(None, &format!("backend.local.faults[{i}]"), why))?;
+    }
+    for (i, disruption) in backends.local.disruptions.iter().enumerate() {
+        disruption
+            .check()
+            .map_err(|why| at.error(None, &format!("backend.local.disruptions[{i}]"), why))?;
     }
     Ok(())
 }

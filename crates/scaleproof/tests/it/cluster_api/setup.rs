@@ -121,6 +121,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
         log_dir: dir.path().join("logs"),
         local_containers: BTreeMap::new(),
         faults: Vec::new(),
+        disruptions: Vec::new(),
     };
     let plan = Plan {
         backend: BackendKind::Kind,

@@ -224,6 +224,43 @@ status = 500
     );
 }
 
+/// The blind-HPA row from a stress config, end to end through the binary:
+/// `[[backend.local.disruptions]]` restarts metrics-server 1 s into the scenario and
+/// keeps it down past the end. The run exits 2 (infrastructure), and junit.xml's
+/// scale-up testcase says the metrics API was unavailable, in the API's words.
+#[test]
+fn a_metrics_outage_from_the_config_ends_the_run_as_infrastructure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = user_config(&format!(
+        r#"
+[[backend.local.disruptions]]
+kind = "metrics-server-restart"
+after_s = 1
+down_s = 120
+{OVERLOAD_10S}"#
+    ));
+    std::fs::write(dir.path().join("stress.toml"), config).expect("write stress.toml");
+    let output = run_stress_in(dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "infrastructure:\n{stderr}");
+    let junit = std::fs::read_to_string(dir.path().join("out/junit.xml")).expect("junit.xml");
+    let scale_up = junit
+        .split("<testcase")
+        .find(|case| case.contains("first scale-up within"))
+        .unwrap_or_default();
+    assert!(
+        scale_up.contains("<error")
+            && scale_up.contains("not judged: the metrics API was unavailable for")
+            && scale_up.contains("503 ServiceUnavailable"),
+        "the scale-up testcase names the outage:\n{junit}"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.md")).expect("summary.md");
+    assert!(
+        summary.contains("**Ridden through**") && summary.contains("not back by the end"),
+        "{summary}"
+    );
+}
+
 /// A replica SIGKILLed at the peak of a scale-up (as an eviction or a node's OOM
 /// killer would end it): the scenario still scales and passes, and the report says
 /// which container died, how (SIGKILL) and that it was restarted.

@@ -317,6 +317,7 @@ async fn a_sigkilled_harness_leaves_nothing_after_the_next_run() {
         seed: 1,
         pod_namespaces: true,
         faults: Vec::new(),
+        disruptions: Vec::new(),
     })
     .await
     .expect("the next run starts");

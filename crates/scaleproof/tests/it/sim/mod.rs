@@ -88,6 +88,7 @@ impl Sim {
             seed: 1,
             pod_namespaces: true,
             faults: Vec::new(),
+            disruptions: Vec::new(),
         })
         .await
         .expect("the simulated cluster starts");
