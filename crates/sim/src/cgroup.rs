@@ -111,11 +111,17 @@ pub fn cpu_shares(request_millicores: u64) -> u64 {
     (request_millicores * 1024 / 1000).clamp(2, 262_144)
 }
 
-/// The cgroup v2 `cpu.weight` runc writes for `shares` (runc
-/// `libcontainer/cgroups/utils.go`, `ConvertCPUSharesToCgroupV2Value`: the range
-/// 2..262144 mapped linearly onto 1..10000).
+/// The cgroup v2 `cpu.weight` the OCI runtime writes for `shares`: runc 1.3.2+ and
+/// crun 1.23+ (opencontainers/cgroups `utils.go`, `ConvertCPUSharesToCgroupV2Value`,
+/// changed by opencontainers/cgroups#20) map 2, 1024 and 262144 shares onto 1, 100
+/// (cgroup v2's default) and 10000 along `ceil(10^((L² + 125 L) / 612 - 7/34))`,
+/// `L = log2(shares)`. Older runtimes mapped the range linearly, which gave a 1-CPU
+/// container 39, under the default of every process outside Kubernetes.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    1 + (shares.saturating_sub(2) * 9999) / 262_142
+    let shares = shares.clamp(2, 262_144);
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
 }
 
 /// Creates and finds replica cgroups for one harness run.
@@ -669,10 +675,11 @@ mod tests {
         assert_eq!(cpu_shares(100), 102, "the repository's 100m request");
         assert_eq!(cpu_shares(1000), 1024);
         assert_eq!(cpu_shares(0), 2, "MinShares");
-        assert_eq!(shares_to_weight(1024), 39, "one CPU on cgroup v2");
-        assert_eq!(shares_to_weight(102), 4);
+        // opencontainers/cgroups' own test values for the new mapping.
+        assert_eq!(shares_to_weight(1024), 100, "one CPU: cgroup v2's default");
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(102), 17, "the repository's 100m request");
 
         let tmp = tempfile::tempdir().unwrap();
         let driver = CgroupDriver {
