@@ -7,7 +7,7 @@ the exit code (0 pass, 1 an expectation failed, 2 setup or infrastructure failed
 that junit.xml or summary.md names the cause in words a person understands. Broken
 rows must go red with their cause named; valid rows must stay green.
 
-The code rows change the service binary instead (30 % more CPU per request) and judge
+The code rows change the service binary instead (50 % more CPU per request) and judge
 it against a baseline run of the unchanged service, alone after the other rows.
 
 Usage: python3 .ci/mutations.py [--out DIR] [--only NAME ...] [--jobs N] [--markdown]
@@ -122,30 +122,57 @@ def gate(work, name, kind, scenario, want_exit, words, extra) -> dict:
     missing = [w for w in words if w not in reports]
     ok = code == want_exit and not missing
     return {"name": name, "kind": kind, "scenario": scenario, "want": want_exit, "got": code,
-            "took": took, "missing": missing, "ok": ok, "log": str(log)}
+            "took": took, "missing": missing, "ok": ok, "log": str(log),
+            "measured": throughput_figures(work / "reports" / "report.json")}
+
+
+def throughput_figures(path: pathlib.Path) -> str:
+    """The row's throughput (and its change against a baseline), so that a row that
+    gets the wrong verdict says by how much without its scratch directory."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    figures = []
+    for s in report.get("scenarios", []):
+        rate = (s.get("load") or {}).get("throughput_per_s")
+        if rate is not None:
+            figures.append(f"{s.get('name')} {rate:.1f} req/s")
+    for s in (report.get("against_baseline") or {}).get("scenarios", []):
+        t = s.get("throughput_per_s") or {}
+        if t.get("change_pct") is not None:
+            figures.append(f"vs baseline {t['baseline']:.1f} req/s: {t['change_pct']:+.1f} %")
+    return ", ".join(figures)
 
 
 # The code rows: the service binary changed, its manifests, env and pods unchanged,
 # judged against a baseline run of the unchanged service (`--baseline`). The slowdown
-# is real CPU work: each prediction burns 30 % more CPU time than its cost knob says.
+# is real CPU work: each prediction burns 50 % more CPU time than its cost knob says.
 # restricted-2000 is the throughput-bound scenario (one pod at its 200m limit, closed
-# loop): 30 % more CPU per request is 1/1.3 = 77 % of the throughput, a 23 % loss
-# against the [baseline] margin of 20 %. Scenarios that may scale hide a slowdown
-# behind another pod, as a cluster would. 800 requests (~20 s at fast timing) instead
-# of 2000 keep the three runs short; the unchanged service against the same baseline
-# is the noise row that must stay green.
+# loop): 50 % more CPU per request is 1/1.5 = 67 % of the throughput, measured -33 %
+# (the per-request overhead outside the knob does not grow) against the [baseline]
+# margin of 20 %. The row is a classifier's clear positive, not its boundary: a 30 %
+# slowdown measured -21.3 ... -22.9 % here, 2-3 points beyond the margin, and one CI
+# run (2f50d95) judged it green; a row that close to the line tests the noise, not the
+# gate. Scenarios that may scale hide a slowdown behind another pod, as a cluster
+# would. 800 requests (~20 s at fast timing) instead of 2000 keep the three runs
+# short; the unchanged service against the same baseline is the noise row that must
+# stay green.
 SLOW_FILE = "crates/iris-server/src/cost.rs"
 SLOW_OLD = "let completed = cpu.is_some_and(|cpu| cpu >= cost);"
-SLOW_NEW = "let completed = cpu.is_some_and(|cpu| cpu >= cost.mul_f64(1.3));"
+SLOW_NEW = "let completed = cpu.is_some_and(|cpu| cpu >= cost.mul_f64(1.5));"
 CODE_SCENARIO = "restricted-2000"
 CODE_REQUESTS = ("requests = 2000", "requests = 800")
 CODE_ROWS = [
     # (name, kind, binary: "unchanged" or "slow", expected exit, words)
     ("valid: the unchanged service against its own baseline", "valid", "unchanged", 0,
      ["## ✅ restricted-2000"]),
-    ("the service 30 % slower in code", "broken", "slow", 1,
+    ("the service 50 % slower in code", "broken", "slow", 1,
      ["throughput >= baseline - 20 %"]),
 ]
+
+
+CODE_NAMES = {row[0] for row in CODE_ROWS}
 
 
 def cargo_release_bin(package: str) -> pathlib.Path:
@@ -242,6 +269,8 @@ def main() -> int:
         mark = "ok  " if result["ok"] else "FAIL"
         print(f"{mark} {result['name']:<52} {result['scenario']:<14} exit {result['got']} "
               f"(want {result['want']}) {result['took']:5.0f} s"
+              + (f"  [{result['measured']}]" if result["measured"] and result["kind"] != "broken"
+                 or result["name"] in CODE_NAMES else "")
               + (f"  missing {result['missing']} in junit.xml/summary.md ({result['log']})"
                  if result["missing"] else ""),
               flush=True)
