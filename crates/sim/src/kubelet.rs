@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -792,25 +793,18 @@ fn template_for(
         .as_ref()
         .and_then(|s| s.containers.first())
         .ok_or("the pod has no container")?;
-    let limit = container
-        .resources
-        .as_ref()
-        .and_then(|r| r.limits.as_ref())
-        .and_then(|l| l.get("cpu"))
-        .and_then(|q| parse_cpu_millicores(&q.0))
-        .unwrap_or(0);
+    let resources = container.resources.as_ref();
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    let cpu_of = |quantities: Option<&BTreeMap<String, Quantity>>| {
+        quantities
+            .and_then(|q| q.get("cpu"))
+            .and_then(|q| parse_cpu_millicores(&q.0))
+            .unwrap_or(0)
+    };
+    let limit = cpu_of(limits);
     // Defaulted from the limit by the API server when the manifest has none.
-    let request = container
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|l| l.get("cpu"))
-        .and_then(|q| parse_cpu_millicores(&q.0))
-        .unwrap_or(0);
-    let memory_limit = container
-        .resources
-        .as_ref()
-        .and_then(|r| r.limits.as_ref())
+    let request = cpu_of(resources.and_then(|r| r.requests.as_ref()));
+    let memory_limit = limits
         .and_then(|l| l.get("memory"))
         .map(|q| {
             scaleproof_hpa::parse_milli(&q.0)

@@ -133,22 +133,10 @@ fn scrape(
         };
         points.insert(key.clone(), (container.clone(), next));
     }
-    let (existing, _) = store.list(
-        Resource::PodMetrics,
-        None,
-        &Selector::default(),
-        &FieldSelector::default(),
-    );
-    for metric in existing {
-        let key = Key::new(
-            Resource::Pod,
-            metric["metadata"]["namespace"].as_str().unwrap_or(""),
-            metric["metadata"]["name"].as_str().unwrap_or(""),
-        );
-        if points.get(&key).is_none_or(|(_, p)| p.prev.is_none()) {
-            store.delete(&Key::new(Resource::PodMetrics, &key.namespace, &key.name));
-        }
-    }
+    // A pod without two points (gone, or new) has no PodMetrics.
+    delete_pod_metrics(store, |pod| {
+        points.get(pod).is_none_or(|(_, p)| p.prev.is_none())
+    });
     for (key, (container, p)) in points.iter() {
         let Some(prev) = p.prev else { continue };
         let Some(pod) = store.get(key) else { continue };
@@ -214,6 +202,11 @@ fn go_down(store: &Store) {
         &Key::new(Resource::ApiService, "", API_SERVICE),
         api_service(false),
     );
+    delete_pod_metrics(store, |_| true);
+}
+
+/// Deletes the PodMetrics of every pod (its `Pod` key) that `gone` says has none.
+fn delete_pod_metrics(store: &Store, gone: impl Fn(&Key) -> bool) {
     let (existing, _) = store.list(
         Resource::PodMetrics,
         None,
@@ -221,11 +214,14 @@ fn go_down(store: &Store) {
         &FieldSelector::default(),
     );
     for metric in existing {
-        store.delete(&Key::new(
-            Resource::PodMetrics,
+        let pod = Key::new(
+            Resource::Pod,
             metric["metadata"]["namespace"].as_str().unwrap_or(""),
             metric["metadata"]["name"].as_str().unwrap_or(""),
-        ));
+        );
+        if gone(&pod) {
+            store.delete(&Key::new(Resource::PodMetrics, &pod.namespace, &pod.name));
+        }
     }
 }
 
