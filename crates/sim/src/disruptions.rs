@@ -7,6 +7,11 @@
 //! ends by applying the scenario's, and the load starts right after. (The first
 //! apply, at setup, is no load start.) Each disruption is played once per such
 //! re-creation, `after_s` later.
+//!
+//! The pod disruptions (`pod-kill`, `pod-evict`) pick the newest ready pod of the
+//! re-created HPA's target, as a scale-up's newest replica is the one a node pressure
+//! or a drain most often meets mid-scenario; with no ready pod there is nothing to
+//! disrupt, and the log says so.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,16 +20,22 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use serde_json::Value;
+
 use super::api::ApiState;
-use super::api::resource::{FieldSelector, Resource, Selector};
+use super::api::resource::{FieldSelector, Resource, Selector, match_labels_string};
+use super::api::store::Key;
 
 /// One disruption of `[[backend.local.disruptions]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Disruption {
     /// `metrics-server-restart` (its APIService unavailable, PodMetrics gone, back
-    /// `down_s` later plus two scrapes), `end-watches` (every watch stream ended), or
-    /// `end-watches-410` (ended, and the history compacted: resumes get 410 Gone).
+    /// `down_s` later plus two scrapes), `end-watches` (every watch stream ended),
+    /// `end-watches-410` (ended, and the history compacted: resumes get 410 Gone),
+    /// `pod-kill` (the newest ready pod's container SIGKILLed: the kubelet sees exit
+    /// 137 and restarts it) or `pod-evict` (the newest ready pod evicted through the
+    /// Eviction API: terminated gracefully, replaced by its Deployment).
     pub kind: DisruptionKind,
     /// Seconds after each scenario's load starts (its HPA applied).
     #[serde(default)]
@@ -41,6 +52,8 @@ pub enum DisruptionKind {
     EndWatches,
     #[serde(rename = "end-watches-410")]
     EndWatches410,
+    PodKill,
+    PodEvict,
 }
 
 impl Disruption {
@@ -56,9 +69,13 @@ impl Disruption {
             (DisruptionKind::MetricsServerRestart, Some(d)) if !(0.0..=3600.0).contains(&d) => {
                 Err(format!("down_s = {d}: 0 to 3600 seconds"))
             }
-            (DisruptionKind::EndWatches | DisruptionKind::EndWatches410, Some(_)) => {
-                Err("down_s: only a metrics-server restart has one".into())
-            }
+            (
+                DisruptionKind::EndWatches
+                | DisruptionKind::EndWatches410
+                | DisruptionKind::PodKill
+                | DisruptionKind::PodEvict,
+                Some(_),
+            ) => Err("down_s: only a metrics-server restart has one".into()),
             _ => Ok(()),
         }
     }
@@ -86,23 +103,25 @@ pub async fn run(plan: Vec<Disruption>, targets: Targets, cancel: CancellationTo
             result = changed.changed() => if result.is_err() { return },
         }
         let now = hpas(&targets.state);
-        let recreated = now
+        let recreated: Vec<String> = now
             .iter()
             .filter(|(name, uid)| {
                 !seen.contains(&(name.clone(), uid.clone()))
                     && seen.iter().any(|(known, _)| known == name)
             })
-            .count();
+            .map(|(name, _)| name.clone())
+            .collect();
         seen.extend(now);
-        for _ in 0..recreated {
+        for hpa in recreated {
             for disruption in plan.clone() {
                 let targets = Arc::clone(&targets);
                 let cancel = cancel.clone();
+                let hpa = hpa.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         () = cancel.cancelled() => {}
                         () = tokio::time::sleep(Duration::from_secs_f64(disruption.after_s)) => {
-                            play(&disruption, &targets);
+                            play(&disruption, &targets, &hpa);
                         }
                     }
                 });
@@ -111,9 +130,49 @@ pub async fn run(plan: Vec<Disruption>, targets: Targets, cancel: CancellationTo
     }
 }
 
-fn play(disruption: &Disruption, targets: &Targets) {
+/// Plays one disruption; `hpa` (`namespace/name`) is the HPA whose re-creation
+/// timed it, whose target's pods the pod disruptions act on.
+fn play(disruption: &Disruption, targets: &Targets, hpa: &str) {
     tracing::info!("disruption: {:?}", disruption.kind);
     match disruption.kind {
+        DisruptionKind::PodKill | DisruptionKind::PodEvict => {
+            let Some(victim) = newest_ready_pod(&targets.state, hpa) else {
+                tracing::warn!(
+                    "disruption {:?}: no ready pod of {hpa}'s target to disrupt; nothing done",
+                    disruption.kind
+                );
+                return;
+            };
+            if disruption.kind == DisruptionKind::PodEvict {
+                match targets.state.evict_pod(&victim.namespace, &victim.name) {
+                    Ok(()) => tracing::info!("disruption: evicted pod {}", victim.name),
+                    Err(e) => tracing::warn!("disruption: evict pod {}: {e}", victim.name),
+                }
+                return;
+            }
+            let Some(pid) = victim.pid else {
+                tracing::warn!(
+                    "disruption pod-kill: pod {} has no running container; nothing done",
+                    victim.name
+                );
+                return;
+            };
+            match i32::try_from(pid).map(|pid| {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+            }) {
+                Ok(Ok(())) => tracing::info!(
+                    "disruption: SIGKILLed the container of pod {} (pid {pid})",
+                    victim.name
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!("disruption: kill pid {pid} of pod {}: {e}", victim.name)
+                }
+                Err(_) => tracing::warn!("disruption: pid {pid} of pod {} is no pid", victim.name),
+            }
+        }
         DisruptionKind::MetricsServerRestart => {
             let down = Duration::from_secs_f64(disruption.down_s.unwrap_or(0.0));
             // The scraper ends only with the cluster; then there is nothing to restart.
@@ -122,6 +181,63 @@ fn play(disruption: &Disruption, targets: &Targets) {
         DisruptionKind::EndWatches => targets.state.end_watches(false),
         DisruptionKind::EndWatches410 => targets.state.end_watches(true),
     }
+}
+
+/// A pod a disruption acts on.
+#[derive(Debug, PartialEq)]
+struct Victim {
+    namespace: String,
+    name: String,
+    /// Its container's process (`containerID` `local://<pid>`), when running.
+    pid: Option<u32>,
+}
+
+/// The newest ready, not terminating pod of HPA `hpa`'s (`namespace/name`) target
+/// Deployment, by creation time then name.
+fn newest_ready_pod(state: &ApiState, hpa: &str) -> Option<Victim> {
+    let (namespace, name) = hpa.split_once('/')?;
+    let hpa = state.store.get(&Key::new(
+        Resource::HorizontalPodAutoscaler,
+        namespace,
+        name,
+    ))?;
+    let deployment = hpa["spec"]["scaleTargetRef"]["name"].as_str()?;
+    let deployment = state
+        .store
+        .get(&Key::new(Resource::Deployment, namespace, deployment))?;
+    let selector = Selector::parse(&match_labels_string(&deployment["spec"]["selector"])).ok()?;
+    let (pods, _) = state.store.list(
+        Resource::Pod,
+        Some(namespace),
+        &selector,
+        &FieldSelector::default(),
+    );
+    pods.iter()
+        .filter(|pod| {
+            pod["metadata"]["deletionTimestamp"].is_null()
+                && pod["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        })
+        .max_by(|a, b| {
+            let created = |p: &Value| {
+                p["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let name = |p: &Value| p["metadata"]["name"].as_str().unwrap_or("").to_string();
+            (created(a), name(a)).cmp(&(created(b), name(b)))
+        })
+        .map(|pod| Victim {
+            namespace: namespace.to_string(),
+            name: pod["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            pid: pod["status"]["containerStatuses"][0]["containerID"]
+                .as_str()
+                .and_then(|id| id.strip_prefix("local://"))
+                .and_then(|pid| pid.parse().ok()),
+        })
 }
 
 /// `(namespace/name, uid)` of every HPA.
@@ -189,5 +305,110 @@ mod tests {
             serde_json::from_value(serde_json::json!({"kind": "end-watches-410", "after_s": 3}))
                 .expect("parses");
         assert_eq!(parsed.kind, DisruptionKind::EndWatches410);
+        let kill: Disruption =
+            serde_json::from_value(serde_json::json!({"kind": "pod-kill", "after_s": 6}))
+                .expect("parses");
+        assert_eq!((kill.kind, kill.check()), (DisruptionKind::PodKill, Ok(())));
+        let evict_with_down = Disruption {
+            kind: DisruptionKind::PodEvict,
+            after_s: 1.0,
+            down_s: Some(2.0),
+        };
+        assert!(
+            evict_with_down
+                .check()
+                .expect_err("refused")
+                .starts_with("down_s")
+        );
+    }
+
+    fn pod(name: &str, created: &str, app: &str, ready: bool, terminating: bool) -> Value {
+        let mut pod = serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": {"app": app},
+                         "creationTimestamp": created},
+            "spec": {"terminationGracePeriodSeconds": 30},
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": [{"name": "c", "containerID": format!("local://{}", created.len() * 100 + name.len())}],
+            },
+        });
+        if terminating {
+            pod["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:09Z");
+        }
+        pod
+    }
+
+    /// The pod disruptions meet the newest ready pod of the HPA's target, never a
+    /// terminating, unready or unrelated one; eviction marks and deletes it as the
+    /// Eviction API does.
+    #[test]
+    fn pod_disruptions_pick_the_newest_ready_pod_of_the_hpas_target() {
+        let store = Arc::new(crate::api::store::Store::default());
+        let state = ApiState::new(Arc::clone(&store), Arc::default());
+        let put = |resource: Resource, object: Value| {
+            // The store stamps creation times; the test's own order is restored after.
+            let name = object["metadata"]["name"]
+                .as_str()
+                .expect("name")
+                .to_string();
+            let created = object["metadata"]["creationTimestamp"].clone();
+            store.put(&Key::new(resource, "ns", &name), object);
+            store.update(&Key::new(resource, "ns", &name), |o| {
+                o["metadata"]["creationTimestamp"] = created;
+            });
+        };
+        put(
+            Resource::HorizontalPodAutoscaler,
+            serde_json::json!({"metadata": {"name": "hpa", "namespace": "ns"},
+                               "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}}),
+        );
+        put(
+            Resource::Deployment,
+            serde_json::json!({"metadata": {"name": "web", "namespace": "ns"},
+                               "spec": {"selector": {"matchLabels": {"app": "web"}}}}),
+        );
+        assert_eq!(newest_ready_pod(&state, "ns/hpa"), None, "no pod yet");
+        put(
+            Resource::Pod,
+            pod("web-a", "2026-01-01T00:00:01Z", "web", true, false),
+        );
+        put(
+            Resource::Pod,
+            pod("web-b", "2026-01-01T00:00:02Z", "web", true, false),
+        );
+        put(
+            Resource::Pod,
+            pod("web-c", "2026-01-01T00:00:03Z", "web", false, false),
+        );
+        put(
+            Resource::Pod,
+            pod("web-d", "2026-01-01T00:00:04Z", "web", true, true),
+        );
+        put(
+            Resource::Pod,
+            pod("other", "2026-01-01T00:00:05Z", "other", true, false),
+        );
+        let victim = newest_ready_pod(&state, "ns/hpa").expect("a ready pod");
+        assert_eq!(victim.name, "web-b");
+        assert_eq!(victim.pid, Some(2005));
+        assert_eq!(newest_ready_pod(&state, "ns/no-such-hpa"), None);
+
+        state.evict_pod("ns", "web-b").expect("evicted");
+        let evicted = store
+            .get(&Key::new(Resource::Pod, "ns", "web-b"))
+            .expect("still terminating");
+        assert!(!evicted["metadata"]["deletionTimestamp"].is_null());
+        assert!(
+            evicted["status"]["conditions"]
+                .as_array()
+                .expect("conditions")
+                .iter()
+                .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "EvictionByEvictionAPI")
+        );
+        assert_eq!(
+            newest_ready_pod(&state, "ns/hpa").map(|v| v.name),
+            Some("web-a".into())
+        );
+        assert!(state.evict_pod("ns", "no-such-pod").is_err());
     }
 }

@@ -258,7 +258,7 @@ pub struct BackendSettings {
     pub faults: Vec<scaleproof_sim::ApiFault>,
     /// Local: disruptions played after each scenario's load starts
     /// (`[[backend.local.disruptions]]`: kind `metrics-server-restart` with `down_s`,
-    /// `end-watches`, `end-watches-410`; `after_s`).
+    /// `end-watches`, `end-watches-410`, `pod-kill`, `pod-evict`; `after_s`).
     #[serde(default)]
     pub disruptions: Vec<scaleproof_sim::Disruption>,
     /// kind: how to build the service image (`[backend.kind.image]`), when it is not

@@ -93,6 +93,18 @@ impl ApiState {
         self.watch_ends.send_modify(|n| *n += 1);
     }
 
+    /// Evicts pod `namespace/name` as `POST .../pods/{name}/eviction` would: a
+    /// disruption the cluster plays on itself (a node drain), not through HTTP.
+    pub fn evict_pod(&self, namespace: &str, name: &str) -> Result<(), status::ApiError> {
+        let target = Target {
+            resource: Resource::Pod,
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+            subresource: Some("eviction".to_string()),
+        };
+        evict(self, &target).map(|_| ())
+    }
+
     /// Sets a Deployment's `spec.replicas` through its `scale` subresource as
     /// `manager` (an update: the field changes owner, `managedFields` says so).
     pub fn write_scale(&self, key: &Key, manager: &str, replicas: i64) -> Option<Value> {

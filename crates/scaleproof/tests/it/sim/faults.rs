@@ -261,6 +261,32 @@ down_s = 120
     );
 }
 
+/// The last of the workload's ready pods with a running container (name and pid),
+/// once at least two are ready: the pod the kill, OOM and eviction rows disrupt
+/// while another carries the load. `None` if that takes more than 60 s.
+async fn second_ready_pod(sim: &Sim) -> Option<(String, u32)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let ready: Vec<(String, u32)> = sim
+            .pods()
+            .await
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .filter_map(|p| Some((p.metadata.name.clone()?, super::pid_of(p)?)))
+            .collect();
+        if ready.len() >= 2 {
+            return ready.last().cloned();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
 /// A replica SIGKILLed at the peak of a scale-up (as an eviction or a node's OOM
 /// killer would end it): the scenario still scales and passes, and the report says
 /// which container died, how (SIGKILL) and that it was restarted.
@@ -271,32 +297,16 @@ async fn a_pod_killed_at_peak_is_survived_and_reported() {
     let ctx = sim.context(OVERLOAD);
     let killer = async {
         // When a second pod is ready, kill it (the first one carries the load alone
-        // until then); bounded: give up after 60 s.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let pods = sim.pods().await;
-            let ready: Vec<_> = pods
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-                })
-                .collect();
-            if ready.len() >= 2
-                && let Some(pid) = super::pid_of(ready[ready.len() - 1])
-            {
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-                .expect("kill a replica");
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        false
+        // until then).
+        let Some((_, pid)) = second_ready_pod(&sim).await else {
+            return false;
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill a replica");
+        true
     };
     let (report, killed) = tokio::join!(sim.run(&ctx, "overload"), killer);
     assert!(killed, "a second pod became ready to be killed");
@@ -321,6 +331,52 @@ async fn a_pod_killed_at_peak_is_survived_and_reported() {
         report.timeline.events
     );
     sim.stop().await;
+}
+
+/// Pod disruptions from a stress config, end to end through the binary: the
+/// newest ready pod's container SIGKILLed 6 s into the load and the newest ready pod
+/// evicted 10 s in (`[[backend.local.disruptions]]` `pod-kill`, `pod-evict`). The
+/// scenario passes (exit 0), and summary.md lists both under "Ridden through" with
+/// what happened to which pod.
+#[test]
+fn pod_kills_and_evictions_from_the_config_are_ridden_through_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = user_config(&format!(
+        r#"
+[[backend.local.disruptions]]
+kind = "pod-kill"
+after_s = 6
+[[backend.local.disruptions]]
+kind = "pod-evict"
+after_s = 10
+{OVERLOAD}"#
+    ));
+    std::fs::write(dir.path().join("stress.toml"), config).expect("write stress.toml");
+    let output = run_stress_in(dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.md")).unwrap_or_default();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "survived:\n{summary}\n{stderr}"
+    );
+    let ridden = summary
+        .split("**Ridden through**")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        ridden.contains("container iris-server of pod") && ridden.contains("SIGKILL"),
+        "the kill is named:\n{summary}"
+    );
+    assert!(
+        ridden.contains("EvictionByEvictionAPI"),
+        "the eviction is named:\n{summary}"
+    );
+    assert!(
+        stderr.contains("disruption: SIGKILLed the container of pod")
+            && stderr.contains("disruption: evicted pod"),
+        "the log says what the cluster did:\n{stderr}"
+    );
 }
 
 /// Watch streams ended under the harness, as an API server restart or a proxy
@@ -527,30 +583,11 @@ async fn a_pod_evicted_at_peak_is_survived_and_reported() {
     let ctx = sim.context(OVERLOAD_10S);
     let evicter = async {
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(sim.client.clone(), NS);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let ready: Vec<String> = sim
-                .pods()
-                .await
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-                })
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
-            if ready.len() >= 2 {
-                let name = &ready[ready.len() - 1];
-                pods.evict(name, &kube::api::EvictParams::default())
-                    .await
-                    .expect("the Eviction API answers");
-                return Some(name.clone());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        None
+        let (name, _) = second_ready_pod(&sim).await?;
+        pods.evict(&name, &kube::api::EvictParams::default())
+            .await
+            .expect("the Eviction API answers");
+        Some(name)
     };
     let (report, evicted) = tokio::join!(sim.run(&ctx, "overload"), evicter);
     let evicted = evicted.expect("a second pod became ready to be evicted");
@@ -644,26 +681,10 @@ async fn a_pod_oom_killed_at_peak_is_survived_and_reported() {
     let sim = Sim::start(SimOptions::default()).await;
     let ctx = sim.context(OVERLOAD);
     let killer = async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let pods = sim.pods().await;
-            let ready: Vec<_> = pods
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-                })
-                .collect();
-            if ready.len() >= 2
-                && let Some(pid) = super::pid_of(ready[ready.len() - 1])
-            {
-                return oom_kill(pid).await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        match second_ready_pod(&sim).await {
+            Some((_, pid)) => oom_kill(pid).await,
+            None => false,
         }
-        false
     };
     let (report, killed) = tokio::join!(sim.run(&ctx, "overload"), killer);
     assert!(
