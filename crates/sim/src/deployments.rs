@@ -202,7 +202,8 @@ fn reconcile(
     store.update(&key, |d| d["status"] = status);
 }
 
-fn is_ready(pod: &Value) -> bool {
+/// Whether the pod's `Ready` condition is `True` (what a Deployment counts as ready).
+pub(crate) fn is_ready(pod: &Value) -> bool {
     pod["status"]["conditions"]
         .as_array()
         .into_iter()

@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::api::ApiState;
 use super::api::resource::{FieldSelector, Resource, Selector, match_labels_string};
 use super::api::store::Key;
+use super::deployments::is_ready;
 
 /// One disruption of `[[backend.local.disruptions]]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -144,33 +145,9 @@ fn play(disruption: &Disruption, targets: &Targets, hpa: &str) {
                 return;
             };
             if disruption.kind == DisruptionKind::PodEvict {
-                match targets.state.evict_pod(&victim.namespace, &victim.name) {
-                    Ok(()) => tracing::info!("disruption: evicted pod {}", victim.name),
-                    Err(e) => tracing::warn!("disruption: evict pod {}: {e}", victim.name),
-                }
-                return;
-            }
-            let Some(pid) = victim.pid else {
-                tracing::warn!(
-                    "disruption pod-kill: pod {} has no running container; nothing done",
-                    victim.name
-                );
-                return;
-            };
-            match i32::try_from(pid).map(|pid| {
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-            }) {
-                Ok(Ok(())) => tracing::info!(
-                    "disruption: SIGKILLed the container of pod {} (pid {pid})",
-                    victim.name
-                ),
-                Ok(Err(e)) => {
-                    tracing::warn!("disruption: kill pid {pid} of pod {}: {e}", victim.name)
-                }
-                Err(_) => tracing::warn!("disruption: pid {pid} of pod {} is no pid", victim.name),
+                evict(&targets.state, &victim);
+            } else {
+                kill(&victim);
             }
         }
         DisruptionKind::MetricsServerRestart => {
@@ -180,6 +157,39 @@ fn play(disruption: &Disruption, targets: &Targets, hpa: &str) {
         }
         DisruptionKind::EndWatches => targets.state.end_watches(false),
         DisruptionKind::EndWatches410 => targets.state.end_watches(true),
+    }
+}
+
+/// Evicts `victim` through the Eviction API, as a drain would.
+fn evict(state: &ApiState, victim: &Victim) {
+    match state.evict_pod(&victim.namespace, &victim.name) {
+        Ok(()) => tracing::info!("disruption: evicted pod {}", victim.name),
+        Err(e) => tracing::warn!("disruption: evict pod {}: {e}", victim.name),
+    }
+}
+
+/// SIGKILLs `victim`'s container, as the kernel's OOM killer or a crash would: the
+/// kubelet sees exit 137 and restarts it.
+fn kill(victim: &Victim) {
+    let Some(pid) = victim.pid else {
+        tracing::warn!(
+            "disruption pod-kill: pod {} has no running container; nothing done",
+            victim.name
+        );
+        return;
+    };
+    match i32::try_from(pid).map(|pid| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+    }) {
+        Ok(Ok(())) => tracing::info!(
+            "disruption: SIGKILLed the container of pod {} (pid {pid})",
+            victim.name
+        ),
+        Ok(Err(e)) => tracing::warn!("disruption: kill pid {pid} of pod {}: {e}", victim.name),
+        Err(_) => tracing::warn!("disruption: pid {pid} of pod {} is no pid", victim.name),
     }
 }
 
@@ -213,13 +223,7 @@ fn newest_ready_pod(state: &ApiState, hpa: &str) -> Option<Victim> {
         &FieldSelector::default(),
     );
     pods.iter()
-        .filter(|pod| {
-            pod["metadata"]["deletionTimestamp"].is_null()
-                && pod["status"]["conditions"].as_array().is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
-        })
+        .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && is_ready(pod))
         .max_by(|a, b| {
             let created = |p: &Value| {
                 p["metadata"]["creationTimestamp"]
