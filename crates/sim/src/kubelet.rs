@@ -30,7 +30,7 @@ use super::api::resource::{FieldSelector, Resource, Selector};
 use super::api::store::{self, Key, Store, rfc3339};
 use super::cgroup::CgroupDriver;
 use super::events::{self, EventType};
-use super::nodeport::Endpoints;
+use super::nodeport::NodePorts;
 use super::phases::{Draws, PhaseLog, stream};
 use super::podnet::{PodNet, PodNetwork};
 use super::probe::{ProbeSpec, Prober};
@@ -104,7 +104,7 @@ pub struct Kubelet {
     config: KubeletConfig,
     store: Arc<Store>,
     logs: LogFiles,
-    endpoints: Endpoints,
+    node_ports: NodePorts,
     stats: Stats,
     pods: BTreeMap<Key, PodRuntime>,
     /// cAdvisor's per-container housekeeping state.
@@ -177,7 +177,7 @@ impl Kubelet {
         config: KubeletConfig,
         store: Arc<Store>,
         logs: LogFiles,
-        endpoints: Endpoints,
+        node_ports: NodePorts,
         stats: Stats,
     ) -> Self {
         Kubelet {
@@ -186,7 +186,7 @@ impl Kubelet {
             config,
             store,
             logs,
-            endpoints,
+            node_ports,
             stats,
             pods: BTreeMap::new(),
             housekeeping: BTreeMap::new(),
@@ -266,9 +266,10 @@ impl Kubelet {
         self.publish_stats();
     }
 
-    /// The endpoints of the NodePort Services: their pods that are ready and not
-    /// terminating (the EndpointSlice controller marks a terminating pod not ready at
-    /// once, so it leaves before its preStop hook and SIGTERM).
+    /// The endpoints of the NodePort Services, by node port: their pods that are
+    /// ready and not terminating (the EndpointSlice controller marks a terminating pod
+    /// not ready at once, so it leaves before its preStop hook and SIGTERM). Each
+    /// Service's pods come from its own namespace, on its own node port.
     fn publish_endpoints(&self) {
         let now = Instant::now();
         let (services, _) = self.store.list(
@@ -277,7 +278,7 @@ impl Kubelet {
             &Selector::default(),
             &FieldSelector::default(),
         );
-        let mut ready: Vec<SocketAddr> = Vec::new();
+        let mut by_port: BTreeMap<u16, Vec<SocketAddr>> = BTreeMap::new();
         for service in services
             .iter()
             .filter(|s| s["spec"]["type"] == json!("NodePort"))
@@ -289,6 +290,7 @@ impl Kubelet {
                 .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
                 .collect();
             let namespace = service["metadata"]["namespace"].as_str().unwrap_or("");
+            let mut ready: Vec<SocketAddr> = Vec::new();
             for runtime in self.pods.values() {
                 let labels = store::labels(&runtime.object);
                 let selected = !selector.is_empty()
@@ -301,8 +303,17 @@ impl Kubelet {
                     ready.push(run.replica.addr);
                 }
             }
+            let node_ports = service["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["nodePort"].as_u64())
+                .filter_map(|p| u16::try_from(p).ok());
+            for node_port in node_ports {
+                by_port.entry(node_port).or_default().extend(&ready);
+            }
         }
-        self.endpoints.set(ready);
+        self.node_ports.publish(&by_port);
     }
 
     /// The pods' CPU and memory for the metrics scraper, each sampled on its
@@ -387,7 +398,7 @@ impl Kubelet {
         }
         // Dropping a replica kills what is left and removes its cgroup.
         self.pods.clear();
-        self.endpoints.set(Vec::new());
+        self.node_ports.publish(&BTreeMap::new());
         self.stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

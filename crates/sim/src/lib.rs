@@ -25,7 +25,7 @@
 //!     disruptions: Vec::new(),
 //! })
 //! .await?;
-//! println!("API at {}, NodePort at {}", cluster.api_url(), cluster.load_url());
+//! println!("API at {}, NodePort 30080 at {}", cluster.api_url(), cluster.node_port_url(30080)?);
 //! // ... apply manifests through the API, send load to the NodePort ...
 //! cluster.stop().await;
 //! # Ok(())
@@ -39,7 +39,8 @@
 //!   ([`replica`], [`probe`], [`cgroup`]), status, logs, termination in the kubelet's
 //!   order; [`autoscaler`]: the HPA controller (the `scaleproof-hpa` port, queued as
 //!   upstream); [`metrics`]: metrics-server (PodMetrics from the cgroups' CPU
-//!   counters and memory working sets); [`nodeport`]: kube-proxy in front of the ready pods;
+//!   counters and memory working sets); [`nodeport`]: kube-proxy, a loopback listener per node port in front of
+//!   its Service's ready pods;
 //! - [`timing`]: the `fast` and `kind` presets; [`phases`]: the seed the loops'
 //!   random phases are drawn from, and where they stood when a scenario's load began.
 //!
@@ -88,7 +89,7 @@ use api::resource::Resource;
 use api::store::{Key, Store};
 use api::{ApiServer, ApiState, Deny, LogFiles};
 use kubelet::{Kubelet, KubeletConfig, Stats};
-use nodeport::{Endpoints, NodePort};
+use nodeport::NodePorts;
 
 /// Why the simulated cluster could not start.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +137,7 @@ pub struct SimSettings {
 pub struct SimCluster {
     state: Arc<ApiState>,
     api: Option<ApiServer>,
-    nodeport: Option<NodePort>,
+    node_ports: NodePorts,
     cancel: CancellationToken,
     controllers: Vec<JoinHandle<()>>,
     kubelet: Option<JoinHandle<()>>,
@@ -188,7 +189,7 @@ impl SimCluster {
         for fault in settings.faults.iter().cloned() {
             state.faults.add(fault);
         }
-        let endpoints = Endpoints::default();
+        let node_ports = NodePorts::default();
         let stats: Stats = Arc::default();
         let (metrics_restarts, restarts) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
@@ -220,7 +221,7 @@ impl SimCluster {
             },
             Arc::clone(&store),
             logs,
-            endpoints.clone(),
+            node_ports.clone(),
             Arc::clone(&stats),
         );
         let kubelet = tokio::spawn(kubelet.run(cancel.clone()));
@@ -264,17 +265,10 @@ impl SimCluster {
                 what: "API server",
                 source,
             })?;
-        let nodeport = NodePort::start(endpoints)
-            .await
-            .map_err(|source| LocalError::Listen {
-                what: "NodePort",
-                source,
-            })?;
         tracing::info!(
-            "simulated cluster: API {}, NodePort {}, {}; seed {} (the same phases again: \
-             --set backend.local.seed={})",
+            "simulated cluster: API {}, node ports on loopback as Services claim them, {}; \
+             seed {} (the same phases again: --set backend.local.seed={})",
             api.url(),
-            nodeport.url(),
             settings.timing,
             settings.seed,
             settings.seed
@@ -282,7 +276,7 @@ impl SimCluster {
         Ok(SimCluster {
             state,
             api: Some(api),
-            nodeport: Some(nodeport),
+            node_ports,
             cancel,
             controllers,
             kubelet: Some(kubelet),
@@ -301,12 +295,16 @@ impl SimCluster {
         self.api.as_ref().map(ApiServer::url).unwrap_or_default()
     }
 
-    /// Where load goes: the NodePort in front of the ready pods.
-    pub fn load_url(&self) -> String {
-        self.nodeport
-            .as_ref()
-            .map(NodePort::url)
-            .unwrap_or_default()
+    /// Where load for the Service on node port `node_port` goes: that port's
+    /// listener on loopback, in front of the Service's ready pods (opened now if no
+    /// Service has claimed the port yet, so the URL is known before the apply).
+    pub fn node_port_url(&self, node_port: u16) -> Result<String, LocalError> {
+        self.node_ports
+            .url(node_port)
+            .map_err(|source| LocalError::Listen {
+                what: "NodePort",
+                source,
+            })
     }
 
     pub fn timing(&self) -> &Timing {
@@ -404,9 +402,7 @@ impl SimCluster {
         if let Some(kubelet) = self.kubelet.take() {
             let _ = kubelet.await;
         }
-        if let Some(nodeport) = self.nodeport.take() {
-            nodeport.stop().await;
-        }
+        self.node_ports.stop().await;
         if let Some(api) = self.api.take() {
             api.stop().await;
         }

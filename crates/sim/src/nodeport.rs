@@ -1,11 +1,17 @@
-//! The NodePort in front of the pods: a loopback listener that hands each new
-//! connection to a random ready endpoint, as kube-proxy does (iptables mode picks an
-//! endpoint per connection at random), and copies bytes both ways until either side
-//! closes. The load engine then talks to one URL, one request per connection,
-//! exactly as it does on kind.
+//! kube-proxy's NodePorts in front of the pods: for every node port a Service
+//! claims, a loopback listener that hands each new connection to a random ready
+//! endpoint of that Service, as kube-proxy does (iptables mode picks an endpoint per
+//! connection at random), and copies bytes both ways until either side closes. The
+//! load engine then talks to one URL per Service, one request per connection, exactly
+//! as it does on kind.
+//!
+//! A node port is one number on the node, so on loopback it is one listener on a
+//! free port of 127.0.0.1, found by its node port ([`NodePorts::url`]), much as
+//! kind's `extraPortMappings` map a node port to a host port.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -32,22 +38,85 @@ impl Endpoints {
     }
 }
 
-/// The listener, until stopped or dropped.
+/// Every node port's listener, opened when a Service first claims the port (the
+/// kubelet publishes its endpoints) or someone first asks for its URL, whichever
+/// comes first; a port no Service claims any more keeps its listener with no
+/// endpoints, so its connections are refused as kube-proxy's are.
+#[derive(Clone, Default)]
+pub struct NodePorts(Arc<Mutex<BTreeMap<u16, NodePort>>>);
+
+impl NodePorts {
+    /// The URL of node port `node_port` on loopback (its listener opened if needed).
+    pub fn url(&self, node_port: u16) -> std::io::Result<String> {
+        let mut ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(port) = ports.get(&node_port) {
+            return Ok(port.url());
+        }
+        let port = NodePort::open(Endpoints::default())?;
+        let url = port.url();
+        tracing::debug!("node port {node_port} listens at {url}");
+        ports.insert(node_port, port);
+        Ok(url)
+    }
+
+    /// Sets every node port's ready endpoints: `by_port` holds each port a Service
+    /// claims (with no endpoints when none is ready); ports not in it get none.
+    pub fn publish(&self, by_port: &BTreeMap<u16, Vec<SocketAddr>>) {
+        for node_port in by_port.keys() {
+            if let Err(e) = self.url(*node_port) {
+                tracing::warn!("node port {node_port}: cannot listen on loopback: {e}");
+            }
+        }
+        let ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (node_port, port) in ports.iter() {
+            port.endpoints
+                .set(by_port.get(node_port).cloned().unwrap_or_default());
+        }
+    }
+
+    /// The node ports with a listener, and where each listens.
+    pub fn listening(&self) -> BTreeMap<u16, SocketAddr> {
+        let ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        ports.iter().map(|(n, p)| (*n, p.addr)).collect()
+    }
+
+    /// Stops every listener.
+    pub async fn stop(&self) {
+        let ports: Vec<NodePort> = {
+            let mut ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *ports).into_values().collect()
+        };
+        for port in ports {
+            port.stop().await;
+        }
+    }
+}
+
+/// One node port's listener, until stopped or dropped.
 pub struct NodePort {
     pub addr: SocketAddr,
+    endpoints: Endpoints,
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
 impl NodePort {
-    /// Listens on a free port of 127.0.0.1.
-    pub async fn start(endpoints: Endpoints) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    /// Listens on a free port of 127.0.0.1, handing connections to `endpoints`.
+    /// Needs a tokio runtime (the cluster's), and says so instead of panicking.
+    pub fn open(endpoints: Endpoints) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept(listener, endpoints, stop.clone()));
+        let task = runtime.spawn(accept(listener, endpoints.clone(), stop.clone()));
         Ok(NodePort {
             addr,
+            endpoints,
             stop,
             task: Some(task),
         })
@@ -147,7 +216,7 @@ mod tests {
         let (a, ta) = named("a").await;
         let (b, tb) = named("b").await;
         let endpoints = Endpoints::default();
-        let port = NodePort::start(endpoints.clone()).await.expect("listen");
+        let port = NodePort::open(endpoints.clone()).expect("listen");
         let read = |addr: SocketAddr| async move {
             let mut s = TcpStream::connect(addr).await.expect("connect");
             let mut text = String::new();
@@ -166,6 +235,44 @@ mod tests {
             assert_eq!(read(port.addr).await, "b");
         }
         port.stop().await;
+        ta.abort();
+        tb.abort();
+    }
+
+    #[tokio::test]
+    async fn each_node_port_serves_its_own_services_endpoints() {
+        let (a, ta) = named("a").await;
+        let (b, tb) = named("b").await;
+        let ports = NodePorts::default();
+        let read = |url: String| async move {
+            let addr = url.trim_start_matches("http://");
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text).await;
+            text
+        };
+        // Asked for before any Service claims it: listening, refusing.
+        let first = ports.url(30080).expect("listen");
+        assert_eq!(
+            ports.url(30080).expect("again"),
+            first,
+            "one listener per port"
+        );
+        assert_eq!(read(first.clone()).await, "");
+        ports.publish(&BTreeMap::from([(30080, vec![a]), (30081, vec![b])]));
+        let second = ports.url(30081).expect("opened by publish");
+        assert_ne!(first, second);
+        for _ in 0..10 {
+            assert_eq!(read(first.clone()).await, "a");
+            assert_eq!(read(second.clone()).await, "b");
+        }
+        // 30081's Service is gone: its port refuses, 30080's still serves.
+        ports.publish(&BTreeMap::from([(30080, vec![a])]));
+        assert_eq!(read(second).await, "");
+        assert_eq!(read(first).await, "a");
+        assert_eq!(ports.listening().len(), 2);
+        ports.stop().await;
+        assert!(ports.listening().is_empty());
         ta.abort();
         tb.abort();
     }

@@ -53,7 +53,17 @@ impl Deployed {
     pub fn base_url(&self) -> Option<String> {
         match self.settings.backend {
             BackendKind::Kind => Some(format!("http://127.0.0.1:{}", super::plan::NODE_PORT)),
-            BackendKind::Local => self.sim.as_ref().map(SimCluster::load_url),
+            BackendKind::Local => {
+                let node_port = self.prepared.node_port().unwrap_or(super::plan::NODE_PORT);
+                let sim = self.sim.as_ref()?;
+                match sim.node_port_url(node_port) {
+                    Ok(url) => Some(url),
+                    Err(e) => {
+                        tracing::error!("node port {node_port} of the simulated cluster: {e}");
+                        None
+                    }
+                }
+            }
             BackendKind::Cluster => None,
         }
     }

@@ -100,6 +100,17 @@ impl Prepared {
             target,
         })
     }
+
+    /// The Service's first node port, as the manifest states it (`None`: it leaves
+    /// the choice to the API server, or is no NodePort Service).
+    pub fn node_port(&self) -> Option<u16> {
+        self.service
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .find_map(|p| p.node_port)
+            .and_then(|p| u16::try_from(p).ok())
+    }
 }
 
 /// The dedicated namespace, labeled for Pod Security Admission.

@@ -227,6 +227,9 @@ pub fn apply(
         default(&mut merged, resource);
     }
     validate(&key, &merged)?;
+    if resource == Resource::Service {
+        super::node_ports::allocate(store, &key, existing.as_ref(), &mut merged)?;
+    }
     if force {
         owners.claim(
             &key,

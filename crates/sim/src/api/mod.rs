@@ -14,6 +14,7 @@
 pub mod apply;
 pub mod defaults;
 pub mod faults;
+pub mod node_ports;
 pub mod resource;
 pub mod status;
 pub mod store;

@@ -164,7 +164,12 @@ async fn deleting_a_pod_under_load_loses_no_request() {
         requests_per_connection: Some(1),
         ..LoadConfig::closed(4, Stop::Duration(Duration::from_secs(8)))
     };
-    let targets = Targets::parse([sim.cluster.load_url().as_str()]).expect("load URL");
+    let targets = Targets::parse([sim
+        .cluster
+        .node_port_url(30080)
+        .expect("node port 30080 listens")
+        .as_str()])
+    .expect("load URL");
     let cancel = CancellationToken::new();
     let running = tokio::spawn(async move { load::run(&config, &targets, &cancel).await });
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -234,7 +239,12 @@ async fn without_cgroup_permission_it_runs_uncapped_and_says_so() {
     .await;
     assert!(!sim.cluster.cpu_limit().is_capped());
     assert!(format!("{:?}", sim.cluster.cpu_limit()).contains("test: no permission"));
-    let targets = Targets::parse([sim.cluster.load_url().as_str()]).expect("load URL");
+    let targets = Targets::parse([sim
+        .cluster
+        .node_port_url(30080)
+        .expect("node port 30080 listens")
+        .as_str()])
+    .expect("load URL");
     let result = load::run(
         &LoadConfig::closed(2, Stop::Requests(50)),
         &targets,

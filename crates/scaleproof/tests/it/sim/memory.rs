@@ -121,7 +121,12 @@ async fn a_request_over_the_memory_limit_is_oom_killed_and_reported_as_oomkilled
 
     let pods = sim.pods().await;
     let name = pods[0].metadata.name.clone().expect("pod name");
-    let status = predict(&sim.cluster.load_url()).await;
+    let status = predict(
+        &sim.cluster
+            .node_port_url(30080)
+            .expect("node port 30080 listens"),
+    )
+    .await;
     assert_ne!(
         status,
         Some(200),

@@ -156,7 +156,10 @@ impl Sim {
                     url: self.cluster.api_url(),
                 },
                 namespace: NS.into(),
-                url: self.cluster.load_url(),
+                url: self
+                    .cluster
+                    .node_port_url(30080)
+                    .expect("node port 30080 listens"),
                 hpa_sync_period_s: self.cluster.timing().hpa_sync_period.as_secs_f64(),
             },
         };
