@@ -212,7 +212,7 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
             let name = settings.cluster_name.as_str();
             let context = format!("kind-{name}");
             let image = settings.image();
-            setup.push(Step::Preflight(vec![
+            let mut checks = vec![
                 Check::DockerDaemon,
                 Check::Tool {
                     name: "kind",
@@ -222,7 +222,14 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                     name: "kubectl",
                     version_args: &["version", "--client"],
                 },
-                Check::PortFree(NODE_PORT),
+            ];
+            // The whole node port pool k8s/kind.yaml maps (fresh namespaces).
+            checks.extend(
+                crate::cluster::fresh::node_port_pool(NODE_PORT)
+                    .into_iter()
+                    .map(Check::PortFree),
+            );
+            checks.extend([
                 if settings.image_prebuilt {
                     Check::LocalImage(image.to_string())
                 } else {
@@ -230,7 +237,8 @@ pub fn plan(settings: &Settings) -> Result<Plan, BackendError> {
                 },
                 Check::File(PathBuf::from(KIND_CONFIG)),
                 Check::NoKindCluster(name.to_string()),
-            ]));
+            ]);
+            setup.push(Step::Preflight(checks));
             // Everything that compiles comes before the cluster: a build error must
             // not cost a cluster, and the cluster's clock must not run during builds.
             if settings.build_tests {

@@ -116,9 +116,17 @@ mod tests {
         assert_eq!(config["networking"]["apiServerAddress"], "127.0.0.1");
         let nodes = config["nodes"].as_array().expect("nodes");
         assert_eq!(nodes.len(), 1, "one node");
-        let mapping = &nodes[0]["extraPortMappings"][0];
-        assert_eq!(mapping["containerPort"], 30080);
-        assert_eq!(mapping["hostPort"], 30080);
-        assert_eq!(mapping["listenAddress"], "127.0.0.1");
+        // The node port pool of fresh namespaces, each on the same host port, on
+        // loopback only.
+        let mappings = nodes[0]["extraPortMappings"]
+            .as_array()
+            .expect("extraPortMappings");
+        let pool = crate::cluster::fresh::node_port_pool(super::super::plan::NODE_PORT);
+        assert_eq!(mappings.len(), pool.len());
+        for (mapping, port) in mappings.iter().zip(pool) {
+            assert_eq!(mapping["containerPort"], port);
+            assert_eq!(mapping["hostPort"], port);
+            assert_eq!(mapping["listenAddress"], "127.0.0.1");
+        }
     }
 }

@@ -9,6 +9,8 @@
 //!   apply of the Deployment, Service and HPA;
 //! - [`rollout`]: waiting for a Deployment, and explaining why it is not ready;
 //! - [`reset`]: putting the workload back to one pod and a fresh HPA between scenarios;
+//! - [`fresh`]: a namespace of its own per scenario instead (applied, ready, idle),
+//!   and its deletion;
 //! - [`metrics_server`]: configuring metrics-server for kind and waiting until the
 //!   metrics API serves the app's pods;
 //! - [`control_plane`]: checking the controller-manager runs with our HPA sync period;
@@ -19,6 +21,7 @@ pub mod apply;
 pub mod control_plane;
 pub mod diagnostics;
 pub mod evidence;
+pub mod fresh;
 pub mod metrics_server;
 pub mod objects;
 pub mod observer;

@@ -101,6 +101,22 @@ impl Prepared {
         })
     }
 
+    /// The same objects with the Service's first node port set to `node_port` (for
+    /// a namespace beside others deployed from the same manifests: node ports are
+    /// the node's, one Service each).
+    pub fn with_node_port(mut self, node_port: u16) -> Self {
+        if let Some(port) = self
+            .service
+            .spec
+            .as_mut()
+            .and_then(|s| s.ports.as_mut())
+            .and_then(|ports| ports.first_mut())
+        {
+            port.node_port = Some(i32::from(node_port));
+        }
+        self
+    }
+
     /// The Service's first node port, as the manifest states it (`None`: it leaves
     /// the choice to the API server, or is no NodePort Service).
     pub fn node_port(&self) -> Option<u16> {

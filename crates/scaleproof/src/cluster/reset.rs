@@ -204,7 +204,7 @@ pub async fn wait_for_single_ready_pod(
 }
 
 /// Polls PodMetrics until `pod`'s CPU is below `threshold` millicores; returns it.
-async fn wait_for_idle_cpu(
+pub async fn wait_for_idle_cpu(
     client: &Client,
     target: &Target,
     pod: &str,

@@ -57,7 +57,7 @@ fn set_memory(sim: &mut Sim, request: &str, limit: &str) {
 
 /// One prediction request through the NodePort; the status code, or `None` when
 /// the connection broke (the replica died mid-request).
-async fn predict(load_url: &str) -> Option<u16> {
+pub(super) async fn predict(load_url: &str) -> Option<u16> {
     let host = load_url.trim_start_matches("http://").trim_end_matches('/');
     let body =
         r#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#;

@@ -8,6 +8,7 @@
 
 mod api;
 mod faults;
+mod fresh;
 mod lifecycle;
 mod memory;
 mod scale_down;
