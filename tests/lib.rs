@@ -61,6 +61,7 @@ mod tests {
                 url: "http://127.0.0.1:2".into(),
                 hpa_sync_period_s: 1.0,
             },
+            fresh_namespace: false,
         };
         let listed = trials(None, &repository_config())
             .expect("repository trials")

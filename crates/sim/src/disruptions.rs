@@ -2,18 +2,18 @@
 //! `[[backend.local.disruptions]]` plays, so a stress config can rehearse a flaky
 //! cluster end to end, not only the tests that drive [`crate::SimCluster`] by hand.
 //!
-//! "The start of the load" is, as the cluster sees it, an HPA created again under a
-//! name it had before: the harness's reset before each scenario deletes the HPA and
-//! ends by applying the scenario's, and the load starts right after. (The first
-//! apply, at setup, is no load start.) Each disruption is played once per such
-//! re-creation, `after_s` later.
+//! "The start of the load" is, as the cluster sees it, the first connection through
+//! a Service's node port since that Service took the port ([`crate::nodeport`]
+//! reports it): each scenario runs in a namespace of its own with its own Service,
+//! prepared before, and nothing connects to it before the load does. Each
+//! disruption is played once per such start, `after_s` later, against the HPA of the
+//! Service's namespace.
 //!
-//! The pod disruptions (`pod-kill`, `pod-evict`) pick the newest ready pod of the
-//! re-created HPA's target, as a scale-up's newest replica is the one a node pressure
-//! or a drain most often meets mid-scenario; with no ready pod there is nothing to
+//! The pod disruptions (`pod-kill`, `pod-evict`) pick the newest ready pod of that
+//! HPA's target, as a scale-up's newest replica is the one a node pressure or a
+//! drain most often meets mid-scenario; with no ready pod there is nothing to
 //! disrupt, and the log says so.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,45 +88,47 @@ pub struct Targets {
     pub metrics_restarts: tokio::sync::mpsc::UnboundedSender<Duration>,
 }
 
-/// Plays `plan` after every HPA creation until `cancel`.
-pub async fn run(plan: Vec<Disruption>, targets: Targets, cancel: CancellationToken) {
-    if plan.is_empty() {
-        return;
-    }
-    let store = Arc::clone(&targets.state.store);
+/// Plays `plan` after every load start reported on `arrivals` (`namespace/service`)
+/// until `cancel`.
+pub async fn run(
+    plan: Vec<Disruption>,
+    targets: Targets,
+    mut arrivals: tokio::sync::mpsc::UnboundedReceiver<String>,
+    cancel: CancellationToken,
+) {
     let targets = Arc::new(targets);
-    let mut changed = store.subscribe();
-    // (namespace/name, uid) of every HPA seen; a new uid under a known name is a reset.
-    let mut seen = hpas(&targets.state);
     loop {
-        tokio::select! {
+        let service = tokio::select! {
             () = cancel.cancelled() => return,
-            result = changed.changed() => if result.is_err() { return },
+            arrived = arrivals.recv() => match arrived {
+                Some(service) => service,
+                None => return,
+            },
+        };
+        if plan.is_empty() {
+            continue;
         }
-        let now = hpas(&targets.state);
-        let recreated: Vec<String> = now
-            .iter()
-            .filter(|(name, uid)| {
-                !seen.contains(&(name.clone(), uid.clone()))
-                    && seen.iter().any(|(known, _)| known == name)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        seen.extend(now);
-        for hpa in recreated {
-            for disruption in plan.clone() {
-                let targets = Arc::clone(&targets);
-                let cancel = cancel.clone();
-                let hpa = hpa.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        () = cancel.cancelled() => {}
-                        () = tokio::time::sleep(Duration::from_secs_f64(disruption.after_s)) => {
-                            play(&disruption, &targets, &hpa);
-                        }
+        let namespace = service.split_once('/').map_or("", |(ns, _)| ns);
+        let Some(hpa) = hpa_in(&targets.state, namespace) else {
+            tracing::warn!(
+                "disruptions: load started on {service}, but its namespace has no HPA; \
+                 nothing played"
+            );
+            continue;
+        };
+        tracing::info!("disruptions: load started on {service}; timing them from now");
+        for disruption in plan.clone() {
+            let targets = Arc::clone(&targets);
+            let cancel = cancel.clone();
+            let hpa = hpa.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs_f64(disruption.after_s)) => {
+                        play(&disruption, &targets, &hpa);
                     }
-                });
-            }
+                }
+            });
         }
     }
 }
@@ -244,23 +246,18 @@ fn newest_ready_pod(state: &ApiState, hpa: &str) -> Option<Victim> {
         })
 }
 
-/// `(namespace/name, uid)` of every HPA.
-fn hpas(state: &ApiState) -> BTreeSet<(String, String)> {
+/// `namespace/name` of the HPA in `namespace` (the first by name, if several).
+fn hpa_in(state: &ApiState, namespace: &str) -> Option<String> {
     let (hpas, _) = state.store.list(
         Resource::HorizontalPodAutoscaler,
-        None,
+        Some(namespace),
         &Selector::default(),
         &FieldSelector::default(),
     );
     hpas.iter()
-        .filter_map(|h| {
-            let meta = &h["metadata"];
-            Some((
-                format!("{}/{}", meta["namespace"].as_str()?, meta["name"].as_str()?),
-                meta["uid"].as_str()?.to_string(),
-            ))
-        })
-        .collect()
+        .filter_map(|h| h["metadata"]["name"].as_str())
+        .min()
+        .map(|name| format!("{namespace}/{name}"))
 }
 
 #[cfg(test)]

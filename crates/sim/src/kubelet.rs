@@ -278,7 +278,7 @@ impl Kubelet {
             &Selector::default(),
             &FieldSelector::default(),
         );
-        let mut by_port: BTreeMap<u16, Vec<SocketAddr>> = BTreeMap::new();
+        let mut by_port: BTreeMap<u16, (String, Vec<SocketAddr>)> = BTreeMap::new();
         for service in services
             .iter()
             .filter(|s| s["spec"]["type"] == json!("NodePort"))
@@ -309,8 +309,10 @@ impl Kubelet {
                 .flatten()
                 .filter_map(|p| p["nodePort"].as_u64())
                 .filter_map(|p| u16::try_from(p).ok());
+            let name = service["metadata"]["name"].as_str().unwrap_or("");
             for node_port in node_ports {
-                by_port.entry(node_port).or_default().extend(&ready);
+                // One Service per node port: the API server's allocation sees to it.
+                by_port.insert(node_port, (format!("{namespace}/{name}"), ready.clone()));
             }
         }
         self.node_ports.publish(&by_port);

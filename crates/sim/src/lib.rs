@@ -189,7 +189,8 @@ impl SimCluster {
         for fault in settings.faults.iter().cloned() {
             state.faults.add(fault);
         }
-        let node_ports = NodePorts::default();
+        let (arrivals, load_starts) = tokio::sync::mpsc::unbounded_channel();
+        let node_ports = NodePorts::reporting_to(arrivals);
         let stats: Stats = Arc::default();
         let (metrics_restarts, restarts) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
@@ -232,6 +233,7 @@ impl SimCluster {
                     state: Arc::clone(&state),
                     metrics_restarts: metrics_restarts.clone(),
                 },
+                load_starts,
                 cancel.clone(),
             )),
             tokio::spawn(deployments::run(Arc::clone(&store), cancel.clone())),
@@ -293,6 +295,12 @@ impl SimCluster {
     /// Where the API is served (`http://127.0.0.1:<port>`).
     pub fn api_url(&self) -> String {
         self.api.as_ref().map(ApiServer::url).unwrap_or_default()
+    }
+
+    /// The node ports' listeners, to find a node port's URL from elsewhere (a
+    /// handle: the listeners live as long as the cluster).
+    pub fn node_ports(&self) -> NodePorts {
+        self.node_ports.clone()
     }
 
     /// Where load for the Service on node port `node_port` goes: that port's

@@ -17,73 +17,128 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The ready endpoints of the Service, shared with the kubelet that keeps them.
+/// What one node port forwards to: the Service that holds it and that Service's
+/// ready endpoints, kept by the kubelet.
 #[derive(Debug, Clone, Default)]
-pub struct Endpoints(Arc<RwLock<Vec<SocketAddr>>>);
+pub struct Endpoints(Arc<RwLock<Backends>>);
+
+#[derive(Debug, Default)]
+struct Backends {
+    /// `namespace/name` of the Service holding the port.
+    service: Option<String>,
+    addrs: Vec<SocketAddr>,
+    /// Whether a connection came in since `service` took the port.
+    used: bool,
+}
 
 impl Endpoints {
+    /// Sets the ready endpoints, the holder unchanged.
     pub fn set(&self, mut endpoints: Vec<SocketAddr>) {
         endpoints.sort();
         let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if *current != endpoints {
-            *current = endpoints;
+        if current.addrs != endpoints {
+            current.addrs = endpoints;
         }
+    }
+
+    /// Sets the Service holding the port (`namespace/name`, `None` when none does)
+    /// and its ready endpoints. A new holder has had no connection yet.
+    pub fn assign(&self, service: Option<String>, endpoints: Vec<SocketAddr>) {
+        {
+            let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+            if current.service != service {
+                current.service = service;
+                current.used = false;
+            }
+        }
+        self.set(endpoints);
     }
 
     pub fn snapshot(&self) -> Vec<SocketAddr> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .addrs
             .clone()
     }
+
+    /// The holder, the first time a connection arrives since it took the port.
+    fn first_connection(&self) -> Option<String> {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if current.used {
+            return None;
+        }
+        current.used = true;
+        current.service.clone()
+    }
 }
+
+/// Where a node port reports the first connection to each Service that holds it
+/// (`namespace/name`): the start of a scenario's load, as the cluster sees it.
+pub type Arrivals = tokio::sync::mpsc::UnboundedSender<String>;
 
 /// Every node port's listener, opened when a Service first claims the port (the
 /// kubelet publishes its endpoints) or someone first asks for its URL, whichever
 /// comes first; a port no Service claims any more keeps its listener with no
 /// endpoints, so its connections are refused as kube-proxy's are.
 #[derive(Clone, Default)]
-pub struct NodePorts(Arc<Mutex<BTreeMap<u16, NodePort>>>);
+pub struct NodePorts {
+    ports: Arc<Mutex<BTreeMap<u16, NodePort>>>,
+    arrivals: Option<Arrivals>,
+}
 
 impl NodePorts {
+    /// Node ports that report each Service's first connection to `arrivals`.
+    pub fn reporting_to(arrivals: Arrivals) -> Self {
+        NodePorts {
+            ports: Arc::default(),
+            arrivals: Some(arrivals),
+        }
+    }
+
     /// The URL of node port `node_port` on loopback (its listener opened if needed).
     pub fn url(&self, node_port: u16) -> std::io::Result<String> {
-        let mut ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(port) = ports.get(&node_port) {
             return Ok(port.url());
         }
-        let port = NodePort::open(Endpoints::default())?;
+        let port = NodePort::open(Endpoints::default(), self.arrivals.clone())?;
         let url = port.url();
         tracing::debug!("node port {node_port} listens at {url}");
         ports.insert(node_port, port);
         Ok(url)
     }
 
-    /// Sets every node port's ready endpoints: `by_port` holds each port a Service
-    /// claims (with no endpoints when none is ready); ports not in it get none.
-    pub fn publish(&self, by_port: &BTreeMap<u16, Vec<SocketAddr>>) {
+    /// Sets every node port's holder and ready endpoints: `by_port` holds each port
+    /// a Service claims (`namespace/name`, with no endpoints when none is ready);
+    /// ports not in it are held by none.
+    pub fn publish(&self, by_port: &BTreeMap<u16, (String, Vec<SocketAddr>)>) {
         for node_port in by_port.keys() {
             if let Err(e) = self.url(*node_port) {
                 tracing::warn!("node port {node_port}: cannot listen on loopback: {e}");
             }
         }
-        let ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
         for (node_port, port) in ports.iter() {
-            port.endpoints
-                .set(by_port.get(node_port).cloned().unwrap_or_default());
+            match by_port.get(node_port) {
+                Some((service, addrs)) => {
+                    port.endpoints.assign(Some(service.clone()), addrs.clone())
+                }
+                None => port.endpoints.assign(None, Vec::new()),
+            }
         }
     }
 
     /// The node ports with a listener, and where each listens.
     pub fn listening(&self) -> BTreeMap<u16, SocketAddr> {
-        let ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
         ports.iter().map(|(n, p)| (*n, p.addr)).collect()
     }
 
     /// Stops every listener.
     pub async fn stop(&self) {
         let ports: Vec<NodePort> = {
-            let mut ports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *ports).into_values().collect()
         };
         for port in ports {
@@ -101,9 +156,10 @@ pub struct NodePort {
 }
 
 impl NodePort {
-    /// Listens on a free port of 127.0.0.1, handing connections to `endpoints`.
-    /// Needs a tokio runtime (the cluster's), and says so instead of panicking.
-    pub fn open(endpoints: Endpoints) -> std::io::Result<Self> {
+    /// Listens on a free port of 127.0.0.1, handing connections to `endpoints`
+    /// (and each holder's first to `arrivals`). Needs a tokio runtime (the
+    /// cluster's), and says so instead of panicking.
+    pub fn open(endpoints: Endpoints, arrivals: Option<Arrivals>) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         listener.set_nonblocking(true)?;
@@ -113,7 +169,7 @@ impl NodePort {
             TcpListener::from_std(listener)?
         };
         let stop = CancellationToken::new();
-        let task = runtime.spawn(accept(listener, endpoints.clone(), stop.clone()));
+        let task = runtime.spawn(accept(listener, endpoints.clone(), arrivals, stop.clone()));
         Ok(NodePort {
             addr,
             endpoints,
@@ -143,7 +199,12 @@ impl Drop for NodePort {
     }
 }
 
-async fn accept(listener: TcpListener, endpoints: Endpoints, stop: CancellationToken) {
+async fn accept(
+    listener: TcpListener,
+    endpoints: Endpoints,
+    arrivals: Option<Arrivals>,
+    stop: CancellationToken,
+) {
     let mut seed = seed();
     loop {
         let accepted = tokio::select! {
@@ -151,6 +212,10 @@ async fn accept(listener: TcpListener, endpoints: Endpoints, stop: CancellationT
             accepted = listener.accept() => accepted,
         };
         let Ok((client, _)) = accepted else { continue };
+        if let (Some(arrivals), Some(service)) = (&arrivals, endpoints.first_connection()) {
+            // Nobody listening any more (the cluster stopping) is no error here.
+            let _ = arrivals.send(service);
+        }
         let choices = endpoints.snapshot();
         if choices.is_empty() {
             // No ready endpoint: kube-proxy rejects the connection.
@@ -216,7 +281,7 @@ mod tests {
         let (a, ta) = named("a").await;
         let (b, tb) = named("b").await;
         let endpoints = Endpoints::default();
-        let port = NodePort::open(endpoints.clone()).expect("listen");
+        let port = NodePort::open(endpoints.clone(), None).expect("listen");
         let read = |addr: SocketAddr| async move {
             let mut s = TcpStream::connect(addr).await.expect("connect");
             let mut text = String::new();
@@ -243,7 +308,8 @@ mod tests {
     async fn each_node_port_serves_its_own_services_endpoints() {
         let (a, ta) = named("a").await;
         let (b, tb) = named("b").await;
-        let ports = NodePorts::default();
+        let (arrivals, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        let ports = NodePorts::reporting_to(arrivals);
         let read = |url: String| async move {
             let addr = url.trim_start_matches("http://");
             let mut s = TcpStream::connect(addr).await.expect("connect");
@@ -259,17 +325,37 @@ mod tests {
             "one listener per port"
         );
         assert_eq!(read(first.clone()).await, "");
-        ports.publish(&BTreeMap::from([(30080, vec![a]), (30081, vec![b])]));
+        let held = |service: &str, addrs: Vec<SocketAddr>| (service.to_string(), addrs);
+        ports.publish(&BTreeMap::from([
+            (30080, held("ns-a/web", vec![a])),
+            (30081, held("ns-b/web", vec![b])),
+        ]));
         let second = ports.url(30081).expect("opened by publish");
         assert_ne!(first, second);
         for _ in 0..10 {
             assert_eq!(read(first.clone()).await, "a");
             assert_eq!(read(second.clone()).await, "b");
         }
-        // 30081's Service is gone: its port refuses, 30080's still serves.
-        ports.publish(&BTreeMap::from([(30080, vec![a])]));
-        assert_eq!(read(second).await, "");
+        // Each holder's first connection is reported once (the refused one before
+        // any holder is not).
+        let mut reported = vec![
+            arrived.recv().await.expect("one"),
+            arrived.recv().await.expect("two"),
+        ];
+        reported.sort();
+        assert_eq!(reported, ["ns-a/web", "ns-b/web"]);
+        assert!(arrived.try_recv().is_err(), "once per holder");
+        // 30081's Service is gone: its port refuses, 30080's still serves; a new
+        // holder of 30081 is reported at its first connection.
+        ports.publish(&BTreeMap::from([(30080, held("ns-a/web", vec![a]))]));
+        assert_eq!(read(second.clone()).await, "");
         assert_eq!(read(first).await, "a");
+        ports.publish(&BTreeMap::from([
+            (30080, held("ns-a/web", vec![a])),
+            (30081, held("ns-c/web", vec![b])),
+        ]));
+        assert_eq!(read(second).await, "b");
+        assert_eq!(arrived.recv().await.expect("three"), "ns-c/web");
         assert_eq!(ports.listening().len(), 2);
         ports.stop().await;
         assert!(ports.listening().is_empty());

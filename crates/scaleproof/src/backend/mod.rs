@@ -5,8 +5,9 @@
 //! 1. **plan** ([`plan::plan`]): every setup step as data, printed by `--dry-run`;
 //! 2. **prepare** ([`Backend::prepare`]): carry the plan out (build, probe limits,
 //!    create the cluster, deploy, wait for metrics), each step recorded;
-//! 3. per scenario, a **session** in the scenario test's process
-//!    ([`crate::gate::session`]): reset, targets for the load, observe, finish into a
+//! 3. per scenario, a namespace of its own prepared ahead ([`fresh`]; on a cluster
+//!    the shared one, reset), then a **session** in the scenario test's process
+//!    ([`crate::gate::session`]): targets for the load, observe, finish into a
 //!    [`crate::timeline::Timeline`];
 //! 4. **teardown** ([`Backend::teardown`]), guarded against panics and Ctrl-C: a kind
 //!    cluster is deleted by a drop guard whatever happens.
@@ -14,6 +15,7 @@
 //! The prepared backend is handed to the scenario tests as a
 //! [`Target`] inside the hand-over file; nothing else crosses the process boundary.
 
+pub mod fresh;
 pub mod image;
 pub mod plan;
 pub mod preflight;
@@ -294,9 +296,10 @@ impl Backend {
     }
 
     /// Writes what a person needs to understand a failed scenario into `dir` (the
-    /// cluster's state and logs, the simulated one's included).
-    pub async fn write_diagnostics(&self, dir: &Path) {
-        if let Err(e) = self.deployed.write_diagnostics_to(dir).await {
+    /// cluster's state and logs, the simulated one's included): of `target` (a
+    /// scenario's own namespace), else of the namespace setup deployed into.
+    pub async fn write_diagnostics(&self, dir: &Path, target: Option<&crate::cluster::Target>) {
+        if let Err(e) = self.deployed.write_diagnostics_to(dir, target).await {
             tracing::warn!("diagnostics bundle incomplete: {e}");
         }
     }

@@ -85,11 +85,13 @@ impl Deployed {
     pub async fn write_diagnostics_to(
         &self,
         dir: &Path,
+        target: Option<&Target>,
     ) -> Result<Option<diagnostics::BundleReport>, BackendError> {
         let Some(client) = &self.client else {
             return Ok(None);
         };
-        Ok(Some(write_diagnostics(client, self.target(), dir).await?))
+        let target = target.unwrap_or(self.target());
+        Ok(Some(write_diagnostics(client, target, dir).await?))
     }
 }
 

@@ -103,6 +103,7 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
             baseline: None,
             baseline_margin: None,
             url: args.url,
+            shared_namespace: false,
             dry_run: false,
             cluster: args.cluster,
             root,

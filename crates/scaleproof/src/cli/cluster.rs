@@ -113,7 +113,7 @@ pub fn run(args: ClusterArgs, root: PathBuf) -> anyhow::Result<()> {
                 );
                 if down_after {
                     deployed
-                        .write_diagnostics_to(&settings.diagnostics_dir)
+                        .write_diagnostics_to(&settings.diagnostics_dir, None)
                         .await?;
                     provision::teardown(deployed).await?;
                     return Ok(());

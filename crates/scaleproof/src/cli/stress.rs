@@ -29,7 +29,8 @@ Examples:
   cargo xtask stress --backend local --scenario scale-up-1000
   cargo xtask stress --backend kind --dry-run          # print every command, run nothing
   cargo xtask stress --set scale-up-1000.expect.max_p95_ms=250
-  cargo xtask stress --baseline main-run/report.json --baseline-margin 0.15")]
+  cargo xtask stress --baseline main-run/report.json --baseline-margin 0.15
+  cargo xtask stress --backend local --shared-namespace  # the reset between scenarios")]
 pub struct StressArgs {
     /// Where the workload runs. Without it: kind when Docker and kind are usable, else
     /// local (with a notice). With CI=true it is required: CI never falls back silently.
@@ -63,6 +64,12 @@ pub struct StressArgs {
     /// NodePort at http://127.0.0.1:30080). Required on --backend cluster without one.
     #[arg(long)]
     pub url: Option<String>,
+    /// Run every scenario in the one namespace setup deployed, reset before each (HPA
+    /// deleted for two sync periods, one idle pod), instead of a namespace of its own
+    /// prepared while the scenario before runs. What --backend cluster always does;
+    /// on kind and local, for comparison.
+    #[arg(long)]
+    pub shared_namespace: bool,
     #[command(flatten)]
     pub cluster: ClusterOptions,
 }
@@ -81,6 +88,7 @@ pub fn main(args: StressArgs) -> ExitCode {
         baseline: args.baseline,
         baseline_margin: args.baseline_margin,
         url: args.url,
+        shared_namespace: args.shared_namespace,
         dry_run: args.cluster.dry_run,
         cluster: args.cluster,
         root,

@@ -30,12 +30,28 @@ use super::{ClusterError, apply, is_not_found, reset, rollout};
 /// released theirs (a namespace's Service goes only as its deletion proceeds).
 pub const POOL_SIZE: u16 = 4;
 
-/// The node ports fresh namespaces take turns on: `first` and the next
-/// [`POOL_SIZE`]` - 1`.
+/// The node ports kind maps for fresh namespaces: `first` (the manifest's) and the
+/// next [`POOL_SIZE`]` - 1`.
 pub fn node_port_pool(first: u16) -> Vec<u16> {
     (0..POOL_SIZE)
         .filter_map(|i| first.checked_add(i))
         .collect()
+}
+
+/// The order fresh namespaces take the pool's ports in: `first` last, since setup's
+/// namespace holds it until its deletion, which starts when the first scenario's
+/// namespace is ready. A port comes round again every [`POOL_SIZE`] scenarios, by
+/// when its previous holder was deleted two scenarios ago.
+pub fn node_port_turns(first: u16) -> Vec<u16> {
+    let mut pool = node_port_pool(first);
+    pool.rotate_left(1);
+    pool
+}
+
+/// Whether `error` is the API server refusing a node port another Service holds.
+fn node_port_taken(error: &ClusterError) -> bool {
+    matches!(error, ClusterError::Kube { source: kube::Error::Api(status), .. }
+        if status.code == 422 && status.message.contains("provided port is already allocated"))
 }
 
 /// The namespace of the `index`-th (from 0) scenario run, `scenario`, under `base`
@@ -76,7 +92,17 @@ pub async fn prepare(
     let started = Instant::now();
     let deadline = started + timeout;
     let target = &prepared.target;
-    apply::apply_workload(client, prepared).await?;
+    // A port whose previous holder's namespace is still being deleted is refused
+    // until its Service is gone: wait for it, within the deadline.
+    loop {
+        match apply::apply_workload(client, prepared).await {
+            Err(e) if node_port_taken(&e) && Instant::now() + poll < deadline => {
+                tracing::debug!("{e}; waiting for its holder's namespace to be deleted");
+                tokio::time::sleep(poll).await;
+            }
+            result => break result?,
+        }
+    }
     rollout::wait_for_rollout(
         client,
         &target.namespace,
@@ -144,8 +170,9 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_is_four_ports_from_the_first() {
+    fn the_pool_is_four_ports_from_the_first_taken_last() {
         assert_eq!(node_port_pool(30080), [30080, 30081, 30082, 30083]);
+        assert_eq!(node_port_turns(30080), [30081, 30082, 30083, 30080]);
         assert_eq!(node_port_pool(u16::MAX).len(), 1, "never wraps around");
     }
 }

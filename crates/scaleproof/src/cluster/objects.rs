@@ -101,6 +101,28 @@ impl Prepared {
         })
     }
 
+    /// The same workload (image and environment as prepared) in `namespace`, with
+    /// `hpa` (the manifests' HPA with a scenario's overrides) and the Service on
+    /// `node_port`: a scenario's fresh namespace ([`super::fresh`]).
+    pub fn in_namespace(
+        &self,
+        namespace: &str,
+        hpa: &HorizontalPodAutoscaler,
+        node_port: u16,
+    ) -> Prepared {
+        Prepared {
+            target: Target {
+                namespace: namespace.to_string(),
+                ..self.target.clone()
+            },
+            namespace: namespace_object(namespace),
+            deployment: placed(self.deployment.clone(), namespace),
+            service: placed(self.service.clone(), namespace),
+            hpa: placed(hpa.clone(), namespace),
+        }
+        .with_node_port(node_port)
+    }
+
     /// The same objects with the Service's first node port set to `node_port` (for
     /// a namespace beside others deployed from the same manifests: node ports are
     /// the node's, one Service each).

@@ -19,7 +19,7 @@ pub const VAR: &str = "SCALEPROOF_HANDOVER";
 
 /// Bumped whenever a field changes; a test binary from another build refuses a
 /// hand-over of another version instead of misreading it.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Everything a scenario test needs from the orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ pub struct Handover {
     pub profile: BackendKind,
     /// How to reach the prepared backend.
     pub target: Target,
+    /// Whether `target.namespace` was prepared for this scenario alone (a fresh
+    /// deploy with the scenario's HPA, one idle pod: `cluster::fresh`), so the
+    /// scenario starts at once; otherwise it resets the shared namespace first.
+    pub fresh_namespace: bool,
 }
 
 /// Why a hand-over could not be read or written.
@@ -80,11 +84,24 @@ impl Handover {
         out_dir.join("handover.json")
     }
 
+    /// Where the orchestrator writes scenario `name`'s own hand-over, when the
+    /// scenario has a namespace of its own.
+    pub fn path_for(out_dir: &Path, name: &str) -> PathBuf {
+        out_dir.join("handover").join(format!("{name}.json"))
+    }
+
     /// Writes it to [`Handover::path_in`] `out_dir` and returns the path.
     pub fn write(&self) -> Result<PathBuf, HandoverError> {
-        let path = Self::path_in(&self.out_dir);
+        self.write_to(&Self::path_in(&self.out_dir))
+    }
+
+    /// Writes it to `path` and returns the path.
+    pub fn write_to(&self, path: &Path) -> Result<PathBuf, HandoverError> {
+        let path = path.to_path_buf();
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.out_dir)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
             let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
             std::fs::write(&path, json)
         };
@@ -154,6 +171,7 @@ mod tests {
                 url: "http://127.0.0.1:30080".into(),
                 hpa_sync_period_s: 5.0,
             },
+            fresh_namespace: false,
         }
     }
 

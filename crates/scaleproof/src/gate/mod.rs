@@ -14,6 +14,7 @@
 pub mod handover;
 pub mod run;
 pub mod scenario_tests;
+mod sequence;
 pub mod session;
 
 use std::path::{Path, PathBuf};
@@ -197,7 +198,7 @@ pub async fn run_scenario(
             (None, Default::default())
         }
         Ok(mut session) => {
-            reset_s = Some(session.reset_s());
+            reset_s = session.reset_s();
             let zero = Instant::now();
             load_started_at = Some(crate::report::rfc3339_millis(std::time::SystemTime::now()));
             session.start(zero);
@@ -246,6 +247,7 @@ pub async fn run_scenario(
         bounds: Bounds::from(bounds),
         duration_s: started.elapsed().as_secs_f64(),
         reset_s,
+        namespace: None,
         hpa: scenario
             .hpa
             .apply_to(&ctx.manifests.hpa)

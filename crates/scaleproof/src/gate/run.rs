@@ -6,8 +6,9 @@
 //! 2. prepare the backend ([`Backend::prepare`], every step recorded): on error,
 //!    reports with the failed setup step, exit 2;
 //! 3. compile the scenario tests once and run the test binary once per scenario
-//!    (`--exact <name>`), handing the run over in one file ([`Handover`]); each test
-//!    writes its report to `<out>/scenarios/<name>.json`;
+//!    (`--exact <name>`), handing the run over in one file ([`Handover`]; with a
+//!    namespace of its own per scenario, one per scenario: [`super::sequence`]);
+//!    each test writes its report to `<out>/scenarios/<name>.json`;
 //! 4. compare (the `[[compare]]` checks, `--baseline`), write the four artifacts,
 //!    append to `$GITHUB_STEP_SUMMARY`, tear down; the caller prints the table and
 //!    exits 0, 1 or 2.
@@ -20,14 +21,16 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::handover::{self, Handover};
+use super::sequence;
 use super::{GateError, read_config, read_scenario_report, scenario_report_path};
+use crate::backend::fresh::FreshNamespaces;
 use crate::backend::preflight::{self, Check};
 use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
 use crate::manifests::Manifests;
 use crate::report::{
-    self, LocalTimingReport, PhasesReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport,
-    SetupStep, VerdictReport, WorkloadReport, baseline,
+    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep,
+    VerdictReport, WorkloadReport, baseline,
 };
 use crate::scenario::{BaselineMargins, ConfigError, StressConfig};
 use crate::verdict;
@@ -50,6 +53,8 @@ pub struct StressOptions {
     pub baseline_margin: Option<f64>,
     /// Where load goes on kind and cluster (default: the config's, then kind's NodePort).
     pub url: Option<String>,
+    /// All scenarios in setup's namespace with a reset before each (`--shared-namespace`).
+    pub shared_namespace: bool,
     pub cluster: ClusterOptions,
     /// Print the plan and run nothing.
     pub dry_run: bool,
@@ -170,6 +175,7 @@ pub async fn run(options: &StressOptions) -> Report {
         out_dir: out.clone(),
         profile: config.profile(backend_kind),
         target: backend.handover_target(),
+        fresh_namespace: false,
     };
     let handover_path = match handover.write() {
         Ok(path) => Some(path),
@@ -182,39 +188,33 @@ pub async fn run(options: &StressOptions) -> Report {
     if let (Some(tests), Some(handover_path)) = (tests, handover_path)
         && !run.log.failed()
     {
-        for name in &names {
-            tracing::info!("=== scenario {name} ({backend_kind}) ===");
-            let mut report =
-                run_one(&tests, &handover_path, options, &out, name, &mut interrupts).await;
-            // The simulated cluster lives here, not in the test: place the load's
-            // start among its loops.
-            if let Some(at) = report
-                .load_started_at
-                .as_deref()
-                .and_then(report::parse_rfc3339)
-                && let Some(phases) = backend.phases_at(at)
-            {
-                report.phases = Some(PhasesReport::new(
-                    &phases,
-                    &settings.namespace,
-                    &config.target.hpa,
-                ));
+        let fresh = match Manifests::load(&config.manifests_dir()) {
+            _ if options.shared_namespace => {
+                tracing::info!(
+                    "--shared-namespace: the scenarios share namespace {}, reset before each",
+                    settings.namespace
+                );
+                None
             }
-            if !report.passed() {
-                backend
-                    .write_diagnostics(&out.join("diagnostics").join(name))
-                    .await;
+            Ok(manifests) => FreshNamespaces::for_backend(&backend, &manifests).await,
+            Err(e) => {
+                tracing::warn!("{e}: the scenarios share one namespace");
+                None
             }
-            let interrupted = report
-                .error
-                .as_ref()
-                .is_some_and(|e| e.kind == "interrupted");
-            run.scenarios.push(report);
-            if interrupted {
-                tracing::warn!("interrupted: skipping the remaining scenarios");
-                break;
-            }
-        }
+        };
+        let shared = sequence::Run {
+            backend: &backend,
+            tests: &tests,
+            options,
+            config: &config,
+            out: &out,
+            handover: &handover,
+            handover_path: &handover_path,
+            namespace: &settings.namespace,
+        };
+        let reports =
+            sequence::run_scenarios(&shared, fresh.as_ref(), &names, &mut interrupts).await;
+        run.scenarios.extend(reports);
     }
 
     backend.teardown().await;
@@ -408,13 +408,13 @@ fn backend_settings(
 
 /// The program that runs the scenario tests: the workspace's compiled test binary, or
 /// this binary's hidden `scenario-tests` subcommand (the same harness).
-struct ScenarioTests {
+pub(super) struct ScenarioTests {
     program: PathBuf,
     subcommand: Option<&'static str>,
 }
 
 /// Runs one scenario test and collects its report (or explains why there is none).
-async fn run_one(
+pub(super) async fn run_one(
     tests: &ScenarioTests,
     handover: &Path,
     options: &StressOptions,
@@ -683,6 +683,7 @@ mod tests {
             baseline: None,
             baseline_margin: None,
             url: None,
+            shared_namespace: false,
             cluster: ClusterOptions::default(),
             dry_run: false,
             root: root(),

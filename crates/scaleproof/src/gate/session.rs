@@ -2,9 +2,11 @@
 //! reset), the URL the load goes to, and the autoscaler's timeline while it runs.
 //!
 //! The same code on every backend: kind, an existing cluster, and the local
-//! backend's simulated cluster all answer the Kubernetes API. The reset brings the
-//! workload back to one ready, idle pod and a fresh HPA (with the scenario's
-//! overrides); the observer watches the HPA and polls pods and PodMetrics.
+//! backend's simulated cluster all answer the Kubernetes API. A scenario handed a
+//! namespace of its own (`cluster::fresh`, prepared by the orchestrator) starts at
+//! once; otherwise the reset brings the shared namespace's workload back to one
+//! ready, idle pod and a fresh HPA (with the scenario's overrides). The observer
+//! watches the HPA and polls pods and PodMetrics.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,8 @@ pub struct Session {
     target: Target,
     load_targets: Targets,
     observing: Option<(CancellationToken, JoinHandle<Observation>)>,
-    reset: ResetReport,
+    /// `None` when the namespace was fresh and needed none.
+    reset: Option<ResetReport>,
 }
 
 impl Session {
@@ -44,6 +47,16 @@ impl Session {
             .map_err(|e| GateError::Setup(e.to_string()))?;
         let target = Target::from_manifests(&ctx.manifests, namespace)
             .map_err(|e| GateError::Setup(e.to_string()))?;
+        if ctx.handover.fresh_namespace {
+            tracing::info!("{namespace} was prepared for this scenario alone: no reset");
+            return Ok(Session {
+                client,
+                target,
+                load_targets,
+                observing: None,
+                reset: None,
+            });
+        }
         let mut base_hpa = ctx.manifests.hpa.clone();
         base_hpa.metadata.namespace = Some(namespace.clone());
         let cpu_request = ctx
@@ -84,13 +97,14 @@ impl Session {
             target,
             load_targets,
             observing: None,
-            reset,
+            reset: Some(reset),
         })
     }
 
-    /// How long the reset to the scenario's starting state took.
-    pub fn reset_s(&self) -> f64 {
-        self.reset.took.as_secs_f64()
+    /// How long the reset to the scenario's starting state took (`None`: a fresh
+    /// namespace needed none).
+    pub fn reset_s(&self) -> Option<f64> {
+        self.reset.as_ref().map(|r| r.took.as_secs_f64())
     }
 
     /// Where the load goes: the Service's URL.

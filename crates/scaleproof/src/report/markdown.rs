@@ -115,6 +115,13 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
     if let Some(error) = &s.error {
         let _ = writeln!(md, "> **Could not run:** {}\n", cell(&error.to_string()));
     }
+    if let Some(ns) = &s.namespace {
+        let _ = writeln!(
+            md,
+            "Namespace `{}` (node port {}): prepared in {:.1} s, waited for {:.1} s.\n",
+            ns.name, ns.node_port, ns.prepare_s, ns.waited_s
+        );
+    }
     if let Some(load) = &s.load {
         let latency = load
             .latency_ms

@@ -314,9 +314,15 @@ pub struct ScenarioReport {
     /// Wall time of the whole scenario (starting replicas or the reset included).
     pub duration_s: f64,
     /// How long the reset to a fresh deploy's state took (HPA absent for two sync
-    /// periods, one ready pod, its CPU below target); null when it did not happen.
+    /// periods, one ready pod, its CPU below target); null when it did not happen
+    /// (the scenario had a fresh namespace of its own, see `namespace`).
     #[serde(default)]
     pub reset_s: Option<f64>,
+    /// The namespace of its own the scenario ran in, prepared while the scenario
+    /// before it ran; null when it ran in the shared one after a reset (`--backend
+    /// cluster`).
+    #[serde(default)]
+    pub namespace: Option<NamespaceReport>,
     /// The HPA's `spec` as applied for this scenario (autoscaling/v2, after the
     /// scenario's `[scenario.hpa]` overrides, behavior included).
     #[serde(default)]
@@ -350,6 +356,19 @@ pub struct ScenarioReport {
     pub error: Option<ScenarioError>,
 }
 
+/// A scenario's fresh namespace: which, on which node port, and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NamespaceReport {
+    pub name: String,
+    /// The Service's node port (one of kind's mapped pool).
+    pub node_port: u16,
+    /// From the first apply until one pod was ready, measured and idle.
+    pub prepare_s: f64,
+    /// How long the scenario waited for it: 0 when it was prepared in time, while
+    /// the scenario before ran (the first scenario waits for its whole preparation).
+    pub waited_s: f64,
+}
+
 impl ScenarioReport {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.verdicts.iter().all(VerdictReport::passed)
@@ -363,6 +382,7 @@ impl ScenarioReport {
             bounds: Bounds { min: 0, max: 0 },
             duration_s,
             reset_s: None,
+            namespace: None,
             hpa: None,
             load: None,
             timeline: TimelineReport::default(),

@@ -33,6 +33,7 @@ fn scenario(name: &str, outcomes: &[V]) -> ScenarioReport {
         bounds: ReplicaBounds { min: 1, max: 3 }.into(),
         duration_s: 4.0,
         reset_s: None,
+        namespace: None,
         hpa: None,
         load: Some(LoadReport::from(&load(300, 297, &[80, 100, 120], 42.0))),
         first_scale_up_s: tl.first_scale_up_s(),

@@ -163,6 +163,7 @@ impl Sim {
                     .expect("node port 30080 listens"),
                 hpa_sync_period_s: self.cluster.timing().hpa_sync_period.as_secs_f64(),
             },
+            fresh_namespace: false,
         };
         ScenarioContext::new(handover).expect("the config and manifests read")
     }
