@@ -5,6 +5,8 @@
 //! created once, so a signal arriving between two steps is not lost.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::BackendError;
 
@@ -32,5 +34,20 @@ impl Interrupts {
             _ = self.interrupt.recv() => Err(BackendError::Interrupted("Ctrl-C")),
             _ = self.terminate.recv() => Err(BackendError::Interrupted("SIGTERM")),
         }
+    }
+
+    /// Cancels `token` at the first signal, for work that runs side by side (the
+    /// lanes of scenarios) and cannot share one `&mut` race. Abort the task to stop
+    /// listening.
+    pub fn cancel_on_signal(mut self, token: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let which = tokio::select! {
+                _ = self.interrupt.recv() => "Ctrl-C",
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = token.cancelled() => return,
+            };
+            tracing::warn!("{which}: stopping once the running scenarios have cleaned up");
+            token.cancel();
+        })
     }
 }

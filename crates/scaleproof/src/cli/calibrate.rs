@@ -104,6 +104,7 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
             baseline_margin: None,
             url: args.url,
             shared_namespace: false,
+            lanes: scaleproof::gate::lanes::Lanes::Exactly(1),
             dry_run: false,
             cluster: args.cluster,
             root,

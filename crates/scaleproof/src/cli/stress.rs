@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use scaleproof::backend::BackendKind;
 use scaleproof::backend::settings::ClusterOptions;
+use scaleproof::gate::lanes::Lanes;
 use scaleproof::gate::run::{self, StressOptions};
 use scaleproof::report::{ExitStatus, table};
 
@@ -30,7 +31,8 @@ Examples:
   cargo xtask stress --backend kind --dry-run          # print every command, run nothing
   cargo xtask stress --set scale-up-1000.expect.max_p95_ms=250
   cargo xtask stress --baseline main-run/report.json --baseline-margin 0.15
-  cargo xtask stress --backend local --shared-namespace  # the reset between scenarios")]
+  cargo xtask stress --backend local --shared-namespace  # the reset between scenarios
+  cargo xtask stress --backend kind --lanes 1          # one scenario at a time, in file order")]
 pub struct StressArgs {
     /// Where the workload runs. Without it: kind when Docker and kind are usable, else
     /// local (with a notice). With CI=true it is required: CI never falls back silently.
@@ -70,6 +72,15 @@ pub struct StressArgs {
     /// on kind and local, for comparison.
     #[arg(long)]
     pub shared_namespace: bool,
+    /// How many scenarios may run side by side, each lane in namespaces of its own:
+    /// `auto` runs as many as the node's allocatable CPU holds by the pods' CPU
+    /// limits (a lane: one scenario at maxReplicas plus the next one's namespace at
+    /// minReplicas; at most 2, kind's node port pool); a number asks for that many
+    /// and is narrowed, with the reason in the log and report.json, where they do not
+    /// fit. `--lanes 1` is the file's order, one at a time. The shared namespace
+    /// (--shared-namespace, --backend cluster) always has one lane.
+    #[arg(long, default_value = "auto", value_name = "auto|N")]
+    pub lanes: Lanes,
     #[command(flatten)]
     pub cluster: ClusterOptions,
 }
@@ -89,6 +100,7 @@ pub fn main(args: StressArgs) -> ExitCode {
         baseline_margin: args.baseline_margin,
         url: args.url,
         shared_namespace: args.shared_namespace,
+        lanes: args.lanes,
         dry_run: args.cluster.dry_run,
         cluster: args.cluster,
         root,

@@ -9,6 +9,7 @@
 //!   apply of the Deployment, Service and HPA;
 //! - [`rollout`]: waiting for a Deployment, and explaining why it is not ready;
 //! - [`reset`]: putting the workload back to one pod and a fresh HPA between scenarios;
+//! - [`capacity`]: the nodes' allocatable CPU and what pods requested of it (lanes);
 //! - [`fresh`]: a namespace of its own per scenario instead (applied, ready, idle),
 //!   and its deletion;
 //! - [`metrics_server`]: configuring metrics-server for kind and waiting until the
@@ -18,6 +19,7 @@
 //! - [`diagnostics`]: the bundle of files written when anything fails.
 
 pub mod apply;
+pub mod capacity;
 pub mod control_plane;
 pub mod diagnostics;
 pub mod evidence;

@@ -12,6 +12,7 @@
 //! Data flows one way: scenario → load + timeline → verdicts → reports.
 
 pub mod handover;
+pub mod lanes;
 pub mod run;
 pub mod scenario_tests;
 mod sequence;
@@ -248,6 +249,7 @@ pub async fn run_scenario(
         duration_s: started.elapsed().as_secs_f64(),
         reset_s,
         namespace: None,
+        lane: None,
         hpa: scenario
             .hpa
             .apply_to(&ctx.manifests.hpa)

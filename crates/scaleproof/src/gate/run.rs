@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::handover::{self, Handover};
+use super::lanes::{self, LanePlan, Lanes};
 use super::sequence;
 use super::{GateError, read_config, read_scenario_report, scenario_report_path};
 use crate::backend::fresh::FreshNamespaces;
@@ -29,8 +32,8 @@ use crate::backend::settings::ClusterOptions;
 use crate::backend::{Backend, BackendError, BackendKind, Interrupts, Settings, SetupLog, plan};
 use crate::manifests::Manifests;
 use crate::report::{
-    self, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport, SetupStep,
-    VerdictReport, WorkloadReport, baseline,
+    self, LanesReport, LocalTimingReport, Report, RunMeta, SCHEMA_VERSION, ScenarioReport,
+    SetupStep, VerdictReport, WorkloadReport, baseline,
 };
 use crate::scenario::{BaselineMargins, ConfigError, StressConfig};
 use crate::verdict;
@@ -55,6 +58,8 @@ pub struct StressOptions {
     pub url: Option<String>,
     /// All scenarios in setup's namespace with a reset before each (`--shared-namespace`).
     pub shared_namespace: bool,
+    /// How many scenarios may run side by side (`--lanes`).
+    pub lanes: Lanes,
     pub cluster: ClusterOptions,
     /// Print the plan and run nothing.
     pub dry_run: bool,
@@ -96,7 +101,10 @@ pub async fn run(options: &StressOptions) -> Report {
     // Listening replaces the default "die at once" of Ctrl-C and SIGTERM, so that
     // whatever happens, the reports below get written. Children (cargo, the scenario
     // tests) receive the same signal and wind down on their own.
-    let mut interrupts = Interrupts::new().ok();
+    let stop = CancellationToken::new();
+    let listening = Interrupts::new()
+        .ok()
+        .map(|i| i.cancel_on_signal(stop.clone()));
 
     let config = match load_config(options) {
         Ok(config) => config,
@@ -132,7 +140,7 @@ pub async fn run(options: &StressOptions) -> Report {
     let Some(backend) = Backend::prepare(&settings, url, &mut run.log).await else {
         return run.finish(Some(backend_kind), Some(&config), Facts::default());
     };
-    let facts = Facts {
+    let mut facts = Facts {
         workload: expected_workload(&config, backend_kind),
         hpa_sync_period_s: Some(settings.hpa_sync_period.as_secs_f64()),
         metric_resolution_s: Some(match backend.timing() {
@@ -145,6 +153,7 @@ pub async fn run(options: &StressOptions) -> Report {
         local_timing: backend
             .timing()
             .map(|t| LocalTimingReport::new(&t, config.profile(backend_kind), backend.seed())),
+        lanes: None,
     };
 
     let tests = match backend.scenario_tests() {
@@ -188,7 +197,8 @@ pub async fn run(options: &StressOptions) -> Report {
     if let (Some(tests), Some(handover_path)) = (tests, handover_path)
         && !run.log.failed()
     {
-        let fresh = match Manifests::load(&config.manifests_dir()) {
+        let manifests = Manifests::load(&config.manifests_dir());
+        let fresh = match &manifests {
             _ if options.shared_namespace => {
                 tracing::info!(
                     "--shared-namespace: the scenarios share namespace {}, reset before each",
@@ -196,12 +206,28 @@ pub async fn run(options: &StressOptions) -> Report {
                 );
                 None
             }
-            Ok(manifests) => FreshNamespaces::for_backend(&backend, &manifests).await,
+            Ok(manifests) => FreshNamespaces::for_backend(&backend, manifests).await,
             Err(e) => {
                 tracing::warn!("{e}: the scenarios share one namespace");
                 None
             }
         };
+        let plan = match (&fresh, &manifests) {
+            (Some(fresh), Ok(manifests)) => {
+                match lanes::candidates(&config, manifests, config.profile(backend_kind), &names) {
+                    Ok(candidates) => {
+                        lanes::plan(&candidates, &fresh.node_cpu().await, options.lanes)
+                    }
+                    Err(e) => LanePlan::serial(names.len(), format!("1 lane: {e}")),
+                }
+            }
+            _ => LanePlan::serial(
+                names.len(),
+                "1 lane: the scenarios share one namespace, one after the other",
+            ),
+        };
+        tracing::info!("lanes: {plan}");
+        facts.lanes = Some(plan.report());
         let shared = sequence::Run {
             backend: &backend,
             tests: &tests,
@@ -212,12 +238,14 @@ pub async fn run(options: &StressOptions) -> Report {
             handover_path: &handover_path,
             namespace: &settings.namespace,
         };
-        let reports =
-            sequence::run_scenarios(&shared, fresh.as_ref(), &names, &mut interrupts).await;
+        let reports = sequence::run_scenarios(&shared, fresh.as_ref(), &names, &plan, &stop).await;
         run.scenarios.extend(reports);
     }
 
     backend.teardown().await;
+    if let Some(listening) = listening {
+        listening.abort();
+    }
     run.finish(Some(backend_kind), Some(&config), facts)
 }
 
@@ -227,6 +255,7 @@ struct Facts {
     workload: Option<WorkloadReport>,
     hpa_sync_period_s: Option<f64>,
     metric_resolution_s: Option<f64>,
+    lanes: Option<LanesReport>,
     cpu_limit: Option<String>,
     memory_limit: Option<String>,
     pod_network: Option<String>,
@@ -266,7 +295,18 @@ pub fn dry_run(options: &StressOptions) -> Result<String, InputError> {
     } else {
         options.scenarios.iter().map(String::as_str).collect()
     };
-    text.push_str("scenarios (each: the scenario test binary with --exact <name>):\n");
+    let lanes = match options.lanes {
+        _ if options.shared_namespace || kind == BackendKind::Cluster => {
+            "one at a time in the shared namespace".to_string()
+        }
+        Lanes::Auto => "in as many lanes as the node's CPU holds (at most 2), planned \
+                        once setup has read it"
+            .to_string(),
+        Lanes::Exactly(n) => format!("in {n} lane(s) where the node's CPU holds them"),
+    };
+    text.push_str(&format!(
+        "scenarios (each: the scenario test binary with --exact <name>), {lanes}:\n"
+    ));
     for (i, name) in names.iter().enumerate() {
         text.push_str(&format!("  {}. {name}\n", i + 1));
     }
@@ -420,7 +460,7 @@ pub(super) async fn run_one(
     options: &StressOptions,
     out: &Path,
     name: &str,
-    interrupts: &mut Option<Interrupts>,
+    stop: &CancellationToken,
 ) -> ScenarioReport {
     let started = Instant::now();
     let report_path = scenario_report_path(out, name);
@@ -438,13 +478,13 @@ pub(super) async fn run_one(
     let mut interrupted = false;
     let status = match cmd.spawn() {
         Ok(mut child) => {
-            let waited = match interrupts.as_mut() {
-                Some(i) => i.race(child.wait()).await,
-                None => child.wait().await.map_err(BackendError::from),
+            let waited = tokio::select! {
+                status = child.wait() => Some(status),
+                _ = stop.cancelled() => None,
             };
             match waited {
-                Ok(status) => Some(status),
-                Err(_) => {
+                Some(status) => status.ok(),
+                None => {
                     // The test got the same Ctrl-C and is cleaning up: let it finish.
                     interrupted = true;
                     tokio::time::timeout(Duration::from_secs(90), child.wait())
@@ -532,6 +572,7 @@ impl<'a> RunState<'a> {
                 workload: facts.workload,
                 hpa_sync_period_s: facts.hpa_sync_period_s,
                 metric_resolution_s: facts.metric_resolution_s,
+                lanes: facts.lanes,
             },
             setup: self.log.steps.into_iter().map(SetupStep::from).collect(),
             scenarios: self.scenarios,
@@ -684,6 +725,7 @@ mod tests {
             baseline_margin: None,
             url: None,
             shared_namespace: false,
+            lanes: Lanes::Auto,
             cluster: ClusterOptions::default(),
             dry_run: false,
             root: root(),

@@ -38,6 +38,9 @@ pub fn render(report: &Report) -> String {
     if let Some(network) = &report.run.pod_network {
         let _ = writeln!(md, "Pod network: {network}\n");
     }
+    if let Some(lanes) = &report.run.lanes {
+        let _ = writeln!(md, "Lanes: {}\n", cell(&lanes.reason));
+    }
     if let Some(t) = &report.run.local_timing {
         let stats = if t.stats_interval_s > 0.0 {
             format!(
@@ -116,11 +119,26 @@ fn scenario_section(md: &mut String, s: &ScenarioReport) {
         let _ = writeln!(md, "> **Could not run:** {}\n", cell(&error.to_string()));
     }
     if let Some(ns) = &s.namespace {
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "Namespace `{}` (node port {}): prepared in {:.1} s, waited for {:.1} s.\n",
+            "Namespace `{}` (node port {}): prepared in {:.1} s, waited for {:.1} s.",
             ns.name, ns.node_port, ns.prepare_s, ns.waited_s
         );
+        match &s.lane {
+            Some(lane) if lane.beside.is_empty() => {
+                let _ = write!(md, " Lane {}, alone.", lane.lane);
+            }
+            Some(lane) => {
+                let _ = write!(
+                    md,
+                    " Lane {}, beside {}.",
+                    lane.lane,
+                    lane.beside.join(", ")
+                );
+            }
+            None => {}
+        }
+        let _ = writeln!(md, "\n");
     }
     if let Some(load) = &s.load {
         let latency = load

@@ -174,6 +174,28 @@ pub struct RunMeta {
     /// the 15 s of metrics-server's released manifest; local: the simulated one's).
     #[serde(default)]
     pub metric_resolution_s: Option<f64>,
+    /// How many scenarios ran at once and why; null when the run ended before the
+    /// scenarios.
+    #[serde(default)]
+    pub lanes: Option<LanesReport>,
+}
+
+/// The lane plan: how many scenarios ran side by side, from the node's CPU and the
+/// pods' CPU limits (see `--lanes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LanesReport {
+    /// How many lanes ran (1: one scenario at a time).
+    pub lanes: usize,
+    /// Why that many, with the figures.
+    pub reason: String,
+    /// What one lane may hold at once: the largest scenario's pods at maxReplicas
+    /// plus the largest namespace prepared ahead at minReplicas, by CPU limits. Null
+    /// when lanes were not planned against a node (one shared namespace).
+    pub lane_cpu_millicores: Option<u64>,
+    /// The node's allocatable CPU the plan used.
+    pub node_allocatable_millicores: Option<u64>,
+    /// What the node's pods had requested when the lanes were planned.
+    pub node_requested_millicores: Option<u64>,
 }
 
 /// One pod of the Deployment under test, as far as it changes what is measured.
@@ -323,6 +345,10 @@ pub struct ScenarioReport {
     /// cluster`).
     #[serde(default)]
     pub namespace: Option<NamespaceReport>,
+    /// Which lane ran the scenario and what ran beside it; null when it ran alone in
+    /// the shared namespace.
+    #[serde(default)]
+    pub lane: Option<LaneReport>,
     /// The HPA's `spec` as applied for this scenario (autoscaling/v2, after the
     /// scenario's `[scenario.hpa]` overrides, behavior included).
     #[serde(default)]
@@ -369,6 +395,16 @@ pub struct NamespaceReport {
     pub waited_s: f64,
 }
 
+/// One scenario's lane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LaneReport {
+    /// From 1.
+    pub lane: usize,
+    /// The scenarios of other lanes whose runs overlapped this one's, in the order
+    /// they started.
+    pub beside: Vec<String>,
+}
+
 impl ScenarioReport {
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.verdicts.iter().all(VerdictReport::passed)
@@ -383,6 +419,7 @@ impl ScenarioReport {
             duration_s,
             reset_s: None,
             namespace: None,
+            lane: None,
             hpa: None,
             load: None,
             timeline: TimelineReport::default(),

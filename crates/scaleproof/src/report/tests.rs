@@ -34,6 +34,7 @@ fn scenario(name: &str, outcomes: &[V]) -> ScenarioReport {
         duration_s: 4.0,
         reset_s: None,
         namespace: None,
+        lane: None,
         hpa: None,
         load: Some(LoadReport::from(&load(300, 297, &[80, 100, 120], 42.0))),
         first_scale_up_s: tl.first_scale_up_s(),
@@ -75,6 +76,7 @@ fn report(scenarios: Vec<ScenarioReport>) -> Report {
             }),
             hpa_sync_period_s: Some(1.0),
             metric_resolution_s: Some(1.0),
+            lanes: None,
         },
         setup: vec![SetupStep {
             name: "build iris-server".into(),

@@ -47,6 +47,7 @@ fn report(backend: BackendKind, sha: &str, limit_m: u64) -> String {
             workload: Some(pods(limit_m)),
             hpa_sync_period_s: Some(5.0),
             metric_resolution_s: Some(15.0),
+            lanes: None,
         },
         setup: Vec::new(),
         scenarios: Vec::new(),

@@ -219,6 +219,7 @@ async fn a_crash_looping_metrics_server_leaves_a_bundle_and_a_setup_error_quotin
             workload: None,
             hpa_sync_period_s: Some(15.0),
             metric_resolution_s: Some(15.0),
+            lanes: None,
         },
         setup: log.steps.iter().cloned().map(Into::into).collect(),
         scenarios: Vec::new(),
