@@ -36,11 +36,27 @@ pub async fn ensure_namespace(client: &Client, namespace: &Namespace) -> Result<
 /// Applies the namespace, then the Deployment, Service and HPA into it.
 #[tracing::instrument(level = "debug", name = "cluster::apply::apply_workload", skip_all)]
 pub async fn apply_workload(client: &Client, prepared: &Prepared) -> Result<(), ClusterError> {
+    apply_workload_without_hpa(client, prepared).await?;
+    apply_hpa(client, &prepared.target.namespace, &prepared.hpa).await
+}
+
+/// Applies the namespace, then the Deployment and Service into it: the workload
+/// before its HPA, which a fresh namespace adds only once its pod is idle.
+#[tracing::instrument(
+    level = "debug",
+    name = "cluster::apply::apply_workload_without_hpa",
+    skip_all
+)]
+pub async fn apply_workload_without_hpa(
+    client: &Client,
+    prepared: &Prepared,
+) -> Result<(), ClusterError> {
     let ns = prepared.target.namespace.as_str();
     ensure_namespace(client, &prepared.namespace).await?;
     apply::<Deployment>(Api::namespaced(client.clone(), ns), &prepared.deployment).await?;
-    apply::<Service>(Api::namespaced(client.clone(), ns), &prepared.service).await?;
-    apply_hpa(client, ns, &prepared.hpa).await
+    apply::<Service>(Api::namespaced(client.clone(), ns), &prepared.service)
+        .await
+        .map(drop)
 }
 
 /// Applies the HPA alone (used again by the reset between scenarios).

@@ -27,7 +27,7 @@ use scaleproof::gate::handover::{self, Handover};
 use scaleproof::gate::{self, ScenarioContext};
 use scaleproof::report::ScenarioReport;
 use scaleproof_sim::{
-    CgroupDriver, SimCluster, SimSettings, TerminationOrder, Timing, TimingPreset,
+    CgroupDriver, LocalProgram, SimCluster, SimSettings, TerminationOrder, Timing, TimingPreset,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,8 @@ pub struct SimOptions {
     /// Where the cluster's temp dir goes (default: the system's).
     pub dir_in: Option<PathBuf>,
     pub termination: TerminationOrder,
+    /// What runs each container of `k8s/` (iris-server by default).
+    pub containers: BTreeMap<String, LocalProgram>,
 }
 
 impl Default for SimOptions {
@@ -62,6 +64,7 @@ impl Default for SimOptions {
             deploy: true,
             dir_in: None,
             termination: TerminationOrder::Graceful,
+            containers: crate::support::iris_containers(),
         }
     }
 }
@@ -81,7 +84,7 @@ impl Sim {
         }
         .expect("temp dir");
         let cluster = SimCluster::start(SimSettings {
-            containers: crate::support::iris_containers(),
+            containers: options.containers,
             cgroups: options.cgroups,
             log_dir: dir.path().join("logs"),
             timing: options.timing,
