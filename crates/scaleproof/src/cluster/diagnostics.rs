@@ -18,7 +18,7 @@ use serde::Serialize;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 
 use super::control_plane::{self, CONTROLLER_MANAGER_SELECTOR};
-use super::evidence::{decisive_line, recent_events};
+use super::evidence::{decisive_line, last_seen, recent_events, timed_events};
 use super::objects::Target;
 use super::{ClusterError, describe_kube_error, describe_metrics_api_error, metrics_server};
 
@@ -93,7 +93,7 @@ pub async fn write_bundle(
     let events = Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
-        .map(|l| recent_events(l.items, usize::MAX).join("\n") + "\n");
+        .map(|l| timed_events(l.items).join("\n") + "\n");
     bundle.text("events.txt", events).await;
 
     let system_pods: Api<Pod> = Api::namespaced(client.clone(), metrics_server::NAMESPACE);
@@ -366,7 +366,7 @@ pub async fn write_setup_bundle(
             .await
         {
             Ok(list) => {
-                let text = recent_events(list.items.clone(), usize::MAX).join("\n") + "\n";
+                let text = timed_events(list.items.clone()).join("\n") + "\n";
                 bundle.write(&format!("events.{ns}.txt"), Ok(text)).await;
                 events.extend(list.items);
             }
@@ -501,13 +501,7 @@ fn diagnose_setup(
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
         .collect();
-    warnings.sort_by_key(|e| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or_else(|| e.event_time.as_ref().map(|t| t.0))
-            .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    });
+    warnings.sort_by_key(|e| last_seen(e));
     if let Some(event) = warnings.last() {
         let line = recent_events(vec![(*event).clone()], 1).join("");
         let reason = event.reason.clone().unwrap_or_default();
