@@ -18,7 +18,7 @@ use serde::Serialize;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 
 use super::control_plane::{self, CONTROLLER_MANAGER_SELECTOR};
-use super::evidence::{decisive_line, last_seen, recent_events, timed_events};
+use super::evidence::{decisive_line, describe, last_seen, timed_events};
 use super::objects::Target;
 use super::{ClusterError, describe_kube_error, describe_metrics_api_error, metrics_server};
 
@@ -503,7 +503,7 @@ fn diagnose_setup(
         .collect();
     warnings.sort_by_key(|e| last_seen(e));
     if let Some(event) = warnings.last() {
-        let line = recent_events(vec![(*event).clone()], 1).join("");
+        let line = describe(event);
         let reason = event.reason.clone().unwrap_or_default();
         let ns = event.metadata.namespace.clone().unwrap_or_default();
         return (

@@ -16,7 +16,7 @@ pub fn last_seen(event: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
 
 /// One event as `kubectl get events` would summarize it: type, reason, object,
 /// message, and how often it repeated.
-fn describe(event: &Event) -> String {
+pub fn describe(event: &Event) -> String {
     let object = &event.involved_object;
     let times = match event.count {
         Some(n) if n > 1 => format!(" (x{n})"),

@@ -239,6 +239,17 @@ pub async fn run(options: &StressOptions) -> Report {
             namespace: &settings.namespace,
         };
         let reports = sequence::run_scenarios(&shared, fresh.as_ref(), &names, &plan, &stop).await;
+        // Each test wrote its report before the orchestrator knew its namespace,
+        // lane, reset and phases: write it again as report.json has it, so
+        // scenarios/<name>.json reads the same as its entry there.
+        for report in &reports {
+            if let Err(e) = super::write_scenario_report(&out, report) {
+                tracing::warn!(
+                    "cannot rewrite {}: {e}",
+                    super::scenario_report_path(&out, &report.name).display()
+                );
+            }
+        }
         run.scenarios.extend(reports);
     }
 
