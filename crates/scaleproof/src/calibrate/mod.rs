@@ -6,10 +6,14 @@
 //! pod is set up, capped and measured exactly as in a stress run. The staircase's
 //! load timeline then gives each step's completed rate and latency
 //! ([`capacity::measure`]); [`derive::propose`] turns the capacity, the HPA and the
-//! backend's detection chain into scenarios, each with its arithmetic.
+//! backend's detection chain into scenarios, each with its arithmetic. Beside the
+//! staircase, in a second lane, one more pinned pod runs under a closed loop; its
+//! throughput in the saturated steps' seconds cross-checks the capacity
+//! ([`reference::compare`]).
 
 pub mod capacity;
 pub mod derive;
+pub mod reference;
 pub mod staircase;
 
 use std::path::{Path, PathBuf};
@@ -17,14 +21,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::backend::BackendKind;
+use crate::gate::lanes::Lanes;
 use crate::gate::run::{self, StressOptions};
 use crate::manifests::Manifests;
-use crate::report::Report;
+use crate::report::{Report, ScenarioReport};
 use crate::scenario::StressConfig;
 use scaleproof_sim::TimingPreset;
 
 use capacity::{Capacity, FollowRule};
 use derive::{Chain, Hpa, Pod, Proposal};
+use reference::Reference;
 use staircase::Staircase;
 
 /// What to calibrate, and how.
@@ -35,6 +41,8 @@ pub struct CalibrateOptions {
     pub stress: StressOptions,
     pub staircase: Staircase,
     pub rule: FollowRule,
+    /// Run the closed-loop reference pod beside the staircase.
+    pub reference: bool,
     /// Write the user's config with the proposed scenarios here.
     pub write: Option<PathBuf>,
 }
@@ -67,6 +75,8 @@ pub struct Calibration {
     pub hpa: Hpa,
     pub chain: Chain,
     pub proposals: Vec<Proposal>,
+    /// The cross-check, when asked for: the comparison, or why there is none.
+    pub reference: Option<Result<Reference, String>>,
     /// The staircase's gate run (report.json, summary.md, timeline.svg).
     pub run_dir: PathBuf,
     pub written: Option<PathBuf>,
@@ -88,6 +98,28 @@ struct CalibrationJson<'a> {
     steps: Vec<StepJson>,
     detection_chain_s: f64,
     proposals: Vec<ProposalJson<'a>>,
+    /// Null when `--no-reference`.
+    reference: Option<ReferenceJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReferenceJson {
+    /// The reference pod's median rate over the saturated steps; null when the
+    /// two were not measured in the same seconds (`error` says why).
+    per_s: Option<f64>,
+    /// `capacity_per_s / per_s`.
+    ratio: Option<f64>,
+    offset_s: Option<f64>,
+    uncovered_steps: Option<usize>,
+    steps: Vec<ComparedStepJson>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ComparedStepJson {
+    rate_per_s: f64,
+    staircase_per_s: f64,
+    reference_per_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,8 +195,11 @@ pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, Calibr
     let out = root.join(&options.stress.out);
     std::fs::create_dir_all(&out).map_err(io(&out))?;
     let calibration_config = out.join("calibrate.toml");
-    let generated =
-        staircase::config_with(&user_config, &text, vec![options.staircase.scenario()])?;
+    let mut scenarios = vec![options.staircase.scenario()];
+    if options.reference {
+        scenarios.push(reference::scenario(&options.staircase));
+    }
+    let generated = staircase::config_with(&user_config, &text, scenarios)?;
     std::fs::write(&calibration_config, generated).map_err(io(&calibration_config))?;
 
     let run_dir = out.join("run");
@@ -183,6 +218,8 @@ pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, Calibr
         scenarios: Vec::new(),
         baseline: None,
         baseline_margin: None,
+        // The reference must run in the staircase's seconds, so in its own lane.
+        lanes: Lanes::Exactly(if options.reference { 2 } else { 1 }),
         ..options.stress.clone()
     };
     let report = run::run(&stress).await;
@@ -226,6 +263,9 @@ pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, Calibr
         cpu_request_m,
         cpu_limit_m,
     };
+    let reference = options
+        .reference
+        .then(|| compare_reference(&report, scenario, &capacity));
     let chain = chain_of(&report);
     let proposals = derive::propose(&pod, &hpa, &chain);
     let backend = report.run.backend.unwrap_or(BackendKind::Local);
@@ -245,6 +285,7 @@ pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, Calibr
         hpa,
         chain,
         proposals,
+        reference,
         run_dir,
         written,
     };
@@ -253,6 +294,71 @@ pub async fn calibrate(options: &CalibrateOptions) -> Result<Calibration, Calibr
         .map_err(|e| CalibrateError::Input(format!("calibration.json: {e}")))?;
     std::fs::write(&json_path, json).map_err(io(&json_path))?;
     Ok(calibration)
+}
+
+/// The reference scenario's run against the staircase's saturated steps.
+fn compare_reference(
+    report: &Report,
+    staircase: &ScenarioReport,
+    capacity: &Capacity,
+) -> Result<Reference, String> {
+    let scenario = report
+        .scenarios
+        .iter()
+        .find(|s| s.name == reference::SCENARIO)
+        .ok_or("the reference scenario did not run")?;
+    if let Some(error) = &scenario.error {
+        return Err(format!(
+            "the reference scenario failed: {}: {}",
+            error.kind, error.message
+        ));
+    }
+    let load = scenario
+        .load
+        .as_ref()
+        .ok_or("the reference scenario has no load result")?;
+    let started = |s: &ScenarioReport| {
+        s.load_started_at
+            .as_deref()
+            .and_then(crate::report::parse_rfc3339)
+            .ok_or_else(|| format!("{} has no load start time", s.name))
+    };
+    let (ours, theirs) = (started(staircase)?, started(scenario)?);
+    let offset_s = match theirs.duration_since(ours) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    };
+    reference::compare(capacity, offset_s, load.duration_s, &load.timeline)
+        .map_err(|e| e.to_string())
+}
+
+fn reference_json(outcome: &Result<Reference, String>) -> ReferenceJson {
+    match outcome {
+        Ok(r) => ReferenceJson {
+            per_s: Some(r.per_s),
+            ratio: Some(r.ratio),
+            offset_s: Some(r.offset_s),
+            uncovered_steps: Some(r.uncovered_steps),
+            steps: r
+                .steps
+                .iter()
+                .map(|s| ComparedStepJson {
+                    rate_per_s: s.rate,
+                    staircase_per_s: s.staircase_per_s,
+                    reference_per_s: s.reference_per_s,
+                })
+                .collect(),
+            error: None,
+        },
+        Err(why) => ReferenceJson {
+            per_s: None,
+            ratio: None,
+            offset_s: None,
+            uncovered_steps: None,
+            steps: Vec::new(),
+            error: Some(why.clone()),
+        },
+    }
 }
 
 fn to_json(c: &Calibration) -> CalibrationJson<'_> {
@@ -286,6 +392,7 @@ fn to_json(c: &Calibration) -> CalibrationJson<'_> {
                 arithmetic: &p.arithmetic,
             })
             .collect(),
+        reference: c.reference.as_ref().map(reference_json),
     }
 }
 

@@ -99,9 +99,6 @@ impl Staircase {
                 stages.push(toml::Value::Table(stage));
             }
         }
-        let mut hpa = toml::Table::new();
-        hpa.insert("min_replicas".into(), 1.into());
-        hpa.insert("max_replicas".into(), 1.into());
         let mut scenario = toml::Table::new();
         scenario.insert("name".into(), SCENARIO.into());
         scenario.insert(
@@ -114,9 +111,17 @@ impl Staircase {
         );
         scenario.insert("stages".into(), toml::Value::Array(stages));
         scenario.insert("max_in_flight".into(), i64::from(self.max_in_flight).into());
-        scenario.insert("hpa".into(), toml::Value::Table(hpa));
+        scenario.insert("hpa".into(), pinned_at_one());
         scenario
     }
+}
+
+/// `[scenario.hpa]` pinning the HPA at one replica: calibration measures one pod.
+pub(super) fn pinned_at_one() -> toml::Value {
+    let mut hpa = toml::Table::new();
+    hpa.insert("min_replicas".into(), 1.into());
+    hpa.insert("max_replicas".into(), 1.into());
+    toml::Value::Table(hpa)
 }
 
 /// The user's config (`text`, read from `path`) with `scenarios` instead of its
@@ -295,11 +300,36 @@ name = "gain"
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let path = root.join("stress.toml");
         let text = std::fs::read_to_string(&path).expect("stress.toml");
-        let out = config_with(&path, &text, vec![stairs().scenario()]).expect("config");
+        let out = config_with(
+            &path,
+            &text,
+            vec![
+                stairs().scenario(),
+                super::super::reference::scenario(&stairs()),
+            ],
+        )
+        .expect("config");
         let config =
             crate::scenario::StressConfig::parse(Path::new("/elsewhere/calibrate.toml"), &out)
                 .unwrap_or_else(|e| panic!("{e}\n{out}"));
-        assert_eq!(config.scenarios.len(), 1);
+        assert_eq!(config.scenarios.len(), 2);
+        // The reference is a closed loop of the staircase's depth that outlasts it.
+        let reference = config
+            .scenario(super::super::reference::SCENARIO)
+            .expect("the reference scenario");
+        assert_eq!(
+            reference.load.stop(),
+            scaleproof_load::Stop::Duration(std::time::Duration::from_secs_f64(
+                stairs().duration_s() + super::super::reference::SLACK_S
+            ))
+        );
+        assert!(matches!(
+            reference.load,
+            scaleproof_load::Mode::Closed {
+                concurrency: 40,
+                ..
+            }
+        ));
         assert!(config.manifests_dir().join("deployment.yaml").is_file());
     }
 }

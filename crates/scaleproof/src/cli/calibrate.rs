@@ -23,13 +23,23 @@ follows when the pod completes >= 90 % of it with a median latency within 3x (or
 +50 ms of) the first step's. A step completing under 90 % is saturated: the pod's
 capacity is the median completion rate of the saturated steps.
 
+Cross-check (unless --no-reference): in a second lane, one more pod pinned the same
+way runs under a closed loop of --max-in-flight workers, the gate's own way of
+measuring one pod (as a `requests`/`concurrency` scenario does), from the staircase's
+start to 20 s past its end. Its completion rate over the very seconds of each
+saturated step, the median over the steps, is printed beside the capacity with their
+ratio. Same seconds, because on a shared host the CPU time a request costs drifts by
+tens of percent within a minute: two measurements minutes apart compare the host's
+moments, not the methods.
+
 From the capacity, the HPA of the manifests and the backend's detection chain (load
 start to a new pod taking traffic: ~5 s local, <= 45 s kind, <= 105 s on a cluster
 with upstream's defaults) it proposes normal-load, scale-up and bottleneck scenarios,
 each with its arithmetic.
 
 Artifacts (in --out): calibrate.toml (the staircase config), run/ (its gate run:
-report.json, summary.md, timeline.svg), calibration.json (the figures).
+report.json, summary.md, timeline.svg), calibration.json (the figures, the
+cross-check under `reference`).
 
 Exit codes: 0 a capacity was measured, 2 it could not be (the reason is printed).
 
@@ -63,17 +73,23 @@ pub struct CalibrateArgs {
     /// Seconds per step.
     #[arg(long, default_value_t = 6.0)]
     pub step_s: f64,
-    /// Requests outstanding at most. Past capacity the rest wait in the client, so
-    /// the pod's own queue stays this deep: its latency stays under the client's
-    /// timeout, and a server that thrashes when many requests share its CPU (a
-    /// Python worker pool measured 22 req/s with 10 and 15 with 50 here) is measured
-    /// at its best. Raise it for a service whose latency is mostly waiting, not CPU.
+    /// Requests outstanding at most (and the reference pod's workers). Past capacity
+    /// the rest wait in the client, so the pod's own queue stays this deep: its
+    /// latency stays under the client's timeout. A server whose threads contend for
+    /// a lock under the CPU quota pays for the depth: the FastAPI example cost 7 ms
+    /// of CPU per prediction at 1 in flight and 13 ms at 10, and at 10 two identical
+    /// pods differed by up to 38 % in the same seconds; calibrate such a service at
+    /// 1. Raise it for a service whose latency is mostly waiting, not CPU.
     #[arg(long, default_value_t = 10)]
     pub max_in_flight: u32,
     /// Write the config with the proposed scenarios instead of its own here (its
     /// relative paths made absolute, the arithmetic as comments).
     #[arg(long, value_name = "TOML")]
     pub write: Option<PathBuf>,
+    /// Skip the cross-check: no second pod beside the staircase (for a node whose
+    /// CPU does not fit two capped pods).
+    #[arg(long)]
+    pub no_reference: bool,
     /// Where load goes (as for `stress`).
     #[arg(long)]
     pub url: Option<String>,
@@ -104,6 +120,7 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
             baseline_margin: None,
             url: args.url,
             shared_namespace: false,
+            // Calibrate plans its own: one lane, or two with the cross-check.
             lanes: scaleproof::gate::lanes::Lanes::Exactly(1),
             dry_run: false,
             cluster: args.cluster,
@@ -118,6 +135,7 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
             max_in_flight: args.max_in_flight,
         },
         rule: FollowRule::default(),
+        reference: !args.no_reference,
         write: args.write,
     };
     let runtime = match scaleproof::gate::runtime() {
@@ -170,6 +188,33 @@ fn render(c: &Calibration) -> String {
         c.pod.cpu_limit_m as f64 / c.capacity.per_s,
         c.capacity.knee_rate
     ));
+    match &c.reference {
+        None => {}
+        Some(Ok(r)) => {
+            out.push_str(&format!(
+                "cross-check: one more pod under a closed loop, beside the staircase (its load \
+                 started {:+.1} s from the staircase's), completed {:.1} req/s in the same \
+                 seconds (median of {} saturated steps{}): the capacity is {:+.1} % off it\n",
+                r.offset_s,
+                r.per_s,
+                r.steps.len(),
+                if r.uncovered_steps > 0 {
+                    format!("; {} it did not run through left out", r.uncovered_steps)
+                } else {
+                    String::new()
+                },
+                (r.ratio - 1.0) * 100.0
+            ));
+            out.push_str("  offered req/s  staircase req/s  reference req/s\n");
+            for s in &r.steps {
+                out.push_str(&format!(
+                    "  {:>13.1}  {:>15.1}  {:>15.1}\n",
+                    s.rate, s.staircase_per_s, s.reference_per_s
+                ));
+            }
+        }
+        Some(Err(why)) => out.push_str(&format!("cross-check: none: {why}\n")),
+    }
     out.push_str(&format!("detection chain: {}\n", c.chain.parts));
     for p in &c.proposals {
         let name = p.scenario["name"].as_str().unwrap_or("?");
