@@ -21,6 +21,14 @@ pub struct FollowRule {
     pub latency_slack_ms: f64,
 }
 
+impl FollowRule {
+    /// Whether `step` completed under the share of its rate it must: the pod did
+    /// not keep up, so what it completed is what it can do.
+    pub fn saturated(&self, step: &Step) -> bool {
+        step.completed_per_s < self.min_completed * step.rate
+    }
+}
+
 impl Default for FollowRule {
     fn default() -> Self {
         FollowRule {
@@ -129,8 +137,7 @@ pub fn measure(
     let latency_limit =
         (baseline_p50_ms * rule.latency_factor).max(baseline_p50_ms + rule.latency_slack_ms);
     for step in &mut steps {
-        step.follows = step.completed_per_s >= rule.min_completed * step.rate
-            && step.p50_ms.is_some_and(|p| p <= latency_limit);
+        step.follows = !rule.saturated(step) && step.p50_ms.is_some_and(|p| p <= latency_limit);
     }
     let Some(knee) = steps.iter().find(|s| !s.follows) else {
         let last = &steps[steps.len() - 1];
@@ -148,9 +155,9 @@ pub fn measure(
     // A step can stop following by latency alone while the pod still keeps up; the
     // capacity must come from steps that really did not keep up, or the figure is
     // the offered rate, not what the pod can do.
-    let mut saturated: Vec<f64> = steps
+    let saturated: Vec<f64> = steps
         .iter()
-        .filter(|s| s.completed_per_s < rule.min_completed * s.rate)
+        .filter(|s| rule.saturated(s))
         .map(|s| s.completed_per_s)
         .collect();
     if saturated.is_empty() {
@@ -160,20 +167,28 @@ pub fn measure(
             completed: last.completed_per_s,
         });
     }
-    saturated.sort_by(f64::total_cmp);
-    let per_s = if !saturated.len().is_multiple_of(2) {
-        saturated[saturated.len() / 2]
-    } else {
-        (saturated[saturated.len() / 2 - 1] + saturated[saturated.len() / 2]) / 2.0
-    };
+    let saturated_steps = saturated.len();
+    let per_s = median(saturated);
     Ok(Capacity {
         knee_rate: knee.rate,
-        saturated_steps: saturated.len(),
+        saturated_steps,
         steps,
         per_s,
         baseline_p50_ms,
         rule,
     })
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for
+/// none.
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n.is_multiple_of(2) => (values[mid - 1] + values[mid]) / 2.0,
+        _ => values[mid],
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 
 use crate::report::SecondReport;
 
-use super::capacity::Capacity;
+use super::capacity::{Capacity, median};
 use super::staircase::Staircase;
 
 /// The reference scenario's name, in the report and on the test binary's command line.
@@ -108,10 +108,7 @@ pub fn compare(
     seconds: &[SecondReport],
 ) -> Result<Reference, ReferenceError> {
     let (span_from, span_to) = (offset_s + 1.0, offset_s + duration_s);
-    let saturated = capacity
-        .steps
-        .iter()
-        .filter(|s| s.completed_per_s < capacity.rule.min_completed * s.rate);
+    let saturated = capacity.steps.iter().filter(|s| capacity.rule.saturated(s));
     let mut steps = Vec::new();
     let mut uncovered_steps = 0;
     for step in saturated {
@@ -141,13 +138,7 @@ pub fn compare(
             to_s: span_to,
         });
     }
-    let mut rates: Vec<f64> = steps.iter().map(|s| s.reference_per_s).collect();
-    rates.sort_by(f64::total_cmp);
-    let per_s = if rates.len().is_multiple_of(2) {
-        (rates[rates.len() / 2 - 1] + rates[rates.len() / 2]) / 2.0
-    } else {
-        rates[rates.len() / 2]
-    };
+    let per_s = median(steps.iter().map(|s| s.reference_per_s).collect());
     if per_s <= 0.0 {
         return Err(ReferenceError::NothingCompleted);
     }

@@ -167,7 +167,7 @@ fn render(c: &Calibration) -> String {
     for s in &c.capacity.steps {
         let verdict = if s.follows {
             "follows"
-        } else if s.completed_per_s < c.capacity.rule.min_completed * s.rate {
+        } else if c.capacity.rule.saturated(s) {
             "saturated"
         } else {
             "latency left its baseline"
